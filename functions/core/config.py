@@ -1,0 +1,87 @@
+"""Configuration of the control plane, read from the environment in this one place.
+
+The same code runs in Lambda and on the local stack: only these values differ. Every variable is prefixed
+``MEETUP_`` (``MEETUP_TABLE_PREFIX``, ``MEETUP_BUCKET`` ...). AWS endpoints come from the standard
+``AWS_ENDPOINT_URL`` (honoured by boto3 and PynamoDB), never from a test-only switch here.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import field_validator
+
+
+class RelayEndpoint(BaseModel):
+    """A relay a client may connect to, as handed out with a join token."""
+
+    url: str
+    region: str = "local"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEETUP_", extra="ignore")
+
+    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    table_prefix: str = "meetup-"
+    bucket: str = "meetup-media"
+
+    # Access tokens (HS256). In the cloud the secret comes from Secrets Manager via ``jwt_secret_arn``.
+    jwt_secret: SecretStr | None = None
+    jwt_secret_arn: str | None = None
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+
+    # Join tokens (EdDSA): the API signs with the private key, relays verify with the public key only.
+    join_private_key: SecretStr | None = None
+    join_private_key_arn: str | None = None
+    join_token_ttl_s: int = 300
+
+    # Password/passcode hashing (argon2id). Defaults are OWASP's minimum (19 MiB, t=2, p=1).
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+
+    # Brute-force throttles: failures allowed per fixed window.
+    throttle_window_s: int = 300
+    passcode_failures_per_user: int = 5
+    passcode_failures_per_ip: int = 20
+    passcode_failures_per_meeting: int = 30
+    login_failures_per_email: int = 10
+
+    # Relays offered with a join token until the relay registry exists.
+    relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
+
+    # Uploads
+    photo_max_bytes: int = 5 * 1024 * 1024
+    recording_max_bytes: int = 20 * 1024**3
+    presign_ttl_s: int = 900
+    max_request_bytes: int = 64 * 1024
+
+    @field_validator("relays", mode="before")
+    @classmethod
+    def _parse_relays(cls, value: object) -> object:
+        """Accept JSON (``[{"url": ..., "region": ...}]``) or a comma list of ``region=url`` / ``url``."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return []
+        if value.startswith("["):
+            return json.loads(value)
+        relays = []
+        for item in value.split(","):
+            region, sep, url = item.strip().partition("=")
+            relays.append({"url": url, "region": region} if sep else {"url": region})
+        return relays
+
+    def table_name(self, name: str) -> str:
+        return f"{self.table_prefix}{name}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

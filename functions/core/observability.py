@@ -1,0 +1,58 @@
+"""Powertools Logger, Metrics and Tracer, shared by every function.
+
+Service name and namespace come from the standard ``POWERTOOLS_*`` environment variables, so each Lambda
+names itself. Nothing here logs request bodies, headers or query strings: they carry passwords, passcodes
+and tokens. Outside Lambda the Tracer disables itself; the local stack sets ``POWERTOOLS_METRICS_DISABLED``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from starlette.requests import Request
+from starlette.responses import Response
+
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "meetup-api")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MeetupEdge")
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+
+
+def route_template(request: Request) -> str:
+    """The matched route's template (``/meetings/{meeting_id}``), never the raw path with its values."""
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+async def access_log_middleware(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    route = route_template(request)
+    logger.info(
+        "request",
+        extra={
+            "method": request.method,
+            "route": route,
+            "status": response.status_code,
+            "duration_ms": round(elapsed_ms, 2),
+        },
+    )
+    if response.status_code >= 500:
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    elif response.status_code >= 400:
+        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+    return response
+
+
+def count(name: str, value: float = 1) -> None:
+    """Count a business event (``UsersRegistered``, ``MeetingsCreated`` ...)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,154 @@
+"""Signed tokens: access tokens for the API and join tokens for the relays.
+
+Only PyJWT here, so that a relay can import this module to verify join tokens without the API's stack.
+Access tokens are HS256 (the API alone signs and verifies them). Join tokens are EdDSA (Ed25519): the API
+holds the private key, relays get the public key only, so a compromised relay cannot mint tokens.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+ISSUER = "meetup-edge"
+ACCESS_AUDIENCE = "meetup-api"
+JOIN_AUDIENCE = "meetup-relay"
+Role = Literal["host", "guest"]
+
+
+class TokenError(Exception):
+    """A token is malformed, forged, expired or meant for something else."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class JoinClaims:
+    """What a relay learns from a join token: who joins which meeting, in which role, within which limits.
+
+    The limits travel in the token so that a relay enforces them without calling the API.
+    """
+
+    meeting_id: str
+    participant_id: str
+    user_id: str
+    display_name: str
+    role: Role
+    expires_at: int
+    meeting_ends_at: int
+    max_participants: int
+
+
+def _decode(token: str, key: object, algorithm: str, audience: str, typ: str) -> dict:
+    try:
+        claims = jwt.decode(
+            token,
+            key,  # type: ignore[arg-type]
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "typ"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("token_expired", "the token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenError("token_invalid", "the token is not valid") from exc
+    if claims.get("typ") != typ:
+        raise TokenError("token_invalid", "the token is not valid here")
+    return claims
+
+
+def issue_access_token(user_id: str, secret: bytes, ttl_s: int) -> str:
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "aud": ACCESS_AUDIENCE,
+        "sub": user_id,
+        "typ": "access",
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": secrets.token_urlsafe(12),
+    }
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def verify_access_token(token: str, secret: bytes) -> str:
+    """Return the user id the token was issued to."""
+    return str(_decode(token, secret, "HS256", ACCESS_AUDIENCE, "access")["sub"])
+
+
+def issue_join_token(claims: JoinClaims, private_key: Ed25519PrivateKey) -> str:
+    payload = {
+        "iss": ISSUER,
+        "aud": JOIN_AUDIENCE,
+        "sub": claims.user_id,
+        "typ": "join",
+        "iat": int(time.time()),
+        "exp": claims.expires_at,
+        "mtg": claims.meeting_id,
+        "pid": claims.participant_id,
+        "name": claims.display_name,
+        "role": claims.role,
+        "mend": claims.meeting_ends_at,
+        "maxp": claims.max_participants,
+    }
+    return jwt.encode(payload, private_key, algorithm="EdDSA")
+
+
+def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str | None = None) -> JoinClaims:
+    """Verify a join token offline (signature, expiry, audience, and the meeting when given)."""
+    c = _decode(token, public_key, "EdDSA", JOIN_AUDIENCE, "join")
+    try:
+        claims = JoinClaims(
+            meeting_id=str(c["mtg"]),
+            participant_id=str(c["pid"]),
+            user_id=str(c["sub"]),
+            display_name=str(c.get("name", "")),
+            role=c["role"],
+            expires_at=int(c["exp"]),
+            meeting_ends_at=int(c["mend"]),
+            max_participants=int(c["maxp"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TokenError("token_invalid", "the join token lacks required claims") from exc
+    if claims.role not in ("host", "guest"):
+        raise TokenError("token_invalid", "the join token has an unknown role")
+    if meeting_id is not None and claims.meeting_id != meeting_id:
+        raise TokenError("token_wrong_meeting", "the join token is for another meeting")
+    return claims
+
+
+def generate_join_keypair() -> tuple[str, str]:
+    """A fresh Ed25519 key pair as (private PEM, public PEM), for the local stack and tests."""
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private_pem, public_pem
+
+
+def load_private_key(pem: str) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError("the join signing key must be an Ed25519 private key")
+    return key
+
+
+def load_public_key(pem: str) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("the join verification key must be an Ed25519 public key")
+    return key

@@ -1,0 +1,44 @@
+"""PynamoDB models, one module per table."""
+
+from __future__ import annotations
+
+from pynamodb.models import Model
+
+from functions.models.chat import ChatItemModel
+from functions.models.meetings import MeetingModel, ParticipantModel
+from functions.models.recordings import RecordingModel
+from functions.models.sessions import RefreshTokenModel
+from functions.models.throttles import ThrottleModel
+from functions.models.users import EmailModel, UserModel
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    UserModel,
+    EmailModel,
+    RefreshTokenModel,
+    MeetingModel,
+    ParticipantModel,
+    ChatItemModel,
+    RecordingModel,
+    ThrottleModel,
+)
+
+
+def create_tables() -> None:
+    """Create every table that does not exist yet (the local stack; the cloud uses CDK)."""
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(wait=True)
+
+
+__all__ = [
+    "ALL_MODELS",
+    "ChatItemModel",
+    "EmailModel",
+    "MeetingModel",
+    "ParticipantModel",
+    "RecordingModel",
+    "RefreshTokenModel",
+    "ThrottleModel",
+    "UserModel",
+    "create_tables",
+]

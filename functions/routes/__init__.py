@@ -1,0 +1,1 @@
+"""API routers, one per concern; each is also its own Lambda function."""

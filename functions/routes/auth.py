@@ -1,0 +1,130 @@
+"""Accounts: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from fastapi import APIRouter, Response
+from pynamodb.exceptions import DeleteError, TransactWriteError
+
+from functions.core.config import get_settings
+from functions.core.deps import CurrentUser
+from functions.core.errors import ApiError, error_responses
+from functions.core.observability import count
+from functions.core.security import (
+    access_token_secret,
+    digest,
+    hash_secret,
+    new_refresh_token,
+    verify_secret,
+)
+from functions.core.throttle import Attempt, Bucket
+from functions.core.tokens import issue_access_token
+from functions.models import EmailModel, RefreshTokenModel, UserModel
+from functions.models.base import transaction, utcnow
+from functions.schemas.auth import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserOut
+
+router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(400, 422))
+
+# Verified against when the email is unknown, so both cases cost one argon2 verification.
+_DUMMY_HASH = None
+
+
+def user_out(user: UserModel) -> UserOut:
+    return UserOut(
+        user_id=user.user_id, email=user.email, display_name=user.display_name, created_at=user.created_at
+    )
+
+
+def _issue_tokens(user: UserModel) -> TokenResponse:
+    settings = get_settings()
+    refresh = new_refresh_token()
+    now = utcnow()
+    RefreshTokenModel(
+        digest(refresh),
+        user_id=user.user_id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_s),
+    ).save()
+    return TokenResponse(
+        access_token=issue_access_token(user.user_id, access_token_secret(), settings.access_token_ttl_s),
+        expires_in=settings.access_token_ttl_s,
+        refresh_token=refresh,
+        user=user_out(user),
+    )
+
+
+@router.post("/register", status_code=201, responses=error_responses(409))
+def register(body: RegisterRequest) -> UserOut:
+    user = UserModel(
+        f"u_{uuid.uuid4().hex}",
+        email=body.email,
+        display_name=body.display_name,
+        password_hash=hash_secret(body.password),
+        created_at=utcnow(),
+    )
+    try:
+        with transaction() as tx:
+            tx.save(EmailModel(body.email, user_id=user.user_id), condition=EmailModel.email.does_not_exist())
+            tx.save(user, condition=UserModel.user_id.does_not_exist())
+    except TransactWriteError as exc:
+        if any(r is not None and r.code == "ConditionalCheckFailed" for r in exc.cancellation_reasons):
+            raise ApiError(409, "email_taken", "an account with this email exists") from exc
+        raise
+    count("UsersRegistered")
+    return user_out(user)
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_secret(uuid.uuid4().hex)
+    return _DUMMY_HASH
+
+
+@router.post("/login", responses=error_responses(401, 429))
+def login(body: LoginRequest) -> TokenResponse:
+    attempt = Attempt([Bucket("login-email", digest(body.email), get_settings().login_failures_per_email)])
+    try:
+        user_id = EmailModel.get(body.email, consistent_read=True).user_id
+        user = UserModel.get(user_id, consistent_read=True)
+    except (EmailModel.DoesNotExist, UserModel.DoesNotExist):
+        verify_secret(_dummy_hash(), body.password)
+        raise ApiError(401, "invalid_credentials", "wrong email or password") from None
+    if not verify_secret(user.password_hash, body.password):
+        raise ApiError(401, "invalid_credentials", "wrong email or password")
+    attempt.succeeded()
+    count("Logins")
+    return _issue_tokens(user)
+
+
+@router.post("/refresh", responses=error_responses(401))
+def refresh(body: RefreshRequest) -> TokenResponse:
+    """Trade a refresh token for new tokens. Each refresh token works once (rotation)."""
+    key = digest(body.refresh_token)
+    try:
+        stored = RefreshTokenModel.get(key, consistent_read=True)
+        # The conditional delete makes concurrent refreshes with one token succeed at most once.
+        stored.delete(condition=RefreshTokenModel.token_digest.exists())
+    except (RefreshTokenModel.DoesNotExist, DeleteError):
+        raise ApiError(401, "token_invalid", "the refresh token is not valid") from None
+    if stored.expires_at <= utcnow():
+        raise ApiError(401, "token_expired", "the refresh token has expired")
+    try:
+        user = UserModel.get(stored.user_id, consistent_read=True)
+    except UserModel.DoesNotExist:
+        raise ApiError(401, "token_invalid", "the account no longer exists") from None
+    return _issue_tokens(user)
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+def logout(body: RefreshRequest) -> Response:
+    """Revoke a refresh token. Unknown tokens are fine: logging out twice is not an error."""
+    RefreshTokenModel(digest(body.refresh_token)).delete()
+    return Response(status_code=204)
+
+
+@router.get("/me", responses=error_responses(401))
+def me(user: CurrentUser) -> UserOut:
+    return user_out(user)

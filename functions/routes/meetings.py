@@ -1,0 +1,247 @@
+"""Meetings: create, get, join (passcode -> join token + relays), participants, leave, end."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+
+from functions.core.config import get_settings
+from functions.core.deps import CurrentUser, UserId
+from functions.core.errors import ApiError, error_responses
+from functions.core.observability import count
+from functions.core.security import (
+    hash_secret,
+    join_signing_key,
+    new_meeting_id,
+    new_passcode,
+    normalize_meeting_id,
+    normalize_passcode,
+    verify_secret,
+)
+from functions.core.throttle import Attempt, Bucket
+from functions.core.tokens import JoinClaims, issue_join_token
+from functions.models import MeetingModel, ParticipantModel
+from functions.models.base import transaction, utcnow
+from functions.schemas.base import MeetingIdPath
+from functions.schemas.meetings import (
+    JoinRequest,
+    JoinResponse,
+    MeetingCreate,
+    MeetingCreated,
+    MeetingOut,
+    ParticipantOut,
+)
+from functions.services.meetings import (
+    NOT_FOUND,
+    find_meeting,
+    find_participant,
+    meeting_for_member,
+    meeting_out,
+    require_active,
+)
+from functions.services.relays import rank_relays
+
+router = APIRouter(prefix="/meetings", tags=["meetings"], responses=error_responses(400, 401, 404, 422))
+
+
+@router.post("", status_code=201)
+def create_meeting(body: MeetingCreate, user: CurrentUser) -> MeetingCreated:
+    passcode = normalize_passcode(body.passcode) if body.passcode else new_passcode()
+    now = utcnow()
+    meeting = MeetingModel(
+        "",
+        host_id=user.user_id,
+        title=body.title,
+        passcode_hash=hash_secret(passcode),
+        max_participants=body.max_participants,
+        max_duration_minutes=body.max_duration_minutes,
+        created_at=now,
+        ends_at=now + timedelta(minutes=body.max_duration_minutes),
+    )
+    for _ in range(5):  # ids are random; a collision is rare and simply retried
+        meeting.meeting_id = new_meeting_id()
+        try:
+            meeting.save(condition=MeetingModel.meeting_id.does_not_exist())
+            break
+        except PutError:
+            continue
+    else:
+        raise RuntimeError("could not allocate a meeting id")
+    ParticipantModel(
+        meeting.meeting_id,
+        user.user_id,
+        participant_id=f"p_{secrets.token_hex(8)}",
+        role="host",
+        display_name=user.display_name,
+        joined_at=now,
+    ).save()
+    count("MeetingsCreated")
+    return MeetingCreated(**meeting_out(meeting).model_dump(), passcode=passcode)
+
+
+@router.get("/{meeting_id}")
+def get_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> MeetingOut:
+    meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    return meeting_out(meeting)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _check_passcode(meeting: MeetingModel, passcode: str | None, user_id: str, ip: str) -> None:
+    settings = get_settings()
+    attempt = Attempt(
+        [
+            Bucket("passcode-user", user_id, settings.passcode_failures_per_user),
+            Bucket("passcode-ip", ip, settings.passcode_failures_per_ip),
+            Bucket("passcode-meeting", meeting.meeting_id, settings.passcode_failures_per_meeting),
+        ]
+    )
+    if passcode is None or not verify_secret(meeting.passcode_hash, normalize_passcode(passcode)):
+        count("WrongPasscodes")
+        raise ApiError(403, "wrong_passcode", "the passcode is wrong")
+    attempt.succeeded()
+
+
+def _admit(meeting: MeetingModel, participant: ParticipantModel) -> None:
+    """Mark the participant active and count it, atomically, within the meeting's limit."""
+    try:
+        with transaction() as tx:
+            tx.update(
+                meeting,
+                actions=[MeetingModel.active_count.add(1)],
+                condition=(MeetingModel.status == "active")
+                & (MeetingModel.active_count < meeting.max_participants),
+            )
+            tx.save(
+                participant,
+                condition=ParticipantModel.user_id.does_not_exist() | (ParticipantModel.active == False),  # noqa: E712
+            )
+    except TransactWriteError as exc:
+        meeting.refresh(consistent_read=True)
+        if meeting.status != "active":
+            raise ApiError(410, "meeting_ended", "the meeting has ended") from exc
+        current = find_participant(meeting.meeting_id, participant.user_id)
+        if current is not None and current.active:
+            return  # a concurrent join of the same user won: it is admitted
+        if meeting.active_count >= meeting.max_participants:
+            raise ApiError(409, "meeting_full", "the meeting is full") from exc
+        raise ApiError(409, "join_conflict", "the meeting changed during the join; try again") from exc
+
+
+@router.post("/{meeting_id}/join", responses=error_responses(403, 409, 410, 429))
+def join_meeting(meeting_id: MeetingIdPath, body: JoinRequest, user: CurrentUser, request: Request) -> JoinResponse:
+    """Join with the passcode (the host and returning participants need none) and get a join token."""
+    settings = get_settings()
+    meeting = find_meeting(normalize_meeting_id(meeting_id))
+    if meeting is None:
+        # Guessing meeting ids costs attempts like guessing passcodes does.
+        Attempt(
+            [
+                Bucket("passcode-user", user.user_id, settings.passcode_failures_per_user),
+                Bucket("passcode-ip", _client_ip(request), settings.passcode_failures_per_ip),
+            ]
+        )
+        raise NOT_FOUND
+    participant = find_participant(meeting.meeting_id, user.user_id)
+    if participant is None:
+        _check_passcode(meeting, body.passcode, user.user_id, _client_ip(request))
+    require_active(meeting)
+    if participant is None:
+        participant = ParticipantModel(
+            meeting.meeting_id,
+            user.user_id,
+            participant_id=f"p_{secrets.token_hex(8)}",
+            role="guest",
+            display_name=user.display_name,
+            joined_at=utcnow(),
+        )
+    if not participant.active:
+        participant.active = True
+        participant.left_at = None
+        participant.display_name = user.display_name
+        _admit(meeting, participant)
+        meeting.refresh(consistent_read=True)
+        count("Joins")
+    expires_at = int(time.time()) + settings.join_token_ttl_s
+    claims = JoinClaims(
+        meeting_id=meeting.meeting_id,
+        participant_id=participant.participant_id,
+        user_id=user.user_id,
+        display_name=user.display_name,
+        role=participant.role,  # type: ignore[arg-type]
+        expires_at=expires_at,
+        meeting_ends_at=int(meeting.ends_at.timestamp()),
+        max_participants=int(meeting.max_participants),
+    )
+    return JoinResponse(
+        join_token=issue_join_token(claims, join_signing_key()),
+        expires_in=settings.join_token_ttl_s,
+        participant_id=participant.participant_id,
+        role=claims.role,
+        relays=rank_relays(body.region),
+        meeting=meeting_out(meeting),
+    )
+
+
+@router.get("/{meeting_id}/participants")
+def list_participants(meeting_id: MeetingIdPath, user_id: UserId) -> list[ParticipantOut]:
+    meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    return [
+        ParticipantOut(
+            user_id=p.user_id,
+            participant_id=p.participant_id,
+            display_name=p.display_name,
+            role=p.role,  # type: ignore[arg-type]
+            active=bool(p.active) and meeting.status == "active",
+            joined_at=p.joined_at,
+            left_at=p.left_at,
+        )
+        for p in ParticipantModel.query(meeting.meeting_id, consistent_read=True)
+    ]
+
+
+@router.post("/{meeting_id}/leave", status_code=204, response_class=Response)
+def leave_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> Response:
+    """Leave the meeting (idempotent: leaving twice is fine). The seat frees up for someone else."""
+    meeting, participant = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    if participant.active:
+        try:
+            with transaction() as tx:
+                tx.update(
+                    participant,
+                    actions=[ParticipantModel.active.set(False), ParticipantModel.left_at.set(utcnow())],
+                    condition=ParticipantModel.active == True,  # noqa: E712
+                )
+                tx.update(meeting, actions=[MeetingModel.active_count.add(-1)])
+        except TransactWriteError:
+            pass  # a concurrent leave already did it
+        count("Leaves")
+    return Response(status_code=204)
+
+
+@router.post("/{meeting_id}/end", responses=error_responses(403))
+def end_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> MeetingOut:
+    """End the meeting for everyone (host only). Later joins are refused; ending twice is fine."""
+    meeting, participant = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    if participant.role != "host":
+        raise ApiError(403, "not_host", "only the host can end the meeting")
+    if meeting.status == "active":
+        try:
+            meeting.update(
+                actions=[
+                    MeetingModel.status.set("ended"),
+                    MeetingModel.ended_at.set(utcnow()),
+                    MeetingModel.end_reason.set("host_ended"),
+                ],
+                condition=MeetingModel.status == "active",
+            )
+            count("MeetingsEnded")
+        except UpdateError:
+            meeting.refresh(consistent_read=True)
+    return meeting_out(meeting)

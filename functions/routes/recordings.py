@@ -1,0 +1,191 @@
+"""Recordings: multipart uploads to S3 through presigned part URLs, resumable; listing and download."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from botocore.exceptions import ClientError
+from fastapi import APIRouter, Response
+from pynamodb.exceptions import UpdateError
+
+from functions import storage
+from functions.core.config import get_settings
+from functions.core.deps import UserId
+from functions.core.errors import ApiError, error_responses
+from functions.core.observability import count
+from functions.core.security import normalize_meeting_id
+from functions.models import RecordingModel
+from functions.models.base import utcnow
+from functions.schemas.base import MeetingIdPath
+from functions.schemas.recordings import (
+    MAX_PARTS,
+    MIN_PART_BYTES,
+    PartUrl,
+    RecordingComplete,
+    RecordingId,
+    RecordingOut,
+    RecordingStart,
+    UploadedPart,
+    UploadPlan,
+)
+from functions.services.meetings import meeting_for_member
+
+router = APIRouter(prefix="/meetings", tags=["recordings"], responses=error_responses(400, 401, 404, 422))
+
+DEFAULT_PART_BYTES = 8 * 1024 * 1024
+
+
+def _part_size(size: int, requested: int | None) -> int:
+    if requested is not None:
+        if math.ceil(size / requested) > MAX_PARTS:
+            raise ApiError(422, "too_many_parts", f"size / part_size exceeds {MAX_PARTS} parts")
+        return requested
+    return max(DEFAULT_PART_BYTES, math.ceil(size / 1000 / MIN_PART_BYTES) * MIN_PART_BYTES)
+
+
+def _part_bytes(rec: RecordingModel, part_number: int) -> int:
+    part_size = int(rec.part_size)
+    return min(part_size, int(rec.size) - (part_number - 1) * part_size)
+
+
+def _plan(rec: RecordingModel, uploaded: dict[int, tuple[str, int]]) -> UploadPlan:
+    part_count = math.ceil(int(rec.size) / int(rec.part_size))
+    done = [UploadedPart(part_number=n, etag=etag, size=size) for n, (etag, size) in sorted(uploaded.items())]
+    pending = [
+        PartUrl(part_number=n, size=_part_bytes(rec, n), url=storage.presigned_part(rec.s3_key, rec.upload_id, n))
+        for n in range(1, part_count + 1)
+        if n not in uploaded or uploaded[n][1] != _part_bytes(rec, n)
+    ]
+    return UploadPlan(
+        recording_id=rec.recording_id,
+        part_size=int(rec.part_size),
+        part_count=part_count,
+        uploaded=done,
+        pending=pending,
+        expires_in=get_settings().presign_ttl_s,
+    )
+
+
+def _recording_out(rec: RecordingModel) -> RecordingOut:
+    return RecordingOut(
+        recording_id=rec.recording_id,
+        meeting_id=rec.meeting_id,
+        owner_id=rec.owner_id,
+        filename=rec.filename,
+        content_type=rec.content_type,
+        size=int(rec.size),
+        status=rec.status,  # type: ignore[arg-type]
+        created_at=rec.created_at,
+        completed_at=rec.completed_at,
+        download_url=storage.presigned_get(rec.s3_key, rec.filename) if rec.status == "complete" else None,
+    )
+
+
+def _own_upload(meeting_id: str, recording_id: str, user_id: str) -> RecordingModel:
+    meeting, _ = meeting_for_member(meeting_id, user_id)
+    try:
+        rec = RecordingModel.get(meeting.meeting_id, recording_id, consistent_read=True)
+    except RecordingModel.DoesNotExist:
+        raise ApiError(404, "recording_not_found", "no such recording") from None
+    if rec.owner_id != user_id:
+        raise ApiError(403, "not_owner", "only the uploader can change this recording")
+    if rec.status != "uploading":
+        raise ApiError(409, "upload_closed", f"the upload is already {rec.status}")
+    return rec
+
+
+@router.post("/{meeting_id}/recordings", status_code=201, responses=error_responses(413))
+def start_recording_upload(meeting_id: MeetingIdPath, body: RecordingStart, user_id: UserId) -> UploadPlan:
+    """Start a multipart upload; PUT each part to its URL, then complete. Allowed after the meeting ends."""
+    settings = get_settings()
+    meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    if body.size > settings.recording_max_bytes:
+        raise ApiError(413, "recording_too_large", f"recordings are limited to {settings.recording_max_bytes} bytes")
+    part_size = _part_size(body.size, body.part_size)
+    recording_id = f"r_{secrets.token_hex(8)}"
+    key = f"recordings/{meeting.meeting_id}/{recording_id}/{body.filename}"
+    rec = RecordingModel(
+        meeting.meeting_id,
+        recording_id,
+        owner_id=user_id,
+        s3_key=key,
+        upload_id=storage.start_multipart(key, body.content_type),
+        filename=body.filename,
+        content_type=body.content_type,
+        size=body.size,
+        part_size=part_size,
+        created_at=utcnow(),
+    )
+    rec.save()
+    return _plan(rec, {})
+
+
+@router.get("/{meeting_id}/recordings/{recording_id}/upload", responses=error_responses(403, 409))
+def resume_recording_upload(meeting_id: MeetingIdPath, recording_id: RecordingId, user_id: UserId) -> UploadPlan:
+    """What S3 already holds, and fresh URLs for the parts still missing (after a failure or expiry)."""
+    rec = _own_upload(normalize_meeting_id(meeting_id), recording_id, user_id)
+    return _plan(rec, storage.uploaded_parts(rec.s3_key, rec.upload_id))
+
+
+@router.post("/{meeting_id}/recordings/{recording_id}/complete", responses=error_responses(403, 409))
+def complete_recording_upload(
+    meeting_id: MeetingIdPath, recording_id: RecordingId, body: RecordingComplete, user_id: UserId
+) -> RecordingOut:
+    rec = _own_upload(normalize_meeting_id(meeting_id), recording_id, user_id)
+    uploaded = storage.uploaded_parts(rec.s3_key, rec.upload_id)
+    plan = _plan(rec, uploaded)
+    if plan.pending:
+        missing = [p.part_number for p in plan.pending][:20]
+        raise ApiError(409, "parts_missing", f"parts not uploaded (or of the wrong size): {missing}")
+    if body.parts is not None:
+        theirs = {p.part_number: p.etag.strip('"') for p in body.parts}
+        ours = {n: etag.strip('"') for n, (etag, _) in uploaded.items()}
+        if theirs != ours:
+            raise ApiError(409, "etag_mismatch", "the parts' ETags differ from what S3 received")
+    try:
+        storage.complete_multipart(rec.s3_key, rec.upload_id, [(n, etag) for n, (etag, _) in sorted(uploaded.items())])
+    except ClientError as exc:
+        raise ApiError(409, "upload_rejected", "S3 refused to assemble the parts") from exc
+    try:
+        rec.update(
+            actions=[RecordingModel.status.set("complete"), RecordingModel.completed_at.set(utcnow())],
+            condition=RecordingModel.status == "uploading",
+        )
+    except UpdateError:
+        rec.refresh(consistent_read=True)
+    count("RecordingsUploaded")
+    return _recording_out(rec)
+
+
+@router.post(
+    "/{meeting_id}/recordings/{recording_id}/abort",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(403, 409),
+)
+def abort_recording_upload(meeting_id: MeetingIdPath, recording_id: RecordingId, user_id: UserId) -> Response:
+    rec = _own_upload(normalize_meeting_id(meeting_id), recording_id, user_id)
+    storage.abort_multipart(rec.s3_key, rec.upload_id)
+    rec.update(actions=[RecordingModel.status.set("aborted")])
+    return Response(status_code=204)
+
+
+@router.get("/{meeting_id}/recordings")
+def list_recordings(meeting_id: MeetingIdPath, user_id: UserId) -> list[RecordingOut]:
+    """The meeting's finished recordings, each with a presigned download URL."""
+    meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    recs = RecordingModel.query(
+        meeting.meeting_id, filter_condition=RecordingModel.status == "complete", consistent_read=True
+    )
+    return [_recording_out(r) for r in recs]
+
+
+@router.get("/{meeting_id}/recordings/{recording_id}")
+def get_recording(meeting_id: MeetingIdPath, recording_id: RecordingId, user_id: UserId) -> RecordingOut:
+    meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    try:
+        rec = RecordingModel.get(meeting.meeting_id, recording_id, consistent_read=True)
+    except RecordingModel.DoesNotExist:
+        raise ApiError(404, "recording_not_found", "no such recording") from None
+    return _recording_out(rec)

@@ -1,0 +1,50 @@
+"""Accounts and tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, StringConstraints
+
+from functions.schemas.base import DisplayName, StrictRequest
+
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, max_length=254, pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s]+$"
+    ),
+]
+NewPassword = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+RefreshToken = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class RegisterRequest(StrictRequest):
+    email: Email
+    password: NewPassword
+    display_name: DisplayName
+
+
+class LoginRequest(StrictRequest):
+    email: Email
+    password: Password
+
+
+class RefreshRequest(StrictRequest):
+    refresh_token: RefreshToken
+
+
+class UserOut(BaseModel):
+    user_id: str
+    email: str
+    display_name: str
+    created_at: datetime
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+    user: UserOut

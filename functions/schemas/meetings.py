@@ -1,0 +1,71 @@
+"""Meetings: create, join, participants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from functions.schemas.base import StrictRequest
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+CustomPasscode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{6,16}$")]
+Passcode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+RegionHint = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
+
+
+class MeetingCreate(StrictRequest):
+    title: Title = "Meeting"
+    max_participants: int = Field(default=100, ge=2, le=300)
+    max_duration_minutes: int = Field(default=60, ge=1, le=1440)
+    passcode: CustomPasscode | None = Field(default=None, description="leave out to get a generated one")
+
+
+class MeetingOut(BaseModel):
+    meeting_id: str
+    title: str
+    host_id: str
+    max_participants: int
+    max_duration_minutes: int
+    created_at: datetime
+    ends_at: datetime
+    status: Literal["active", "ended"]
+    ended_at: datetime | None
+    end_reason: str | None
+    participant_count: int
+
+
+class MeetingCreated(MeetingOut):
+    passcode: str = Field(description="shown once: only its hash is stored")
+
+
+class JoinRequest(StrictRequest):
+    passcode: Passcode | None = Field(default=None, description="not needed by the host or a rejoining participant")
+    region: RegionHint | None = Field(default=None, description="the client's region, to rank relays")
+
+
+class RelayOut(BaseModel):
+    url: str
+    region: str
+
+
+class JoinResponse(BaseModel):
+    join_token: str
+    expires_in: int
+    participant_id: str
+    role: Literal["host", "guest"]
+    relays: list[RelayOut]
+    meeting: MeetingOut
+
+
+class ParticipantOut(BaseModel):
+    user_id: str
+    participant_id: str
+    display_name: str
+    role: Literal["host", "guest"]
+    active: bool
+    joined_at: datetime
+    left_at: datetime | None

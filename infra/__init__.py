@@ -1,0 +1,1 @@
+"""infra (issue 6)"""

@@ -1,0 +1,107 @@
+"""Bring the local stack up and down: AWS endpoint, configuration, tables and bucket, the API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from functions.core.tokens import generate_join_keypair
+from local_stack.aws import MotoServer, free_port
+
+
+@dataclass
+class LocalStack:
+    """The platform on loopback. ``start()`` returns once every part answers; ``stop()`` tears it down.
+
+    Configuration reaches the functions through the same environment variables as in Lambda, set in this
+    process before the functions are imported. ``env`` holds them for child processes (relays).
+    """
+
+    host: str = "127.0.0.1"
+    api_port: int = 0
+    relays: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    api_url: str = ""
+    join_public_key: str = ""
+    _moto: MotoServer | None = None
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    def configure(self) -> None:
+        self._moto = MotoServer(self.host)
+        self._moto.start()
+        private_pem, self.join_public_key = generate_join_keypair()
+        self.env = {
+            "AWS_ENDPOINT_URL": self._moto.url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",  # moto accepts any credentials
+            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "AWS_DEFAULT_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "MEETUP_JWT_SECRET": secrets.token_urlsafe(32),
+            "MEETUP_JOIN_PRIVATE_KEY": private_pem,
+            "MEETUP_JOIN_PUBLIC_KEY": self.join_public_key,
+            "MEETUP_RELAYS": self.relays,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        os.environ.update(self.env)
+        from functions.models import create_tables
+        from functions.storage import ensure_bucket
+
+        create_tables()
+        ensure_bucket()
+
+    def _uvicorn(self) -> uvicorn.Server:
+        from functions.app import create_app
+
+        self.api_port = self.api_port or free_port(self.host)
+        self.api_url = f"http://{self.host}:{self.api_port}"
+        config = uvicorn.Config(
+            create_app(), host=self.host, port=self.api_port, log_level="warning", access_log=False
+        )
+        return uvicorn.Server(config)
+
+    def start(self) -> LocalStack:
+        """Start everything in background threads (tests, the demo)."""
+        self.configure()
+        self._server = self._uvicorn()
+        self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.02)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve the API in this thread until Ctrl-C (``meet local up``)."""
+        self._server = self._uvicorn()
+        try:
+            self._server.run()
+        finally:
+            self.stop()
+
+    @property
+    def aws_url(self) -> str:
+        return self._moto.url if self._moto else ""
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
