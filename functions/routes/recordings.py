@@ -82,7 +82,7 @@ def _recording_out(rec: RecordingModel) -> RecordingOut:
     )
 
 
-def _own_upload(meeting_id: str, recording_id: str, user_id: str) -> RecordingModel:
+def _own_recording(meeting_id: str, recording_id: str, user_id: str) -> RecordingModel:
     meeting, _ = meeting_for_member(meeting_id, user_id)
     try:
         rec = RecordingModel.get(meeting.meeting_id, recording_id, consistent_read=True)
@@ -90,6 +90,11 @@ def _own_upload(meeting_id: str, recording_id: str, user_id: str) -> RecordingMo
         raise ApiError(404, "recording_not_found", "no such recording") from None
     if rec.owner_id != user_id:
         raise ApiError(403, "not_owner", "only the uploader can change this recording")
+    return rec
+
+
+def _own_upload(meeting_id: str, recording_id: str, user_id: str) -> RecordingModel:
+    rec = _own_recording(meeting_id, recording_id, user_id)
     if rec.status != "uploading":
         raise ApiError(409, "upload_closed", f"the upload is already {rec.status}")
     return rec
@@ -132,7 +137,11 @@ def resume_recording_upload(meeting_id: MeetingIdPath, recording_id: RecordingId
 def complete_recording_upload(
     meeting_id: MeetingIdPath, recording_id: RecordingId, body: RecordingComplete, user_id: UserId
 ) -> RecordingOut:
-    rec = _own_upload(normalize_meeting_id(meeting_id), recording_id, user_id)
+    rec = _own_recording(normalize_meeting_id(meeting_id), recording_id, user_id)
+    if rec.status == "complete":
+        return _recording_out(rec)  # a retried completion
+    if rec.status != "uploading":
+        raise ApiError(409, "upload_closed", f"the upload is already {rec.status}")
     uploaded = storage.uploaded_parts(rec.s3_key, rec.upload_id)
     plan = _plan(rec, uploaded)
     if plan.pending:

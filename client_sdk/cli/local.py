@@ -1,0 +1,35 @@
+"""``meet local ...``: run the platform on this machine (the embedded default)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Run the platform locally: AWS stand-in (moto), API and relays.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("up")
+def up(
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
+    relays: Annotated[
+        str, typer.Option(envvar="MEETUP_RELAYS", help="Relays to hand out with join tokens: region=url,...")
+    ] = "",
+) -> None:
+    """Start the local stack and serve until Ctrl-C."""
+    from local_stack import LocalStack
+
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+    stack = LocalStack(host=host, api_port=port, relays=relays)
+    with console.status("starting the local stack ..."):
+        stack.configure()
+    console.print(f"[bold green]local stack up[/]\n  API      http://{host}:{port}  (docs: /docs)")
+    console.print(f"  AWS      {stack.aws_url}  (moto: DynamoDB + S3)")
+    console.print("  relays   " + (relays or "none configured"))
+    console.print("Ctrl-C stops everything.")
+    stack.serve_forever()
+    console.print("stopped.")

@@ -1,0 +1,101 @@
+"""Typed exceptions for every failure a caller can handle; each carries the API's error code."""
+
+from __future__ import annotations
+
+
+class MeetupError(Exception):
+    """Base of every SDK error. ``code`` is the API's machine-readable error code."""
+
+    def __init__(self, message: str, *, code: str = "error", status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class ConnectionFailed(MeetupError):
+    """The API could not be reached (network down, DNS, timeout)."""
+
+
+class AuthError(MeetupError):
+    """Not logged in, wrong credentials, or a token that expired and could not be refreshed."""
+
+
+class Forbidden(MeetupError):
+    """Logged in, but not allowed (e.g. ending someone else's meeting)."""
+
+
+class WrongPasscode(Forbidden):
+    pass
+
+
+class NotFound(MeetupError):
+    pass
+
+
+class MeetingNotFound(NotFound):
+    pass
+
+
+class Conflict(MeetupError):
+    """The request clashes with the current state (email taken, idempotency key reused ...)."""
+
+
+class MeetingFull(Conflict):
+    pass
+
+
+class MeetingEnded(MeetupError):
+    pass
+
+
+class InvalidRequest(MeetupError):
+    """The API rejected the request's content (4xx validation errors)."""
+
+
+class RateLimited(MeetupError):
+    """Too many attempts; ``retry_after`` seconds until the next is accepted."""
+
+    def __init__(self, message: str, *, code: str, status: int, retry_after: float) -> None:
+        super().__init__(message, code=code, status=status)
+        self.retry_after = retry_after
+
+
+class ServerError(MeetupError):
+    """The API failed (5xx); retrying later may help."""
+
+
+class UploadInterrupted(MeetupError):
+    """A part could not be uploaded; resume with ``upload_recording(..., recording_id=...)``."""
+
+    def __init__(self, recording_id: str, reason: str) -> None:
+        super().__init__(f"upload of {recording_id} interrupted: {reason}", code="upload_interrupted")
+        self.recording_id = recording_id
+
+
+_BY_CODE: dict[str, type[MeetupError]] = {
+    "wrong_passcode": WrongPasscode,
+    "meeting_not_found": MeetingNotFound,
+    "meeting_full": MeetingFull,
+    "meeting_ended": MeetingEnded,
+}
+_BY_STATUS: dict[int, type[MeetupError]] = {
+    401: AuthError,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    410: MeetingEnded,
+}
+
+
+def error_from_response(status: int, body: object, retry_after: str | None = None) -> MeetupError:
+    """Map an API error answer to the most specific exception."""
+    error = body.get("error") if isinstance(body, dict) else None
+    code = str(error.get("code", "error")) if isinstance(error, dict) else "error"
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    message = message or f"HTTP {status}"
+    if status == 429:
+        return RateLimited(message, code=code, status=status, retry_after=float(retry_after or 1))
+    if status >= 500:
+        return ServerError(message, code=code, status=status)
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or InvalidRequest
+    return cls(message, code=code, status=status)

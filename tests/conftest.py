@@ -1,0 +1,121 @@
+"""Shared fixtures: one local stack (moto server + API under uvicorn) for the whole session.
+
+Tests talk to it over real HTTP. Configuration goes through the environment exactly as in Lambda; the
+stack sets it before any ``functions`` module is imported.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from local_stack import LocalStack
+
+_ips = itertools.count(2)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with LocalStack(relays="local=ws://127.0.0.1:7001/ws,eu-west-1=ws://127.0.0.1:7002/ws") as running:
+        yield running
+
+
+@dataclass
+class User:
+    user_id: str
+    email: str
+    password: str
+    display_name: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class Api:
+    """A thin HTTP client of the local stack with helpers for the common set-up steps."""
+
+    def __init__(self, base_url: str, source_ip: str = "127.0.0.1") -> None:
+        transport = httpx.HTTPTransport(local_address=source_ip)
+        self.http = httpx.Client(base_url=base_url, transport=transport, timeout=30)
+
+    def request(self, method: str, path: str, user: User | None = None, **kwargs: Any) -> httpx.Response:
+        headers = {**kwargs.pop("headers", {}), **(user.auth if user else {})}
+        return self.http.request(method, path, headers=headers, **kwargs)
+
+    def get(self, path: str, user: User | None = None, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, user, **kwargs)
+
+    def post(self, path: str, user: User | None = None, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, user, **kwargs)
+
+    def patch(self, path: str, user: User | None = None, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, user, **kwargs)
+
+    def new_user(self, name: str = "Tester") -> User:
+        email = f"{name.lower().replace(' ', '-')}-{secrets.token_hex(4)}@example.com"
+        password = secrets.token_urlsafe(12)
+        r = self.post("/auth/register", json={"email": email, "password": password, "display_name": name})
+        assert r.status_code == 201, r.text
+        r = self.post("/auth/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return User(
+            body["user"]["user_id"], email, password, name, body["access_token"], body["refresh_token"]
+        )
+
+    def new_meeting(self, host: User, **options: Any) -> dict[str, Any]:
+        r = self.post("/meetings", host, json={"title": "Test meeting", **options})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def join(self, meeting: dict[str, Any], user: User, passcode: str | None = None) -> httpx.Response:
+        body = {"passcode": passcode if passcode is not None else meeting["passcode"]}
+        return self.post(f"/meetings/{meeting['meeting_id']}/join", user, json=body)
+
+    def joined_meeting(self, guests: int = 1, **options: Any) -> tuple[dict[str, Any], User, list[User]]:
+        """A meeting whose host and ``guests`` guests have all joined."""
+        host = self.new_user("Host")
+        meeting = self.new_meeting(host, **options)
+        assert self.join(meeting, host).status_code == 200
+        others = [self.new_user(f"Guest {i}") for i in range(guests)]
+        for guest in others:
+            r = self.join(meeting, guest)
+            assert r.status_code == 200, r.text
+        return meeting, host, others
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@pytest.fixture
+def api(stack: LocalStack) -> Iterator[Api]:
+    client = Api(stack.api_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def api_from_new_ip(stack: LocalStack) -> Iterator[Api]:
+    """A client connecting from its own loopback address (127.0.0.N), for per-IP throttle tests."""
+    n = next(_ips)
+    client = Api(stack.api_url, source_ip=f"127.0.{n // 250}.{n % 250 + 2}")
+    yield client
+    client.close()
+
+
+def error_code(response: httpx.Response) -> str:
+    """The API error code of a 4xx answer, asserting the documented error shape on the way."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
+    return body["error"]["code"]
