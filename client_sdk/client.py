@@ -70,7 +70,9 @@ class Client:
 
     # --- transport ---------------------------------------------------------------------------------------
 
-    async def _send(self, method: str, path: str, *, auth: bool, retry: bool, **kwargs: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, *, auth: bool, retry: bool, **kwargs: Any
+    ) -> httpx.Response:
         """Send once, retrying where that cannot duplicate an effect.
 
         A connection that never opened is always retried; timeouts and 5xx only when ``retry`` says the
@@ -155,7 +157,10 @@ class Client:
         return await self._json(SettingsOut, "GET", "/settings")
 
     async def update_settings(self, **changes: Any) -> SettingsOut:
-        """``display_name=``, ``background={"mode": ..., "image_key": ...}``, ``photo_key=`` (None removes)."""
+        """Change ``display_name=``, ``background={"mode": ..., "image_key": ...}`` or ``photo_key=``.
+
+        ``photo_key=None`` removes the photo.
+        """
         return await self._json(SettingsOut, "PATCH", "/settings", json=changes)
 
     async def upload_image(self, purpose: str, data: bytes, content_type: str) -> str:
@@ -166,9 +171,13 @@ class Client:
             "/settings/images",
             json={"purpose": purpose, "content_type": content_type, "size": len(data)},
         )
-        response = await self._s3.post(form.url, data=form.fields, files={"file": ("upload", data, content_type)})
+        response = await self._s3.post(
+            form.url, data=form.fields, files={"file": ("upload", data, content_type)}
+        )
         if response.status_code >= 300:
-            raise ServerError(f"the image upload failed with HTTP {response.status_code}", code="upload_failed")
+            raise ServerError(
+                f"the image upload failed with HTTP {response.status_code}", code="upload_failed"
+            )
         return form.key
 
     # --- meetings ---------------------------------------------------------------------------------------
@@ -198,14 +207,18 @@ class Client:
 
     # --- chat and reactions -------------------------------------------------------------------------------
 
-    async def send_chat(self, meeting_id: str, text: str, idempotency_key: str | None = None) -> ChatMessageOut:
+    async def send_chat(
+        self, meeting_id: str, text: str, idempotency_key: str | None = None
+    ) -> ChatMessageOut:
         """Send a message; retries reuse one idempotency key, so the message is stored exactly once."""
         body = {"text": text, "idempotency_key": idempotency_key or new_idempotency_key()}
         return await self._json(ChatMessageOut, "POST", f"/meetings/{meeting_id}/chat", json=body, retry=True)
 
     async def react(self, meeting_id: str, emoji: str, idempotency_key: str | None = None) -> ReactionOut:
         body = {"emoji": emoji, "idempotency_key": idempotency_key or new_idempotency_key()}
-        return await self._json(ReactionOut, "POST", f"/meetings/{meeting_id}/reactions", json=body, retry=True)
+        return await self._json(
+            ReactionOut, "POST", f"/meetings/{meeting_id}/reactions", json=body, retry=True
+        )
 
     async def chat_page(
         self, meeting_id: str, cursor: str | None = None, limit: int = 50
@@ -272,7 +285,9 @@ class Client:
                 done += part.size
                 if on_progress:
                     on_progress(done, size)
-        return await self._json(RecordingOut, "POST", f"{base}/{plan.recording_id}/complete", json={}, retry=True)
+        return await self._json(
+            RecordingOut, "POST", f"{base}/{plan.recording_id}/complete", json={}, retry=True
+        )
 
     async def _put_part(self, url: str, data: bytes, recording_id: str) -> None:
         for attempt in range(self._retries + 1):

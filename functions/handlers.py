@@ -15,7 +15,7 @@ from functions.core.observability import logger, metrics, tracer
 
 
 def _handler(concern: str) -> Any:
-    asgi = Mangum(create_app([concern]), lifespan="off")
+    asgi = Mangum(create_app([concern], flush_metrics_per_request=False), lifespan="off")
 
     @logger.inject_lambda_context(clear_state=True)
     @tracer.capture_lambda_handler

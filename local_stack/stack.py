@@ -49,6 +49,9 @@ class LocalStack:
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         os.environ.update(self.env)
+        from functions.core.config import get_settings
+
+        get_settings.cache_clear()  # in case something read the configuration before it was set
         from functions.models import create_tables
         from functions.storage import ensure_bucket
 

@@ -6,6 +6,7 @@ stack sets it before any ``functions`` module is imported.
 
 from __future__ import annotations
 
+import io
 import itertools
 import secrets
 from collections.abc import Iterator
@@ -110,6 +111,18 @@ def api_from_new_ip(stack: LocalStack) -> Iterator[Api]:
     client = Api(stack.api_url, source_ip=f"127.0.{n // 250}.{n % 250 + 2}")
     yield client
     client.close()
+
+
+@pytest.fixture
+def log_stream(stack: LocalStack) -> Iterator[io.StringIO]:
+    """The API's JSON log lines (Powertools Logger), read from its own handler while the test runs."""
+    from functions.core.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    old = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    handler.setStream(old)  # type: ignore[attr-defined]
 
 
 def error_code(response: httpx.Response) -> str:

@@ -57,7 +57,10 @@ async def run_scenario(api_url: str) -> DemoResult:
         meeting = await alice.create_meeting("Demo standup", max_participants=10, max_duration_minutes=30)
         result.meeting_id = meeting.meeting_id
         mid = meeting.meeting_id
-        say.ok(f"meeting {mid[:3]} {mid[3:6]} {mid[6:]}, passcode {meeting.passcode}, ends {meeting.ends_at:%H:%M} UTC")
+        say.ok(
+            f"meeting {mid[:3]} {mid[3:6]} {mid[6:]}, passcode {meeting.passcode}, "
+            f"ends {meeting.ends_at:%H:%M} UTC"
+        )
 
         say.step("Bob tries a wrong passcode, then the right one; Alice (the host) joins without one")
         try:
@@ -68,8 +71,10 @@ async def run_scenario(api_url: str) -> DemoResult:
         for api, passcode in ((alice, None), (bob, meeting.passcode)):
             joined = await api.join_meeting(mid, passcode)
             result.relays = [r.url for r in joined.relays]
-            say.ok(f"{api.user.display_name if api.user else '?'} joined as {joined.role}: join token for "
-                   f"{len(joined.relays)} relay(s), valid {joined.expires_in} s")
+            say.ok(
+                f"{api.user.display_name if api.user else '?'} joined as {joined.role}: join token for "
+                f"{len(joined.relays)} relay(s), valid {joined.expires_in} s"
+            )
         result.participants = [p.display_name for p in await alice.participants(mid) if p.active]
         say.ok(f"participants: {', '.join(result.participants)}")
 
@@ -84,8 +89,10 @@ async def run_scenario(api_url: str) -> DemoResult:
         page = await bob.chat_page(mid)
         result.messages = [(m.sender_name, m.text) for m in page.items]
         result.reactions = [(r.sender_name, r.emoji) for r in (await alice.reactions_page(mid)).items]
-        say.ok(f"{len(result.messages)} messages stored (the retry was not duplicated), "
-               f"{len(result.reactions)} reactions")
+        say.ok(
+            f"{len(result.messages)} messages stored (the retry was not duplicated), "
+            f"{len(result.reactions)} reactions"
+        )
 
         say.step("Alice ends the meeting for everyone")
         ended = await alice.end_meeting(mid)

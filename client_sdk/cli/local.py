@@ -31,5 +31,8 @@ def up(
     console.print(f"  AWS      {stack.aws_url}  (moto: DynamoDB + S3)")
     console.print("  relays   " + (relays or "none configured"))
     console.print("Ctrl-C stops everything.")
-    stack.serve_forever()
+    try:
+        stack.serve_forever()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
+        pass
     console.print("stopped.")

@@ -11,9 +11,8 @@ import json
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from pydantic import field_validator
 
 
 class RelayEndpoint(BaseModel):
@@ -55,11 +54,9 @@ class Settings(BaseSettings):
     # Relays offered with a join token until the relay registry exists.
     relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
 
-    # Uploads
-    photo_max_bytes: int = 5 * 1024 * 1024
-    recording_max_bytes: int = 20 * 1024**3
+    # Uploads (size limits are part of the API schema: functions/schemas)
     presign_ttl_s: int = 900
-    max_request_bytes: int = 64 * 1024
+    max_request_bytes: int = 2 * 1024 * 1024  # fits the largest valid body (10,000 part ETags)
 
     @field_validator("relays", mode="before")
     @classmethod

@@ -20,7 +20,9 @@ def current_user_id(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     if credentials is None:
-        raise ApiError(401, "not_authenticated", "send an access token as 'Authorization: Bearer ...'", _CHALLENGE)
+        raise ApiError(
+            401, "not_authenticated", "send an access token as 'Authorization: Bearer ...'", _CHALLENGE
+        )
     try:
         return verify_access_token(credentials.credentials, access_token_secret())
     except TokenError as exc:

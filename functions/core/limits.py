@@ -49,13 +49,19 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        error = {"code": "payload_too_large", "message": f"request bodies are limited to {self.max_bytes} bytes"}
+        error = {
+            "code": "payload_too_large",
+            "message": f"request bodies are limited to {self.max_bytes} bytes",
+        }
         body = json.dumps({"error": error}).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

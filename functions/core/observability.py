@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -28,6 +29,14 @@ def route_template(request: Request) -> str:
     """The matched route's template (``/meetings/{meeting_id}``), never the raw path with its values."""
     route = request.scope.get("route")
     return getattr(route, "path", "unmatched")
+
+
+def flush_request_metrics() -> None:
+    """Outside Lambda (uvicorn) nothing flushes per invocation: emit, or drop when disabled, per request."""
+    if is_metrics_disabled():
+        metrics.clear_metrics()
+    elif metrics.metric_set:
+        metrics.flush_metrics()
 
 
 async def access_log_middleware(
@@ -46,6 +55,7 @@ async def access_log_middleware(
             "duration_ms": round(elapsed_ms, 2),
         },
     )
+    metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=round(elapsed_ms, 2))
     if response.status_code >= 500:
         metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
     elif response.status_code >= 400:

@@ -44,6 +44,9 @@ class Attempt:
             if item.failures > bucket.limit and blocked is None:
                 blocked = bucket
         if blocked is not None:
+            # A refused attempt tests no secret: give the slots back, so that hammering a locked
+            # bucket does not also fill the others (e.g. lock a whole meeting through one user).
+            self.succeeded()
             count("ThrottledAttempts")
             logger.warning("attempt throttled", extra={"scope": blocked.scope})
             raise ApiError(
@@ -54,5 +57,6 @@ class Attempt:
             )
 
     def succeeded(self) -> None:
+        """Return the reserved slots (the secret was right, or the attempt was refused untried)."""
         for key in self._keys:
             ThrottleModel(key).update(actions=[ThrottleModel.failures.add(-1)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.transactions import TransactWrite
@@ -11,7 +12,7 @@ from pynamodb.transactions import TransactWrite
 from functions.core.config import get_settings
 
 
-def table_meta(name: str) -> type:
+def table_meta(name: str) -> Any:
     """A PynamoDB ``Meta`` for table ``name`` (``MEETUP_TABLE_PREFIX`` + name).
 
     ``host`` stays unset: PynamoDB honours ``AWS_ENDPOINT_URL``, which points at moto on the local stack.

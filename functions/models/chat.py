@@ -37,4 +37,3 @@ class ChatItemModel(Model):
     created_at = UTCDateTimeAttribute()
 
     by_time = ByTimeIndex()
-

@@ -49,7 +49,9 @@ def _decode_cursor(cursor: str | None, meeting_id: str) -> dict[str, Any] | None
     return key
 
 
-def _post(meeting_id: str, user: Any, kind: str, body: str, idempotency_key: str) -> tuple[ChatItemModel, bool]:
+def _post(
+    meeting_id: str, user: Any, kind: str, body: str, idempotency_key: str
+) -> tuple[ChatItemModel, bool]:
     """Store the item once per (sender, idempotency key); return it and whether it was new."""
     meeting, _ = meeting_for_member(meeting_id, user.user_id)
     require_active(meeting)
@@ -79,7 +81,9 @@ def _post(meeting_id: str, user: Any, kind: str, body: str, idempotency_key: str
     return existing, False
 
 
-def _page(meeting_id: str, user_id: str, kind: str, cursor: str | None, limit: int) -> tuple[list, str | None, bool]:
+def _page(
+    meeting_id: str, user_id: str, kind: str, cursor: str | None, limit: int
+) -> tuple[list, str | None, bool]:
     meeting, _ = meeting_for_member(meeting_id, user_id)
     result = ChatItemModel.by_time.query(
         meeting.meeting_id,
@@ -92,7 +96,11 @@ def _page(meeting_id: str, user_id: str, kind: str, cursor: str | None, limit: i
     if not items:
         return items, cursor, False
     last = items[-1]
-    key = {"meeting_id": {"S": last.meeting_id}, "item_id": {"S": last.item_id}, "timeline": {"S": last.timeline}}
+    key = {
+        "meeting_id": {"S": last.meeting_id},
+        "item_id": {"S": last.item_id},
+        "timeline": {"S": last.timeline},
+    }
     return items, _encode_cursor(key), result.last_evaluated_key is not None
 
 
@@ -127,7 +135,9 @@ _POST_RESPONSES = {
 
 
 @router.post("/{meeting_id}/chat", status_code=201, responses=_POST_RESPONSES)
-def post_message(meeting_id: MeetingIdPath, body: ChatPost, user: CurrentUser, response: Response) -> ChatMessageOut:
+def post_message(
+    meeting_id: MeetingIdPath, body: ChatPost, user: CurrentUser, response: Response
+) -> ChatMessageOut:
     item, created = _post(normalize_meeting_id(meeting_id), user, "msg", body.text, body.idempotency_key)
     if created:
         count("ChatMessages")
@@ -142,11 +152,15 @@ def list_messages(
 ) -> Page[ChatMessageOut]:
     """Messages oldest first. A client polling for new ones passes the last page's cursor."""
     items, next_cursor, more = _page(normalize_meeting_id(meeting_id), user_id, "msg", cursor, limit)
-    return Page[ChatMessageOut](items=[_message_out(i) for i in items], next_cursor=next_cursor, has_more=more)
+    return Page[ChatMessageOut](
+        items=[_message_out(i) for i in items], next_cursor=next_cursor, has_more=more
+    )
 
 
 @router.post("/{meeting_id}/reactions", status_code=201, responses=_POST_RESPONSES)
-def post_reaction(meeting_id: MeetingIdPath, body: ReactionPost, user: CurrentUser, response: Response) -> ReactionOut:
+def post_reaction(
+    meeting_id: MeetingIdPath, body: ReactionPost, user: CurrentUser, response: Response
+) -> ReactionOut:
     item, created = _post(normalize_meeting_id(meeting_id), user, "react", body.emoji, body.idempotency_key)
     if created:
         count("Reactions")

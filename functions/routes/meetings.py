@@ -135,7 +135,9 @@ def _admit(meeting: MeetingModel, participant: ParticipantModel) -> None:
 
 
 @router.post("/{meeting_id}/join", responses=error_responses(403, 409, 410, 429))
-def join_meeting(meeting_id: MeetingIdPath, body: JoinRequest, user: CurrentUser, request: Request) -> JoinResponse:
+def join_meeting(
+    meeting_id: MeetingIdPath, body: JoinRequest, user: CurrentUser, request: Request
+) -> JoinResponse:
     """Join with the passcode (the host and returning participants need none) and get a join token."""
     settings = get_settings()
     meeting = find_meeting(normalize_meeting_id(meeting_id))

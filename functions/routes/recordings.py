@@ -53,7 +53,9 @@ def _plan(rec: RecordingModel, uploaded: dict[int, tuple[str, int]]) -> UploadPl
     part_count = math.ceil(int(rec.size) / int(rec.part_size))
     done = [UploadedPart(part_number=n, etag=etag, size=size) for n, (etag, size) in sorted(uploaded.items())]
     pending = [
-        PartUrl(part_number=n, size=_part_bytes(rec, n), url=storage.presigned_part(rec.s3_key, rec.upload_id, n))
+        PartUrl(
+            part_number=n, size=_part_bytes(rec, n), url=storage.presigned_part(rec.s3_key, rec.upload_id, n)
+        )
         for n in range(1, part_count + 1)
         if n not in uploaded or uploaded[n][1] != _part_bytes(rec, n)
     ]
@@ -100,13 +102,10 @@ def _own_upload(meeting_id: str, recording_id: str, user_id: str) -> RecordingMo
     return rec
 
 
-@router.post("/{meeting_id}/recordings", status_code=201, responses=error_responses(413))
+@router.post("/{meeting_id}/recordings", status_code=201)
 def start_recording_upload(meeting_id: MeetingIdPath, body: RecordingStart, user_id: UserId) -> UploadPlan:
     """Start a multipart upload; PUT each part to its URL, then complete. Allowed after the meeting ends."""
-    settings = get_settings()
     meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
-    if body.size > settings.recording_max_bytes:
-        raise ApiError(413, "recording_too_large", f"recordings are limited to {settings.recording_max_bytes} bytes")
     part_size = _part_size(body.size, body.part_size)
     recording_id = f"r_{secrets.token_hex(8)}"
     key = f"recordings/{meeting.meeting_id}/{recording_id}/{body.filename}"
@@ -127,7 +126,9 @@ def start_recording_upload(meeting_id: MeetingIdPath, body: RecordingStart, user
 
 
 @router.get("/{meeting_id}/recordings/{recording_id}/upload", responses=error_responses(403, 409))
-def resume_recording_upload(meeting_id: MeetingIdPath, recording_id: RecordingId, user_id: UserId) -> UploadPlan:
+def resume_recording_upload(
+    meeting_id: MeetingIdPath, recording_id: RecordingId, user_id: UserId
+) -> UploadPlan:
     """What S3 already holds, and fresh URLs for the parts still missing (after a failure or expiry)."""
     rec = _own_upload(normalize_meeting_id(meeting_id), recording_id, user_id)
     return _plan(rec, storage.uploaded_parts(rec.s3_key, rec.upload_id))
@@ -153,7 +154,9 @@ def complete_recording_upload(
         if theirs != ours:
             raise ApiError(409, "etag_mismatch", "the parts' ETags differ from what S3 received")
     try:
-        storage.complete_multipart(rec.s3_key, rec.upload_id, [(n, etag) for n, (etag, _) in sorted(uploaded.items())])
+        storage.complete_multipart(
+            rec.s3_key, rec.upload_id, [(n, etag) for n, (etag, _) in sorted(uploaded.items())]
+        )
     except ClientError as exc:
         raise ApiError(409, "upload_rejected", "S3 refused to assemble the parts") from exc
     try:

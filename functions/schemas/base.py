@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 #: Client-generated key that makes a retried write land once (letters, digits, ``_`` and ``-``).
 IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
@@ -17,9 +17,28 @@ MeetingIdPath = Annotated[str, StringConstraints(pattern=r"^[0-9][0-9 -]{8,14}[0
 
 
 class StrictRequest(BaseModel):
-    """Base of every request body: wrong types are errors (``false`` is not an int), extras too."""
+    """Base of every request body: wrong types are errors (``false`` is not an int), extras too.
+
+    One leniency: JSON Schema's ``integer`` admits ``10.0``, so integral floats become ints (``10.5``,
+    ``"10"`` and ``true`` are still refused).
+    """
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_floats_to_int(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        ints = {
+            name
+            for name, field in cls.model_fields.items()
+            if field.annotation is int or int in get_args(field.annotation)
+        }
+        return {
+            key: int(value) if key in ints and isinstance(value, float) and value.is_integer() else value
+            for key, value in data.items()
+        }
 
 
 T = TypeVar("T")

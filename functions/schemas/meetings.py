@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, StringConstraints
 from functions.schemas.base import StrictRequest
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$"),
 ]
 CustomPasscode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{6,16}$")]
 Passcode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
@@ -43,7 +44,9 @@ class MeetingCreated(MeetingOut):
 
 
 class JoinRequest(StrictRequest):
-    passcode: Passcode | None = Field(default=None, description="not needed by the host or a rejoining participant")
+    passcode: Passcode | None = Field(
+        default=None, description="not needed by the host or a rejoining participant"
+    )
     region: RegionHint | None = Field(default=None, description="the client's region, to rank relays")
 
 

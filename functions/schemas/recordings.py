@@ -12,17 +12,18 @@ from functions.schemas.base import StrictRequest
 RecordingType = Literal["video/mp4", "video/webm", "video/x-matroska", "audio/ogg", "audio/webm"]
 Filename = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,199}$")]
 RecordingId = Annotated[str, StringConstraints(pattern=r"^r_[0-9a-f]{16}$")]
-ETag = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ETag = Annotated[str, StringConstraints(min_length=1, max_length=80)]
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PART_BYTES = 512 * 1024 * 1024
 MAX_PARTS = 10_000
+MAX_RECORDING_BYTES = 20 * 1024**3
 
 
 class RecordingStart(StrictRequest):
     filename: Filename
     content_type: RecordingType
-    size: int = Field(gt=0, description="bytes; at most the configured limit")
+    size: int = Field(gt=0, le=MAX_RECORDING_BYTES, description="bytes")
     part_size: int | None = Field(
         default=None, ge=MIN_PART_BYTES, le=MAX_PART_BYTES, description="bytes per part; chosen when left out"
     )

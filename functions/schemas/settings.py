@@ -8,13 +8,30 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from functions.schemas.base import DisplayName, StrictRequest
 
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
 ImageType = Literal["image/jpeg", "image/png", "image/webp"]
 ImageKey = Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9/_.-]+$")]
 
 
-class Background(StrictRequest):
+class PlainBackground(StrictRequest):
+    """No effect (``none``) or a blurred background (``blur``)."""
+
+    mode: Literal["none", "blur"]
+
+
+class ImageBackground(StrictRequest):
+    """The background replaced by an uploaded image (see ``POST /settings/images``)."""
+
+    mode: Literal["image"]
+    image_key: ImageKey
+
+
+BackgroundChoice = Annotated[PlainBackground | ImageBackground, Field(discriminator="mode")]
+
+
+class Background(BaseModel):
     mode: Literal["none", "blur", "image"]
-    image_key: ImageKey | None = Field(default=None, description="required when mode is image")
+    image_key: str | None
 
 
 class SettingsOut(BaseModel):
@@ -28,14 +45,14 @@ class SettingsOut(BaseModel):
 
 class SettingsUpdate(StrictRequest):
     display_name: DisplayName | None = None
-    background: Background | None = None
+    background: BackgroundChoice | None = None
     photo_key: ImageKey | None = Field(default=None, description="an uploaded photo's key; null removes it")
 
 
 class ImageUploadRequest(StrictRequest):
     purpose: Literal["photo", "background"]
     content_type: ImageType
-    size: int = Field(gt=0, description="bytes; at most the configured limit (5 MiB by default)")
+    size: int = Field(gt=0, le=MAX_IMAGE_BYTES, description="bytes")
 
 
 class ImageUploadResponse(BaseModel):
