@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Annotated
 
@@ -31,8 +32,6 @@ def up(
     console.print(f"  AWS      {stack.aws_url}  (moto: DynamoDB + S3)")
     console.print("  relays   " + (relays or "none configured"))
     console.print("Ctrl-C stops everything.")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled, once stopped
         stack.serve_forever()
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after a clean shutdown
-        pass
     console.print("stopped.")
