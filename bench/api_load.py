@@ -54,15 +54,15 @@ class LoadResult:
     endpoint: str
     what: str
     concurrency: int
-    requests: int
-    errors: dict[str, int]
+    requests: int  # successful ones, completed in the window
+    errors: dict[str, int]  # other outcomes (status code or exception), completed in the window
     seconds: float
     rps: float
     p50_ms: float
     p99_ms: float
-    api_cpu_ms: float  # API process CPU per request
-    aws_cpu_ms: float  # moto (DynamoDB + S3 stand-in) CPU per request
-    client_cpu_ms: float  # load generator CPU per request
+    api_cpu_ms: float  # API process CPU per completed request (successful or not)
+    aws_cpu_ms: float  # moto (DynamoDB + S3 stand-in) CPU per completed request
+    client_cpu_ms: float  # load generator CPU per completed request
     api_busy: float  # API CPU seconds per wall second (1.0 = one core saturated)
     pool_exhausted: bool = False
     ratios: dict[str, float] = field(default_factory=dict)
@@ -209,7 +209,8 @@ async def run_scenario(
     used = marks["end"] - marks["start"]
     seconds = window["end"] - window["start"]
     n = len(latencies)
-    per_req = 1000 / n if n else float("nan")
+    completed = n + sum(errors.values())  # refused requests cost CPU too
+    per_req = 1000 / completed if completed else float("nan")
     return LoadResult(
         endpoint=scenario.name,
         what=scenario.what,

@@ -1,7 +1,9 @@
 """AWS Lambda entry points: one Mangum-wrapped FastAPI app per concern, behind an HTTP API (payload 2.0).
 
-Each function loads only its own router, so a cold start imports and builds only what it serves. The
-``metrics.log_metrics`` decorator flushes Powertools metrics (EMF) at the end of each invocation.
+Each function serves only its own router (API Gateway routes ``/auth/*`` to ``auth`` and so on). Importing
+this module builds all five apps (~1 ms each). AWS clients are built lazily, per table on first use: a
+request touches two or three of the eight tables, so building all eight at init (~40 ms each) costs more
+than it saves (measured: bench/cold_start.py). ``metrics.log_metrics`` flushes Powertools metrics (EMF) per invocation.
 """
 
 from __future__ import annotations

@@ -216,3 +216,22 @@ def test_malformed_meeting_ids_get_422(api: Api, meeting_id: str) -> None:
     r = api.post(f"/meetings/{meeting_id}/join", api.new_user(), json={"passcode": "X"})
     assert r.status_code == 422
     error_code(r)
+
+
+def test_a_crowd_joining_at_once_with_the_right_passcode_is_not_throttled(api_from_new_ip: Api) -> None:
+    """40 people behind one address join one meeting at the same moment: all get in."""
+    api = api_from_new_ip
+    meeting = api.new_meeting(api.new_user(), max_participants=50)
+    crowd = [api.new_user(f"P{i}") for i in range(40)]
+    with ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(lambda u: api.join(meeting, u).status_code, crowd))
+    assert statuses == [200] * 40
+
+
+def test_a_burst_of_guesses_by_one_user_gets_exactly_the_limit(api_from_new_ip: Api) -> None:
+    api = api_from_new_ip
+    meeting = api.new_meeting(api.new_user())
+    attacker = api.new_user("Burst")
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(lambda i: api.join(meeting, attacker, f"G{i:07d}").status_code, range(12)))
+    assert statuses.count(403) == 5 and statuses.count(429) == 7

@@ -91,8 +91,10 @@ def login(body: LoginRequest) -> TokenResponse:
         user = UserModel.get(user_id, consistent_read=True)
     except (EmailModel.DoesNotExist, UserModel.DoesNotExist):
         verify_secret(_dummy_hash(), body.password)
+        attempt.failed()
         raise ApiError(401, "invalid_credentials", "wrong email or password") from None
     if not verify_secret(user.password_hash, body.password):
+        attempt.failed()
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     attempt.succeeded()
     count("Logins")

@@ -97,13 +97,14 @@ def _check_passcode(meeting: MeetingModel, passcode: str | None, user_id: str, i
     settings = get_settings()
     attempt = Attempt(
         [
-            Bucket("passcode-user", user_id, settings.passcode_failures_per_user),
+            Bucket("passcode-user", user_id, settings.passcode_failures_per_user, strict=True),
             Bucket("passcode-ip", ip, settings.passcode_failures_per_ip),
             Bucket("passcode-meeting", meeting.meeting_id, settings.passcode_failures_per_meeting),
         ]
     )
     if passcode is None or not verify_secret(meeting.passcode_hash, normalize_passcode(passcode)):
         count("WrongPasscodes")
+        attempt.failed()
         raise ApiError(403, "wrong_passcode", "the passcode is wrong")
     attempt.succeeded()
 
@@ -145,10 +146,10 @@ def join_meeting(
         # Guessing meeting ids costs attempts like guessing passcodes does.
         Attempt(
             [
-                Bucket("passcode-user", user.user_id, settings.passcode_failures_per_user),
+                Bucket("passcode-user", user.user_id, settings.passcode_failures_per_user, strict=True),
                 Bucket("passcode-ip", _client_ip(request), settings.passcode_failures_per_ip),
             ]
-        )
+        ).failed()
         raise NOT_FOUND
     participant = find_participant(meeting.meeting_id, user.user_id)
     if participant is None:
