@@ -3,7 +3,8 @@
 Each function serves only its own router (API Gateway routes ``/auth/*`` to ``auth`` and so on). Importing
 this module builds all five apps (~1 ms each). AWS clients are built lazily, per table on first use: a
 request touches two or three of the eight tables, so building all eight at init (~40 ms each) costs more
-than it saves (measured: bench/cold_start.py). ``metrics.log_metrics`` flushes Powertools metrics (EMF) per invocation.
+than it saves (measured: bench/cold_start.py). ``metrics.log_metrics`` flushes Powertools metrics (EMF)
+per invocation.
 """
 
 from __future__ import annotations
