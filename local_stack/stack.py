@@ -12,11 +12,13 @@ import uvicorn
 
 from functions.core.tokens import generate_join_keypair
 from local_stack.aws import MotoServer, free_port
+from local_stack.relays import RelayProcess
 
 
 @dataclass
 class LocalStack:
-    """The platform on loopback. ``start()`` returns once every part answers; ``stop()`` tears it down.
+    """The platform on loopback: moto (DynamoDB + S3), relays, the API. ``start()`` returns once every
+    part answers; ``stop()`` tears it down.
 
     Configuration reaches the functions through the same environment variables as in Lambda, set in this
     process before the functions are imported. ``env`` holds them for child processes (relays).
@@ -24,8 +26,10 @@ class LocalStack:
 
     host: str = "127.0.0.1"
     api_port: int = 0
-    relays: str = ""
+    #: One relay process per region label, started on loopback and offered with join tokens.
+    relay_regions: list[str] = field(default_factory=lambda: ["local"])
     env: dict[str, str] = field(default_factory=dict)
+    relays: list[RelayProcess] = field(default_factory=list)
     api_url: str = ""
     join_public_key: str = ""
     _moto: MotoServer | None = None
@@ -36,6 +40,9 @@ class LocalStack:
         self._moto = MotoServer(self.host)
         self._moto.start()
         private_pem, self.join_public_key = generate_join_keypair()
+        self.relays = [RelayProcess(region, self.join_public_key, self.host) for region in self.relay_regions]
+        for relay in self.relays:
+            relay.start()
         self.env = {
             "AWS_ENDPOINT_URL": self._moto.url,
             "AWS_ACCESS_KEY_ID": "local",
@@ -45,7 +52,7 @@ class LocalStack:
             "MEETUP_JWT_SECRET": secrets.token_urlsafe(32),
             "MEETUP_JOIN_PRIVATE_KEY": private_pem,
             "MEETUP_JOIN_PUBLIC_KEY": self.join_public_key,
-            "MEETUP_RELAYS": self.relays,
+            "MEETUP_RELAYS": ",".join(f"{r.region}={r.url}" for r in self.relays),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         os.environ.update(self.env)
@@ -99,6 +106,9 @@ class LocalStack:
             self._server.should_exit = True
             self._thread.join(timeout=10)
         self._server = self._thread = None
+        for relay in self.relays:
+            relay.stop()
+        self.relays = []
         if self._moto is not None:
             self._moto.stop()
             self._moto = None

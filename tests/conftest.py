@@ -23,7 +23,7 @@ _ips = itertools.count(2)
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(relays="local=ws://127.0.0.1:7001/ws,eu-west-1=ws://127.0.0.1:7002/ws") as running:
+    with LocalStack(relay_regions=["local", "eu-west-1"]) as running:
         yield running
 
 

@@ -17,20 +17,21 @@ console = Console()
 def up(
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
-    relays: Annotated[
-        str, typer.Option(envvar="MEETUP_RELAYS", help="Relays to hand out with join tokens: region=url,...")
-    ] = "",
+    regions: Annotated[
+        str, typer.Option(help="Start one relay per region label (comma list); join tokens list them.")
+    ] = "local",
 ) -> None:
     """Start the local stack and serve until Ctrl-C."""
     from local_stack import LocalStack
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
-    stack = LocalStack(host=host, api_port=port, relays=relays)
+    stack = LocalStack(host=host, api_port=port, relay_regions=[r for r in regions.split(",") if r])
     with console.status("starting the local stack ..."):
         stack.configure()
     console.print(f"[bold green]local stack up[/]\n  API      http://{host}:{port}  (docs: /docs)")
     console.print(f"  AWS      {stack.aws_url}  (moto: DynamoDB + S3)")
-    console.print("  relays   " + (relays or "none configured"))
+    for relay in stack.relays:
+        console.print(f"  relay    {relay.url}  (region {relay.region}; {relay.http_url}/metrics)")
     console.print("Ctrl-C stops everything.")
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled, once stopped
         stack.serve_forever()

@@ -1,0 +1,1 @@
+"""Media the SDK publishes and records."""

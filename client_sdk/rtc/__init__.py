@@ -1,0 +1,1 @@
+"""The SDK's WebRTC side: the connection to a relay."""

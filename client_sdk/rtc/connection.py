@@ -1,0 +1,210 @@
+"""A participant's connection to a relay: signalling WebSocket plus one max-bundle peer connection.
+
+The relay makes every offer. For an m-line the offer marks ``{"publish": source}``, this side attaches the
+matching local track and sends; every other m-line brings a remote track, announced with its
+participant and source. Events (participants, tracks, chat, reactions, the end) arrive on ``events``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import websockets
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from client_sdk.errors import MeetupError
+from edge_relay.sfu.seams import use_ice_host_addresses
+from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES, TrackInfo
+
+log = logging.getLogger("client_sdk.rtc")
+
+
+class RelayError(MeetupError):
+    """The relay refused something (``code`` says what: token_expired, meeting_full, ...)."""
+
+
+@dataclass
+class RemoteTrack:
+    info: TrackInfo
+    track: MediaStreamTrack
+
+
+@dataclass
+class Event:
+    type: str
+    data: dict[str, Any]
+    track: RemoteTrack | None = None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+class RelayConnection:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        publish: dict[str, MediaStreamTrack] | None = None,
+        video_codec: str = "video/VP8",
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.local_tracks: dict[str, MediaStreamTrack] = dict(publish or {})
+        self.video_codec = video_codec
+        self.participant_id = ""
+        self.meeting_id = ""
+        self.participants: dict[str, dict[str, Any]] = {}
+        self.remote_tracks: dict[str, RemoteTrack] = {}  # track_id -> track
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._mid_info: dict[str, TrackInfo] = {}
+        self.connected_at: float | None = None  # monotonic time the media connection came up
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    async def connect(self, timeout_s: float = 10.0) -> None:
+        if _is_loopback(self.url):
+            use_ice_host_addresses(["127.0.0.1"])
+        try:
+            self._ws = await websockets.connect(self.url, max_size=MAX_MESSAGE_BYTES, open_timeout=timeout_s)
+        except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
+            raise RelayError(
+                f"cannot reach the relay at {self.url}: {exc!r}", code="relay_unreachable"
+            ) from exc
+        self._reader = asyncio.ensure_future(self._read())
+        await self._send(
+            {
+                "type": "join",
+                "token": self.token,
+                "publish": sorted(self.local_tracks),
+                "video_codec": self.video_codec,
+            }
+        )
+        welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout_s)
+        self.participant_id = welcome["participant_id"]
+        self.meeting_id = welcome["meeting_id"]
+        for participant in welcome["participants"]:
+            self.participants[participant["participant_id"]] = participant
+
+    async def _send(self, body: dict[str, Any]) -> None:
+        await self._ws.send(json.dumps(body))
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                msg = json.loads(raw)
+                await self._dispatch(msg)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if not self._welcome.done():
+                self._welcome.set_exception(
+                    RelayError("the relay closed the connection", code=self.close_reason or "closed")
+                )
+            self.closed.set()
+            await self.events.put(Event("closed", {"reason": self.close_reason}))
+
+    async def _dispatch(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "welcome":
+            self._welcome.set_result(msg)
+        elif kind == "offer":
+            await self._answer(msg)
+        elif kind == "error":
+            self.close_reason = msg.get("code", "error")
+            if not self._welcome.done():
+                self._welcome.set_exception(RelayError(msg.get("message", ""), code=self.close_reason))
+            await self.events.put(Event("error", msg))
+        elif kind in ("meeting_ended", "migrate"):
+            self.close_reason = msg.get("reason", kind)
+            await self.events.put(Event(kind, msg))
+        else:
+            if kind == "participant_joined":
+                self.participants[msg["participant"]["participant_id"]] = msg["participant"]
+            elif kind == "participant_left":
+                self.participants.pop(msg["participant_id"], None)
+            elif kind == "track_unpublished":
+                self.remote_tracks.pop(msg["track_id"], None)
+            await self.events.put(Event(str(kind), msg))
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        for mid, slot in offer["tracks"].items():
+            transceiver = next((t for t in self.pc.getTransceivers() if t.mid == mid), None)
+            if transceiver is None:
+                continue
+            if "publish" in slot:
+                track = self.local_tracks.get(slot["publish"])
+                if track is not None and transceiver.sender.track is not track:
+                    transceiver.sender.replaceTrack(track)
+                    transceiver.direction = "sendonly"
+            else:
+                self._mid_info[mid] = TrackInfo(**slot)
+        self._bind_pending_tracks()
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self._send(
+            {"type": "answer", "negotiation": offer["negotiation"], "sdp": self.pc.localDescription.sdp}
+        )
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._pending = getattr(self, "_pending", [])
+        self._pending.append(track)
+
+    def _bind_pending_tracks(self) -> None:
+        """Tracks announced by aiortc during setRemoteDescription, matched to their m-line's info."""
+        for track in getattr(self, "_pending", []):
+            transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+            info = self._mid_info.get(transceiver.mid) if transceiver and transceiver.mid else None
+            if info is None:
+                continue
+            remote = RemoteTrack(info, track)
+            self.remote_tracks[info.track_id] = remote
+            self.events.put_nowait(Event("track", info.model_dump(), remote))
+        self._pending = []
+
+    async def publish(self, source: str, track: MediaStreamTrack) -> None:
+        self.local_tracks[source] = track
+        await self._send({"type": "publish", "source": source, "video_codec": self.video_codec})
+
+    async def unpublish(self, source: str) -> None:
+        track = self.local_tracks.pop(source, None)
+        if track is not None:
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.sender.track is track:
+                    transceiver.sender.replaceTrack(None)
+            track.stop()
+        await self._send({"type": "unpublish", "source": source})
+
+    async def send_message(self, body: dict[str, Any]) -> None:
+        await self._send(body)
+
+    async def close(self, leave: bool = True) -> None:
+        if self._ws is not None:
+            if leave:
+                with contextlib.suppress(Exception):
+                    await self._send({"type": "leave"})
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        await self.pc.close()
+        if self._reader is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(self._reader, 2)

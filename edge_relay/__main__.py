@@ -1,0 +1,3 @@
+from edge_relay.main import main
+
+main()

@@ -1,0 +1,43 @@
+"""Relay configuration, from the environment (``MEETUP_RELAY_*``) in this one place."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RelayConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEETUP_RELAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 7001
+    region: str = "local"
+    #: The URL clients are given for this relay (defaults to ws://host:port/ws).
+    public_url: str | None = None
+    #: Ed25519 public key (PEM) that verifies join tokens; shared name with the API's configuration.
+    join_public_key: str = Field(default="", validation_alias="MEETUP_JOIN_PUBLIC_KEY")
+    #: Addresses ICE offers as host candidates (comma list); empty: every interface but loopback.
+    ice_addresses: str = ""
+    #: Seconds a joining client has to send its ``join`` message, and to answer an offer.
+    join_timeout_s: float = 10.0
+    answer_timeout_s: float = 15.0
+    #: WebSocket keepalive: a client that stops answering pings is gone within interval + timeout.
+    ping_interval_s: float = 2.0
+    ping_timeout_s: float = 2.5
+    #: Per connection: messages allowed per second (burst twice that) before they are refused.
+    messages_per_second: float = 20.0
+    #: On SIGTERM: refuse new joins, keep serving rooms this long, then tell clients to move.
+    drain_grace_s: float = 30.0
+    #: Participants per relay process beyond which joins are refused (capacity, not the meeting limit).
+    max_participants: int = 500
+
+    @property
+    def url(self) -> str:
+        return self.public_url or f"ws://{self.host}:{self.port}/ws"
+
+
+@lru_cache
+def get_config() -> RelayConfig:
+    return RelayConfig()

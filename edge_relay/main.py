@@ -1,0 +1,82 @@
+"""``python -m edge_relay``: one relay process (one core). Run one per core behind the registry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvicorn
+
+from edge_relay.config import RelayConfig
+from edge_relay.ops import logs
+from edge_relay.sfu import seams
+from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES
+from edge_relay.signalling.server import Relay
+
+log = logging.getLogger("edge_relay")
+
+
+async def serve(config: RelayConfig) -> None:
+    seams.check_aiortc_version()
+    census = seams.CodecCensus()
+    census.install()
+    if config.ice_addresses:
+        seams.use_ice_host_addresses(a.strip() for a in config.ice_addresses.split(",") if a.strip())
+    relay = Relay(config, census)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            relay.app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            access_log=False,
+            ws_max_size=MAX_MESSAGE_BYTES + 1024,
+            ws_ping_interval=config.ping_interval_s,
+            ws_ping_timeout=config.ping_timeout_s,
+            lifespan="off",
+        )
+    )
+    # uvicorn would take SIGTERM/SIGINT for itself (and stop at once); the relay drains first instead.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    async def on_sigterm() -> None:
+        await relay.drain()
+        stop.set()
+
+    loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(on_sigterm()))
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    tasks = [
+        asyncio.ensure_future(server.serve()),
+        asyncio.ensure_future(relay.rooms.tick_forever()),
+        asyncio.ensure_future(relay.lag.run()),
+    ]
+    log.info("relay up", extra={"url": config.url, "region": config.region})
+    await stop.wait()
+    server.should_exit = True
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(tasks[0], timeout=5)
+    for task in tasks[1:]:
+        task.cancel()
+    for room in list(relay.rooms.rooms.values()):
+        await room.end("relay_shutdown")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="meetup-edge relay (WebRTC SFU)")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--region")
+    args = parser.parse_args()
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    config = RelayConfig(**overrides)
+    logs.configure(region=config.region)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Prometheus text exposition of the relay's state and counters (``GET /metrics``).
+
+Counters on the forwarding hot path are plain ints (``edge_relay.sfu.forwarder.STATS``), read only when
+scraped; nothing here runs per packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from edge_relay.sfu.forwarder import STATS
+
+if TYPE_CHECKING:
+    from edge_relay.rooms.room import Rooms
+    from edge_relay.sfu.seams import CodecCensus
+
+
+class SessionCounters:
+    def __init__(self) -> None:
+        self.joins = 0
+        self.connections = 0
+        self.rejects: Counter[str] = Counter()  # error code -> count (bad tokens, bad messages ...)
+
+
+COUNTERS = SessionCounters()
+
+
+class LoopLag:
+    """How late the event loop wakes up: the relay's own congestion signal."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.interval_s = interval_s
+        self.last_s = 0.0
+        self.max_s = 0.0
+
+    async def run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(self.interval_s)
+            lag = max(0.0, time.perf_counter() - started - self.interval_s)
+            self.last_s = lag
+            self.max_s = max(self.max_s, lag)
+
+
+def render(rooms: Rooms, census: CodecCensus, lag: LoopLag, draining: bool) -> str:
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_: str, value: float, labels: str = "") -> None:
+        if not any(line.startswith(f"# HELP {name} ") for line in lines):
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+        lines.append(f"{name}{labels} {value}")
+
+    tracks = sum(len(p.tracks) for r in rooms.rooms.values() for p in r.participants.values())
+    metric("relay_rooms", "gauge", "Meetings with participants on this relay.", len(rooms.rooms))
+    metric("relay_participants", "gauge", "Participants connected.", rooms.participant_count)
+    metric("relay_tracks", "gauge", "Published tracks being forwarded.", tracks)
+    metric("relay_draining", "gauge", "1 while draining after SIGTERM.", int(draining))
+    s = STATS
+    for name, help_, value in (
+        ("relay_rtp_packets_in_total", "RTP packets received from publishers.", s.packets_in),
+        ("relay_rtp_bytes_in_total", "RTP bytes received from publishers.", s.bytes_in),
+        ("relay_rtp_packets_out_total", "RTP packets forwarded to subscribers.", s.packets_out),
+        ("relay_rtp_bytes_out_total", "RTP bytes forwarded to subscribers.", s.bytes_out),
+        ("relay_rtp_malformed_total", "Incoming packets dropped as malformed.", s.malformed),
+        ("relay_rtp_unknown_total", "Incoming packets of no known track (dropped).", s.unknown_ssrc),
+        (
+            "relay_rtp_waiting_keyframe_total",
+            "Packets held back from subscribers awaiting a keyframe.",
+            s.waiting_for_keyframe,
+        ),
+        ("relay_send_errors_total", "Sends that failed (connection not up).", s.send_errors),
+        ("relay_nacks_received_total", "NACKs received from subscribers.", s.nacks_received),
+        ("relay_retransmissions_total", "Packets re-sent from the history.", s.retransmissions),
+        ("relay_retransmit_misses_total", "NACKed packets no longer in the history.", s.retransmit_misses),
+        ("relay_nacks_sent_total", "NACKs sent to publishers for upstream loss.", s.nacks_sent),
+        (
+            "relay_keyframe_requests_received_total",
+            "PLI/FIR received from subscribers.",
+            s.keyframe_requests_received,
+        ),
+        (
+            "relay_keyframe_requests_sent_total",
+            "Keyframe requests sent to publishers.",
+            s.keyframe_requests_sent,
+        ),
+        ("relay_sender_reports_total", "Sender reports rewritten for subscribers.", s.sender_reports_sent),
+        ("relay_joins_total", "Participants admitted.", COUNTERS.joins),
+        ("relay_connections_total", "WebSocket connections accepted.", COUNTERS.connections),
+    ):
+        metric(name, "counter", help_, value)
+    for code, value in sorted(COUNTERS.rejects.items()):
+        metric(
+            "relay_rejects_total",
+            "counter",
+            "Refused joins and messages, by error code.",
+            value,
+            f'{{code="{code}"}}',
+        )
+    metric(
+        "relay_codec_instances_total",
+        "counter",
+        "Decoders/encoders aiortc created (0 when forwarding).",
+        census.decoders,
+        '{type="decoder"}',
+    )
+    metric("relay_codec_instances_total", "counter", "", census.encoders, '{type="encoder"}')
+    metric(
+        "relay_event_loop_lag_seconds", "gauge", "Event loop wake-up lag, last sample.", round(lag.last_s, 6)
+    )
+    metric(
+        "relay_event_loop_lag_max_seconds",
+        "gauge",
+        "Event loop wake-up lag, worst so far.",
+        round(lag.max_s, 6),
+    )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,155 @@
+"""Every use of aiortc's private internals, in one place. aiortc is pinned (``aiortc==1.16.0``).
+
+The relay forwards RTP without decoding, which aiortc's public API cannot do. These seams, checked on
+1.16.0 (see tests/relay/test_seams.py, which pins each one so an upgrade fails loudly):
+
+* ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)``: decrypted RTP, before aiortc parses and
+  routes it. Replacing it per transport taps every m-line of a BUNDLEd connection, and nothing reaches a
+  receiver, so no jitter buffer or decoder ever runs.
+* ``RTCDtlsTransport._send_rtp(data)``: protects RTP or RTCP with the connection's SRTP session and sends
+  it; accepts any SSRC and repeated sequence numbers (forwarded packets, retransmissions, our RTCP).
+* ``RTCRtpSender._handle_rtcp_packet(packet)``: a subscriber's PLI/FIR/NACK/RR, routed by media SSRC.
+* ``RTCRtpSender._send_rtcp(packets)``: the sender's periodic SR (all zero for a track that never yields:
+  rewritten from the publisher's SR), SDES and BYE.
+* ``RTCRtpReceiver._handle_rtcp_packet(packet)``: a publisher's SR (its NTP <-> RTP mapping).
+* ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: a keyframe request upstream.
+* ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
+* ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import aioice.ice
+import aiortc
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+PINNED_AIORTC = "1.16.0"
+RtpHandler = Callable[[bytes, int], Awaitable[None]]
+RtcpHandler = Callable[[Any], Awaitable[None]]
+
+
+def check_aiortc_version() -> None:
+    if aiortc.__version__ != PINNED_AIORTC:
+        raise RuntimeError(
+            f"edge_relay relies on aiortc {PINNED_AIORTC} internals; found {aiortc.__version__}"
+        )
+
+
+def use_ice_host_addresses(addresses: Iterable[str]) -> None:
+    """Gather ICE host candidates on exactly these addresses (aioice skips 127.0.0.1 by default)."""
+    fixed = list(addresses)
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(fixed)  # type: ignore[assignment]
+
+
+def bundled_transport(pc: RTCPeerConnection) -> RTCDtlsTransport:
+    """The one DTLS transport of a max-bundle connection (exists once a description is set)."""
+    return pc.getTransceivers()[0].receiver.transport
+
+
+def tap_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
+    """Route every decrypted RTP packet arriving on ``transport`` to ``handler(data, arrival_time_ms)``."""
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:  # aiortc passes arrival_time_ms by name
+        await handler(data, arrival_time_ms)
+
+    transport._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+def send_rtp(transport: RTCDtlsTransport, data: bytes) -> Awaitable[None]:
+    """Protect and send one RTP or RTCP packet. Raises ConnectionError until DTLS is up."""
+    return transport._send_rtp(data)
+
+
+def on_sender_rtcp(sender: RTCRtpSender, handler: RtcpHandler) -> RtcpHandler:
+    """Receive the subscriber's feedback for this sender; returns aiortc's own handler (RR stats)."""
+    original = sender._handle_rtcp_packet
+    sender._handle_rtcp_packet = handler  # type: ignore[method-assign,assignment]
+    return original
+
+
+def rewrite_sender_reports(sender: RTCRtpSender, rewrite: Callable[[list[Any]], list[Any]]) -> None:
+    """Pass the sender's periodic RTCP (SR, SDES, BYE) through ``rewrite`` before it is sent."""
+    original = RTCRtpSender._send_rtcp.__get__(sender)
+
+    async def send(packets: list[Any]) -> None:
+        await original(rewrite(packets))
+
+    sender._send_rtcp = send  # type: ignore[method-assign]
+
+
+def on_receiver_rtcp(receiver: RTCRtpReceiver, handler: RtcpHandler) -> None:
+    """See the publisher's RTCP for this receiver (its SRs) before aiortc handles it."""
+    original = receiver._handle_rtcp_packet
+
+    async def handle(packet: Any) -> None:
+        await handler(packet)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    """Send a PLI for ``media_ssrc`` to the publisher (dropped silently before DTLS is up)."""
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The SSRC this sender announced in its ``a=ssrc`` line."""
+    return int(sender._ssrc)
+
+
+def negotiated_codecs(transceiver: RTCRtpTransceiver) -> list[RTCRtpCodecParameters]:
+    return list(transceiver._codecs)
+
+
+def negotiated_extensions(transceiver: RTCRtpTransceiver) -> dict[str, int]:
+    """Header extension URI -> id, as negotiated on this m-line."""
+    return {ext.uri: ext.id for ext in transceiver._headerExtensions}
+
+
+class SilentTrack(MediaStreamTrack):
+    """A track that never yields a frame.
+
+    Put on the relay's per-subscriber senders: the m-line is ``sendonly`` with a real ``a=ssrc``, and
+    aiortc's send loop parks in ``recv()`` forever, so it never creates an encoder (the relay sends the
+    forwarded packets itself).
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self) -> Any:
+        await asyncio.get_running_loop().create_future()  # never resolves
+
+
+class CodecCensus:
+    """Counts the decoders and encoders aiortc creates in this process: a forwarding relay creates none."""
+
+    def __init__(self) -> None:
+        self.decoders = 0
+        self.encoders = 0
+
+    def install(self) -> None:
+        import aiortc.rtcrtpreceiver as receiver_module
+        import aiortc.rtcrtpsender as sender_module
+
+        get_decoder, get_encoder = receiver_module.get_decoder, sender_module.get_encoder
+
+        def counting_decoder(codec: RTCRtpCodecParameters) -> Any:
+            self.decoders += 1
+            return get_decoder(codec)
+
+        def counting_encoder(codec: RTCRtpCodecParameters) -> Any:
+            self.encoders += 1
+            return get_encoder(codec)
+
+        receiver_module.get_decoder = counting_decoder  # type: ignore[assignment]
+        sender_module.get_encoder = counting_encoder  # type: ignore[assignment]

@@ -1,0 +1,1 @@
+"""The relay protocol (shared with the SDK) and its WebSocket server."""

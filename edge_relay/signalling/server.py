@@ -1,0 +1,115 @@
+"""The relay's network face: ``/ws`` (signalling), ``/healthz`` and ``/metrics``, on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from edge_relay.config import RelayConfig
+from edge_relay.ops import metrics
+from edge_relay.rooms.room import Rooms
+from edge_relay.sfu.seams import CodecCensus
+from edge_relay.signalling import protocol
+from edge_relay.signalling.session import Closed, Session
+from functions.core.tokens import load_public_key
+
+log = logging.getLogger("edge_relay.server")
+
+
+class Relay:
+    """State of one relay process, and the Starlette app that serves it."""
+
+    def __init__(self, config: RelayConfig, census: CodecCensus) -> None:
+        if not config.join_public_key:
+            raise RuntimeError("set MEETUP_JOIN_PUBLIC_KEY: the relay verifies join tokens with it")
+        self.config = config
+        self.public_key = load_public_key(config.join_public_key)
+        self.census = census
+        self.rooms = Rooms()
+        self.lag = metrics.LoopLag()
+        self.draining = False
+        self.app = Starlette(
+            routes=[
+                WebSocketRoute("/ws", self.websocket),
+                Route("/healthz", self.healthz),
+                Route("/metrics", self.metrics),
+            ]
+        )
+
+    async def healthz(self, _: Request) -> JSONResponse:
+        body = {
+            "status": "draining" if self.draining else "ok",
+            "region": self.config.region,
+            "rooms": len(self.rooms.rooms),
+            "participants": self.rooms.participant_count,
+        }
+        return JSONResponse(body, status_code=503 if self.draining else 200)
+
+    async def metrics(self, _: Request) -> PlainTextResponse:
+        text = metrics.render(self.rooms, self.census, self.lag, self.draining)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    async def websocket(self, ws: WebSocket) -> None:
+        await ws.accept()
+        metrics.COUNTERS.connections += 1
+        lock = asyncio.Lock()
+
+        async def send(text: str) -> None:
+            async with lock:
+                await ws.send_text(text)
+
+        async def disconnect(reason: str) -> None:
+            with contextlib.suppress(Exception):
+                await ws.close(code=1000, reason=reason[:100])
+
+        session = Session(self.config, self.rooms, self.public_key, send, disconnect, lambda: self.draining)
+        reason = "disconnected"
+        try:
+            while True:
+                timeout = None if session.participant else self.config.join_timeout_s
+                frame = await asyncio.wait_for(ws.receive(), timeout=timeout)
+                if frame["type"] == "websocket.disconnect":
+                    break
+                text, binary = frame.get("text"), frame.get("bytes")
+                await session.handle(text if text is not None else (binary or b""))
+        except Closed as closed:
+            reason = closed.reason
+            with contextlib.suppress(Exception):
+                await ws.close(code=closed.code, reason=closed.reason[:100])
+        except TimeoutError:
+            reason = "join_timeout"
+            with contextlib.suppress(Exception):
+                await session.error("join_timeout", "no join message in time")
+                await ws.close(code=4408)
+        except WebSocketDisconnect:
+            pass
+        except Exception:
+            log.exception("session failed")
+            reason = "relay_error"
+            with contextlib.suppress(Exception):
+                await ws.close(code=1011)
+        finally:
+            await session.close(reason)
+
+    async def drain(self) -> None:
+        """SIGTERM: refuse joins (healthz says 503), keep rooms for the grace period, then send everyone
+        elsewhere (``migrate``) and end the rooms here."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("draining", extra={"grace_s": self.config.drain_grace_s})
+        deadline = asyncio.get_running_loop().time() + self.config.drain_grace_s
+        while self.rooms.rooms and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+        for room in list(self.rooms.rooms.values()):
+            await room.broadcast(protocol.message("migrate", reason="relay_draining"))
+            for participant in list(room.participants.values()):
+                await room.remove(participant, reason="relay_draining", notify=False)
+                await participant.disconnect("relay_draining")

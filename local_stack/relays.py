@@ -1,0 +1,60 @@
+"""Relays of the local stack: one ``python -m edge_relay`` process per region, on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from local_stack.aws import free_port
+
+
+class RelayProcess:
+    def __init__(self, region: str, join_public_key: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.region = region
+        self.host = host
+        self.port = port or free_port(host)
+        self.url = f"ws://{host}:{self.port}/ws"
+        self.http_url = f"http://{host}:{self.port}"
+        self._env = {
+            **os.environ,
+            "MEETUP_JOIN_PUBLIC_KEY": join_public_key,
+            "MEETUP_RELAY_HOST": host,
+            "MEETUP_RELAY_PORT": str(self.port),
+            "MEETUP_RELAY_REGION": region,
+            "MEETUP_RELAY_ICE_ADDRESSES": "127.0.0.1",
+            "MEETUP_RELAY_DRAIN_GRACE_S": os.environ.get("MEETUP_RELAY_DRAIN_GRACE_S", "2"),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        log_level = os.environ.get("MEETUP_RELAY_LOG_LEVEL")
+        stderr = None if log_level else subprocess.DEVNULL
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge_relay"], env=self._env, stderr=stderr)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"relay {self.region} exited with code {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.http_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"relay {self.region} did not answer within {timeout_s} s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        self.proc.send_signal(signal.SIGINT)  # immediate stop; SIGTERM would drain first
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
