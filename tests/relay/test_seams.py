@@ -1,0 +1,87 @@
+"""Pins every aiortc/aioice internal the relay depends on (edge_relay/sfu/seams.py).
+
+aiortc is pinned exactly; these tests make an upgrade fail here, loudly and by name, rather than as
+frozen video somewhere else.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import aioice.ice
+import aiortc
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+from edge_relay.sfu import seams
+
+
+def params(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_pinned_version() -> None:
+    assert aiortc.__version__ == seams.PINNED_AIORTC
+    seams.check_aiortc_version()
+
+
+def test_dtls_transport_seams() -> None:
+    assert params(RTCDtlsTransport._handle_rtp_data) == ["self", "data", "arrival_time_ms"]
+    # The tap must accept the keyword: aiortc passes it by name.
+    assert "self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in inspect.getsource(
+        RTCDtlsTransport._recv_next
+    )
+    assert params(RTCDtlsTransport._send_rtp) == ["self", "data"]
+    assert inspect.iscoroutinefunction(RTCDtlsTransport._send_rtp)
+
+
+def test_sender_and_receiver_seams() -> None:
+    assert params(RTCRtpSender._handle_rtcp_packet) == ["self", "packet"]
+    assert params(RTCRtpSender._send_rtcp) == ["self", "packets"]
+    assert params(RTCRtpReceiver._handle_rtcp_packet) == ["self", "packet"]
+    assert params(RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"]
+    # RTCP reaches these through ``self.``/``recipient.``, so per-instance overrides are honoured.
+    assert "await recipient._handle_rtcp_packet(packet)" in inspect.getsource(
+        RTCDtlsTransport._handle_rtcp_data
+    )
+    assert "self._send_rtcp(" in inspect.getsource(RTCRtpSender._run_rtcp)
+
+
+async def test_negotiated_state_is_where_the_relay_reads_it() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver(seams.SilentTrack("video"), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        assert isinstance(transceiver.sender._ssrc, int)
+        assert f"a=ssrc:{seams.sender_ssrc(transceiver.sender)} " in pc.localDescription.sdp
+        assert {c.mimeType for c in seams.negotiated_codecs(transceiver)} >= {"video/VP8", "video/H264"}
+        assert "urn:ietf:params:rtp-hdrext:sdes:mid" in seams.negotiated_extensions(transceiver)
+        assert seams.bundled_transport(pc) is transceiver.sender.transport
+    finally:
+        await pc.close()
+
+
+def test_codec_factories_are_module_level_names() -> None:
+    """CodecCensus counts decoders/encoders by wrapping these names."""
+    assert callable(aiortc.rtcrtpreceiver.get_decoder)
+    assert callable(aiortc.rtcrtpsender.get_encoder)
+    assert "get_decoder(codec)" in inspect.getsource(aiortc.rtcrtpreceiver.decoder_worker)
+
+
+def test_ice_host_addresses_can_be_chosen() -> None:
+    assert params(aioice.ice.get_host_addresses) == ["use_ipv4", "use_ipv6"]
+    original = aioice.ice.get_host_addresses
+    try:
+        seams.use_ice_host_addresses(["127.0.0.1"])
+        assert aioice.ice.get_host_addresses(True, False) == ["127.0.0.1"]
+    finally:
+        aioice.ice.get_host_addresses = original
+
+
+def test_a_wrong_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiortc, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match=r"1\.16\.0"):
+        seams.check_aiortc_version()
