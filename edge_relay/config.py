@@ -32,6 +32,12 @@ class RelayConfig(BaseSettings):
     drain_grace_s: float = 30.0
     #: Participants per relay process beyond which joins are refused (capacity, not the meeting limit).
     max_participants: int = 500
+    #: Delay added to /healthz answers, emulating distance for the SDK's RTT probe in tests and demos on
+    #: one machine (no netem here). Always 0 in production.
+    probe_delay_ms: float = 0.0
+    #: Heartbeat into the relay registry (DynamoDB table ``MEETUP_TABLE_PREFIX`` + "relays").
+    registry: bool = False
+    heartbeat_s: float = 2.0
 
     @property
     def url(self) -> str:

@@ -10,6 +10,7 @@ import signal
 
 import uvicorn
 
+from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
 from edge_relay.sfu import seams
@@ -44,17 +45,34 @@ async def serve(config: RelayConfig) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    async def on_sigterm() -> None:
-        await relay.drain()
+    async def shut_down(grace_s: float) -> None:
+        await relay.drain(grace_s)
         stop.set()
 
-    loop.add_signal_handler(signal.SIGTERM, lambda: asyncio.ensure_future(on_sigterm()))
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    # SIGTERM (ECS, Kubernetes): drain for the grace period. SIGINT (Ctrl-C): move everyone now.
+    pending: set[asyncio.Task[None]] = set()
+
+    def on_signal(grace_s: float) -> None:
+        pending.add(asyncio.ensure_future(shut_down(grace_s)))
+
+    loop.add_signal_handler(signal.SIGTERM, on_signal, config.drain_grace_s)
+    loop.add_signal_handler(signal.SIGINT, on_signal, 0.0)
     tasks = [
         asyncio.ensure_future(server.serve()),
         asyncio.ensure_future(relay.rooms.tick_forever()),
         asyncio.ensure_future(relay.lag.run()),
     ]
+    registrar = None
+    if config.registry:
+        registrar = Registrar(
+            config.region,
+            config.url,
+            config.max_participants,
+            load=lambda: relay.rooms.participant_count,
+            draining=lambda: relay.draining,
+            interval_s=config.heartbeat_s,
+        )
+        tasks.append(asyncio.ensure_future(registrar.run()))
     log.info("relay up", extra={"url": config.url, "region": config.region})
     await stop.wait()
     server.should_exit = True
@@ -62,8 +80,8 @@ async def serve(config: RelayConfig) -> None:
         await asyncio.wait_for(tasks[0], timeout=5)
     for task in tasks[1:]:
         task.cancel()
-    for room in list(relay.rooms.rooms.values()):
-        await room.end("relay_shutdown")
+    if registrar is not None:
+        await registrar.deregister()
 
 
 def main() -> None:

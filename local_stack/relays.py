@@ -14,7 +14,14 @@ from local_stack.aws import free_port
 
 
 class RelayProcess:
-    def __init__(self, region: str, join_public_key: str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        region: str,
+        join_public_key: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        probe_delay_ms: float = 0.0,
+    ) -> None:
         self.region = region
         self.host = host
         self.port = port or free_port(host)
@@ -28,6 +35,9 @@ class RelayProcess:
             "MEETUP_RELAY_REGION": region,
             "MEETUP_RELAY_ICE_ADDRESSES": "127.0.0.1",
             "MEETUP_RELAY_DRAIN_GRACE_S": os.environ.get("MEETUP_RELAY_DRAIN_GRACE_S", "2"),
+            "MEETUP_RELAY_PROBE_DELAY_MS": str(probe_delay_ms),
+            # Registry heartbeats go to the same (moto) DynamoDB as the API, when the stack set one up.
+            "MEETUP_RELAY_REGISTRY": "true" if "AWS_ENDPOINT_URL" in os.environ else "false",
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -46,6 +56,13 @@ class RelayProcess:
                 time.sleep(0.05)
         self.stop()
         raise TimeoutError(f"relay {self.region} did not answer within {timeout_s} s")
+
+    def kill(self) -> None:
+        """SIGKILL: the relay vanishes without a word (no drain, no deregistration)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:

@@ -15,6 +15,17 @@ from local_stack.aws import MotoServer, free_port
 from local_stack.relays import RelayProcess
 
 
+def _wait_registered(url: str, timeout_s: float = 10.0) -> None:
+    from functions.models import RelayModel
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(r.url == url for r in RelayModel.scan(consistent_read=True)):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"relay {url} did not register within {timeout_s} s")
+
+
 @dataclass
 class LocalStack:
     """The platform on loopback: moto (DynamoDB + S3), relays, the API. ``start()`` returns once every
@@ -26,8 +37,10 @@ class LocalStack:
 
     host: str = "127.0.0.1"
     api_port: int = 0
-    #: One relay process per region label, started on loopback and offered with join tokens.
+    #: One relay process per region label, started on loopback; they join the relay registry.
     relay_regions: list[str] = field(default_factory=lambda: ["local"])
+    #: Emulated distance per region: delay added to that relay's /healthz, which the SDK probes.
+    relay_probe_delay_ms: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     relays: list[RelayProcess] = field(default_factory=list)
     api_url: str = ""
@@ -40,9 +53,6 @@ class LocalStack:
         self._moto = MotoServer(self.host)
         self._moto.start()
         private_pem, self.join_public_key = generate_join_keypair()
-        self.relays = [RelayProcess(region, self.join_public_key, self.host) for region in self.relay_regions]
-        for relay in self.relays:
-            relay.start()
         self.env = {
             "AWS_ENDPOINT_URL": self._moto.url,
             "AWS_ACCESS_KEY_ID": "local",
@@ -52,7 +62,6 @@ class LocalStack:
             "MEETUP_JWT_SECRET": secrets.token_urlsafe(32),
             "MEETUP_JOIN_PRIVATE_KEY": private_pem,
             "MEETUP_JOIN_PUBLIC_KEY": self.join_public_key,
-            "MEETUP_RELAYS": ",".join(f"{r.region}={r.url}" for r in self.relays),
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         os.environ.update(self.env)
@@ -64,6 +73,16 @@ class LocalStack:
 
         create_tables()
         ensure_bucket()
+        for region in self.relay_regions:
+            self.add_relay(region, self.relay_probe_delay_ms.get(region, 0.0))
+
+    def add_relay(self, region: str, probe_delay_ms: float = 0.0) -> RelayProcess:
+        """Start one more relay; it registers itself, so the API offers it from its first heartbeat."""
+        relay = RelayProcess(region, self.join_public_key, self.host, probe_delay_ms=probe_delay_ms)
+        relay.start()
+        self.relays.append(relay)
+        _wait_registered(relay.url)
+        return relay
 
     def _uvicorn(self) -> uvicorn.Server:
         from functions.app import create_app

@@ -23,7 +23,10 @@ _ips = itertools.count(2)
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(relay_regions=["local", "eu-west-1"]) as running:
+    # Emulated distance (no netem here): each relay answers the SDK's RTT probe this much later.
+    with LocalStack(
+        relay_regions=["local", "eu-west-1"], relay_probe_delay_ms={"local": 20, "eu-west-1": 80}
+    ) as running:
         yield running
 
 

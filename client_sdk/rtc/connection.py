@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import websockets
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.errors import MeetupError
@@ -65,6 +66,10 @@ class RelayConnection:
         self.meeting_id = ""
         self.participants: dict[str, dict[str, Any]] = {}
         self.remote_tracks: dict[str, RemoteTrack] = {}  # track_id -> track
+        self.publishing: dict[str, Any] = {}  # source -> the transceiver sending it
+        self._media = MediaRelay()
+        self._feeds: list[MediaStreamTrack] = []
+        self.muted: set[str] = set()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.closed = asyncio.Event()
         self.close_reason = ""
@@ -150,8 +155,10 @@ class RelayConnection:
                 continue
             if "publish" in slot:
                 track = self.local_tracks.get(slot["publish"])
-                if track is not None and transceiver.sender.track is not track:
-                    transceiver.sender.replaceTrack(track)
+                if track is not None and self.publishing.get(slot["publish"]) is not transceiver:
+                    self.publishing[slot["publish"]] = transceiver
+                    if slot["publish"] not in self.muted:
+                        transceiver.sender.replaceTrack(self._feed(slot["publish"]))
                     transceiver.direction = "sendonly"
             else:
                 self._mid_info[mid] = TrackInfo(**slot)
@@ -186,13 +193,33 @@ class RelayConnection:
         await self._send({"type": "publish", "source": source, "video_codec": self.video_codec})
 
     async def unpublish(self, source: str) -> None:
-        track = self.local_tracks.pop(source, None)
-        if track is not None:
-            for transceiver in self.pc.getTransceivers():
-                if transceiver.sender.track is track:
-                    transceiver.sender.replaceTrack(None)
-            track.stop()
+        self.local_tracks.pop(source, None)
+        transceiver = self.publishing.pop(source, None)
+        if transceiver is not None:
+            feed = transceiver.sender.track
+            transceiver.sender.replaceTrack(None)
+            if feed is not None:
+                feed.stop()
         await self._send({"type": "unpublish", "source": source})
+
+    def _feed(self, source: str) -> MediaStreamTrack:
+        """A per-connection copy of a local track. aiortc stops a sender's track when the sender ends
+        (a relay that died, a connection closed): a copy ends, the caller's own track lives on for the
+        next connection."""
+        feed = self._media.subscribe(self.local_tracks[source], buffered=False)
+        self._feeds.append(feed)
+        return feed
+
+    async def set_muted(self, source: str, muted: bool) -> None:
+        """Stop sending ``source`` (nothing leaves this machine) or resume; the others are told."""
+        transceiver = self.publishing.get(source)
+        if muted:
+            self.muted.add(source)
+        else:
+            self.muted.discard(source)
+        if transceiver is not None:
+            transceiver.sender.replaceTrack(None if muted else self._feed(source))
+        await self._send({"type": "mute", "source": source, "muted": muted})
 
     async def send_message(self, body: dict[str, Any]) -> None:
         await self._send(body)
@@ -205,6 +232,8 @@ class RelayConnection:
             with contextlib.suppress(Exception):
                 await self._ws.close()
         await self.pc.close()
+        for feed in self._feeds:
+            feed.stop()
         if self._reader is not None:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(self._reader, 2)

@@ -44,6 +44,8 @@ class Relay:
         )
 
     async def healthz(self, _: Request) -> JSONResponse:
+        if self.config.probe_delay_ms:
+            await asyncio.sleep(self.config.probe_delay_ms / 1000)
         body = {
             "status": "draining" if self.draining else "ok",
             "region": self.config.region,
@@ -98,14 +100,14 @@ class Relay:
         finally:
             await session.close(reason)
 
-    async def drain(self) -> None:
-        """SIGTERM: refuse joins (healthz says 503), keep rooms for the grace period, then send everyone
-        elsewhere (``migrate``) and end the rooms here."""
+    async def drain(self, grace_s: float) -> None:
+        """Refuse joins (healthz says 503), keep rooms for ``grace_s``, then send everyone elsewhere
+        (``migrate``: the meeting goes on, on another relay) and close their connections here."""
         if self.draining:
             return
         self.draining = True
-        log.info("draining", extra={"grace_s": self.config.drain_grace_s})
-        deadline = asyncio.get_running_loop().time() + self.config.drain_grace_s
+        log.info("draining", extra={"grace_s": grace_s})
+        deadline = asyncio.get_running_loop().time() + grace_s
         while self.rooms.rooms and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.2)
         for room in list(self.rooms.rooms.values()):

@@ -7,6 +7,7 @@ from pynamodb.models import Model
 from functions.models.chat import ChatItemModel
 from functions.models.meetings import MeetingModel, ParticipantModel
 from functions.models.recordings import RecordingModel
+from functions.models.relays import RelayModel
 from functions.models.sessions import RefreshTokenModel
 from functions.models.throttles import ThrottleModel
 from functions.models.users import EmailModel, UserModel
@@ -19,6 +20,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ParticipantModel,
     ChatItemModel,
     RecordingModel,
+    RelayModel,
     ThrottleModel,
 )
 
@@ -45,6 +47,7 @@ __all__ = [
     "ParticipantModel",
     "RecordingModel",
     "RefreshTokenModel",
+    "RelayModel",
     "ThrottleModel",
     "UserModel",
     "create_tables",

@@ -1,16 +1,56 @@
-"""Which relays a joining client is offered, best first.
+"""Which relays a joining client is offered, best first (LiveKit-style region-aware selection).
 
-For now the candidates come from configuration (``MEETUP_RELAYS``); the client's region hint puts relays
-of its region first, keeping the configured order otherwise. The SDK's RTT probe makes the final pick.
+Candidates are the live relays of the registry (heartbeat fresh, not draining, below capacity) plus any
+configured statically (``MEETUP_RELAYS``). Relays of the client's region come first, then by load. The
+SDK's RTT probe makes the final pick; in the cloud, latency-based DNS does the coarse part.
 """
 
 from __future__ import annotations
 
+import time
+
 from functions.core.config import get_settings
+from functions.core.observability import logger
+from functions.models import RelayModel
 from functions.schemas.meetings import RelayOut
+
+HEARTBEAT_FRESH_S = 6.0  # about three missed heartbeats (relays beat every 2 s)
+MAX_OFFERED = 5
+_cache: tuple[float, list[RelayModel]] = (0.0, [])
+CACHE_S = 1.0
+
+
+def live_relays() -> list[RelayModel]:
+    """Registry entries that may take a join now (cached for a second: every join reads this)."""
+    global _cache
+    now = time.time()
+    if now - _cache[0] > CACHE_S:
+        try:
+            entries = list(RelayModel.scan())
+        except Exception:  # the registry is an optimisation over static config, never a hard dependency
+            logger.exception("relay registry unavailable")
+            entries = []
+        _cache = (now, entries)
+    return [
+        r
+        for r in _cache[1]
+        if now - float(r.heartbeat_at) < HEARTBEAT_FRESH_S and not r.draining and r.participants < r.capacity
+    ]
 
 
 def rank_relays(region_hint: str | None) -> list[RelayOut]:
-    relays = get_settings().relays
-    ranked = sorted(relays, key=lambda r: 0 if region_hint and r.region == region_hint else 1)
-    return [RelayOut(url=r.url, region=r.region) for r in ranked]
+    ranked = sorted(
+        live_relays(),
+        key=lambda r: (
+            0 if region_hint and r.region == region_hint else 1,
+            float(r.participants) / float(r.capacity),
+        ),
+    )
+    offered = [RelayOut(url=r.url, region=r.region) for r in ranked]
+    static = sorted(get_settings().relays, key=lambda r: 0 if region_hint and r.region == region_hint else 1)
+    for relay in static:
+        if all(o.url != relay.url for o in offered):
+            offered.append(RelayOut(url=relay.url, region=relay.region))
+    if region_hint:  # keep the hinted region first across both sources
+        offered.sort(key=lambda o: 0 if o.region == region_hint else 1)
+    return offered[:MAX_OFFERED]

@@ -1,0 +1,285 @@
+"""A joined meeting: media through the nearest relay, chat and reactions, events, reconnection.
+
+``await Meeting.join(client, meeting_id, passcode, publish={...})`` asks the API for a join token, probes
+the relays it offers, connects to the fastest and publishes. Everything that happens arrives as
+:class:`MeetingEvent` on ``meeting.events()`` (an async iterator) or through ``meeting.on(type, fn)``.
+If the relay connection drops (or the relay drains), the meeting reconnects by itself, to the same relay
+or the next nearest, and publishes again; a chat sent meanwhile waits in the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from client_sdk.client import Client
+from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
+from client_sdk.outbox import Outbox, OutboxItem
+from client_sdk.relay_select import rank_relays
+from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
+from functions.schemas.chat import ChatMessageOut, ReactionOut
+
+log = logging.getLogger("client_sdk.meeting")
+
+
+class NoRelayReachable(MeetupError):
+    """None of the relays the API offered could be reached."""
+
+
+@dataclass
+class MeetingEvent:
+    """``type``: participant_joined, participant_left, track_added, track_removed, track_muted, chat,
+    reaction, chat_failed, reconnecting, reconnected, ended."""
+
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    track: RemoteTrack | None = None
+
+
+class Meeting:
+    def __init__(
+        self,
+        client: Client,
+        meeting_id: str,
+        publish: dict[str, MediaStreamTrack],
+        region: str | None,
+        video_codec: str,
+    ) -> None:
+        self.client = client
+        self.meeting_id = meeting_id
+        self.local_tracks = dict(publish)
+        self.region = region
+        self.video_codec = video_codec
+        self.connection: RelayConnection | None = None
+        self.relay_url = ""
+        self.role = "guest"
+        self.participant_id = ""
+        self.ended = asyncio.Event()
+        self.end_reason = ""
+        self.chat: dict[str, dict[str, Any]] = {}  # message id -> message, deduplicated
+        self._queue: asyncio.Queue[MeetingEvent] = asyncio.Queue()
+        self._callbacks: dict[str, list[Callable[[MeetingEvent], Any]]] = {}
+        self._leaving = False
+        self._pump: asyncio.Task[None] | None = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self.outbox = Outbox(client, meeting_id, self._announce)
+
+    # --- joining and reconnecting ----------------------------------------------------------------------
+
+    @classmethod
+    async def join(
+        cls,
+        client: Client,
+        meeting_id: str,
+        passcode: str | None = None,
+        *,
+        publish: dict[str, MediaStreamTrack] | None = None,
+        region: str | None = None,
+        video_codec: str = "video/VP8",
+    ) -> Meeting:
+        meeting = cls(client, meeting_id, publish or {}, region, video_codec)
+        await meeting._connect(passcode)
+        return meeting
+
+    async def _connect(self, passcode: str | None = None, avoid: str | None = None) -> None:
+        admission = await self.client.join_meeting(self.meeting_id, passcode, region=self.region)
+        self.role = admission.role
+        self.participant_id = admission.participant_id
+        candidates = await rank_relays([(r.url, r.region) for r in admission.relays])
+        urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
+        errors = []
+        for url in urls:
+            connection = RelayConnection(url, admission.join_token, self.local_tracks, self.video_codec)
+            try:
+                await connection.connect()
+            except (RelayError, TimeoutError) as exc:
+                await connection.close(leave=False)
+                if isinstance(exc, RelayError) and exc.code == "meeting_ended":
+                    raise MeetingEnded(str(exc), code=exc.code) from exc
+                if isinstance(exc, RelayError) and exc.code == "meeting_full":
+                    raise MeetingFull(str(exc), code=exc.code) from exc
+                errors.append(f"{url}: {exc}")
+                continue
+            self.connection, self.relay_url = connection, url
+            self._pump = asyncio.ensure_future(self._pump_events(connection))
+            return
+        raise NoRelayReachable(
+            "no relay could be reached: " + ("; ".join(errors) or "none offered"), code="no_relay_reachable"
+        )
+
+    async def _reconnect(self, avoid: str | None) -> None:
+        await self._emit(MeetingEvent("reconnecting", {"relay": self.relay_url}))
+        delay = 0.2
+        while not self._leaving and not self.ended.is_set():
+            try:
+                await self._connect(avoid=avoid)  # admitted already: no passcode needed
+            except MeetingEnded as exc:
+                await self._finish(exc.code)
+                return
+            except MeetupError as exc:
+                log.info("reconnect failed", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+                continue
+            await self._emit(MeetingEvent("reconnected", {"relay": self.relay_url}))
+            await self._catch_up_chat()
+            return
+
+    # --- events ----------------------------------------------------------------------------------------
+
+    async def _pump_events(self, connection: RelayConnection) -> None:
+        reconnect_from: str | None = None
+        while True:
+            event = await connection.events.get()
+            if event.type == "closed":
+                break
+            if event.type == "meeting_ended":
+                await self._finish(event.data.get("reason", "ended"))
+                return
+            if event.type == "migrate":
+                reconnect_from = connection.url
+                continue
+            await self._translate(event)
+        if self._leaving or self.ended.is_set():
+            return
+        with contextlib.suppress(Exception):
+            await connection.close(leave=False)
+        self._reconnecting = asyncio.ensure_future(self._reconnect(avoid=reconnect_from or connection.url))
+
+    async def _translate(self, event: Event) -> None:
+        kind, data = event.type, event.data
+        if kind == "track":
+            await self._emit(MeetingEvent("track_added", data, event.track))
+        elif kind == "track_unpublished":
+            await self._emit(MeetingEvent("track_removed", data))
+        elif kind == "chat":
+            if data["message_id"] not in self.chat:
+                self.chat[data["message_id"]] = data
+                await self._emit(MeetingEvent("chat", data))
+        elif kind in ("participant_joined", "participant_left", "track_muted", "reaction", "track_published"):
+            await self._emit(MeetingEvent(kind, data))
+        elif kind == "error":
+            log.warning("relay error", extra={"code": data.get("code")})
+
+    async def _emit(self, event: MeetingEvent) -> None:
+        await self._queue.put(event)
+        for callback in self._callbacks.get(event.type, []) + self._callbacks.get("*", []):
+            result = callback(event)
+            if asyncio.iscoroutine(result):
+                await result
+
+    def on(self, event_type: str, callback: Callable[[MeetingEvent], Any]) -> None:
+        """Call ``callback(event)`` for every event of ``event_type`` (``"*"`` for all)."""
+        self._callbacks.setdefault(event_type, []).append(callback)
+
+    async def events(self) -> AsyncIterator[MeetingEvent]:
+        """Every event, in order, until the meeting ends or is left."""
+        while True:
+            getter = asyncio.ensure_future(self._queue.get())
+            ender = asyncio.ensure_future(self.ended.wait())
+            done, _ = await asyncio.wait({getter, ender}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                ender.cancel()
+                yield getter.result()
+                continue
+            getter.cancel()
+            while not self._queue.empty():
+                yield self._queue.get_nowait()
+            return
+
+    @property
+    def remote_tracks(self) -> dict[str, RemoteTrack]:
+        return self.connection.remote_tracks if self.connection else {}
+
+    @property
+    def participants(self) -> dict[str, dict[str, Any]]:
+        return self.connection.participants if self.connection else {}
+
+    # --- actions ---------------------------------------------------------------------------------------
+
+    async def publish(self, source: str, track: MediaStreamTrack) -> None:
+        """Start sending ``source`` (camera, microphone, screen), e.g. to share a screen mid-meeting."""
+        self.local_tracks[source] = track
+        if self.connection:
+            await self.connection.publish(source, track)
+
+    async def unpublish(self, source: str) -> None:
+        self.local_tracks.pop(source, None)
+        if self.connection:
+            await self.connection.unpublish(source)
+
+    async def mute(self, source: str, muted: bool = True) -> None:
+        """Stop (or resume) sending ``source``'s media; the others are told it is muted."""
+        if self.connection is not None and source in self.local_tracks:
+            await self.connection.set_muted(source, muted)
+
+    def send_chat(self, text: str) -> OutboxItem:
+        """Queue a message: stored by the API exactly once (retried while offline), then sent live.
+        Await ``item.done`` for the stored message."""
+        return self.outbox.put("chat", text)
+
+    def react(self, emoji: str) -> OutboxItem:
+        return self.outbox.put("reaction", emoji)
+
+    async def _announce(self, item: OutboxItem, stored: Any) -> None:
+        """After the API stored it: fan it out live through the relay (receivers deduplicate by id)."""
+        if isinstance(stored, ChatMessageOut):
+            self.chat[stored.message_id] = stored.model_dump(mode="json")
+            body = {"type": "chat", "message_id": stored.message_id, "text": stored.text}
+        elif isinstance(stored, ReactionOut):
+            body = {"type": "reaction", "emoji": stored.emoji}
+        else:
+            return
+        if self.connection is not None and not self.connection.closed.is_set():
+            with contextlib.suppress(Exception):
+                await self.connection.send_message(body)
+
+    async def _catch_up_chat(self) -> None:
+        """After a reconnect: messages sent while this client was away, from the API's history."""
+        async for message in self.client.chat_history(self.meeting_id):
+            if message.message_id not in self.chat:
+                data = message.model_dump(mode="json")
+                self.chat[message.message_id] = data
+                await self._emit(MeetingEvent("chat", data))
+
+    async def leave(self) -> None:
+        """Leave the meeting (the others stay): relay first, then the API frees the seat."""
+        self._leaving = True
+        await self.outbox.flush(timeout_s=10)
+        await self._close_connection(leave=True)
+        with contextlib.suppress(MeetupError):
+            await self.client.leave_meeting(self.meeting_id)
+        await self._finish("left")
+
+    async def end(self) -> None:
+        """End the meeting for everyone (host only)."""
+        await self.client.end_meeting(self.meeting_id)
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.send_message({"type": "end"})
+        self._leaving = True
+        await self._close_connection(leave=False)
+        await self._finish("host_ended")
+
+    async def _close_connection(self, leave: bool) -> None:
+        if self.connection is not None:
+            await self.connection.close(leave=leave)
+
+    async def _finish(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        if reason != "left":
+            await self._emit(MeetingEvent("ended", {"reason": reason}))
+        self.ended.set()
+        await self.outbox.close()
+        if self.connection is not None:
+            await self.connection.close(leave=False)
+        if self._pump is not None and self._pump is not asyncio.current_task():
+            self._pump.cancel()

@@ -1,0 +1,1 @@
+"""Relays as a cluster: the registry (and, later, membership gossip and cascades)."""
