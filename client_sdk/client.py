@@ -302,6 +302,13 @@ class Client:
                 await asyncio.sleep(0.2 * 2**attempt)
         raise UploadInterrupted(recording_id, failure)
 
+    async def fetch(self, url: str) -> bytes:
+        """The bytes behind a presigned URL (a background image, a photo)."""
+        response = await self._s3.get(url)
+        if response.status_code >= 300:
+            raise ServerError(f"download failed with HTTP {response.status_code}", code="download_failed")
+        return response.content
+
     async def download(self, url: str, dest: Path) -> Path:
         async with self._s3.stream("GET", url) as response:
             if response.status_code >= 300:

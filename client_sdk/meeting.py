@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.client import Client
@@ -26,6 +27,19 @@ from client_sdk.rtc.connection import Event, RelayConnection, RelayError, Remote
 from functions.schemas.chat import ChatMessageOut, ReactionOut
 
 log = logging.getLogger("client_sdk.meeting")
+
+
+async def apply_background_setting(client: Client, camera: MediaStreamTrack) -> MediaStreamTrack:
+    """The camera with the user's background effect, or unchanged when the setting is ``none``."""
+    settings = await client.settings()
+    if settings.background.mode == "none":
+        return camera
+    from client_sdk.media.background import BackgroundProcessor, BackgroundTrack  # numpy, mediapipe
+
+    image = None
+    if settings.background.mode == "image" and settings.background_image_url:
+        image = await client.fetch(settings.background_image_url)
+    return BackgroundTrack(camera, BackgroundProcessor(settings.background.mode, image))  # type: ignore[arg-type]
 
 
 class NoRelayReachable(MeetupError):
@@ -69,6 +83,7 @@ class Meeting:
         self._pump: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self.outbox = Outbox(client, meeting_id, self._announce)
+        self._media = MediaRelay()
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -82,8 +97,14 @@ class Meeting:
         publish: dict[str, MediaStreamTrack] | None = None,
         region: str | None = None,
         video_codec: str = "video/VP8",
+        background: bool = True,
     ) -> Meeting:
-        meeting = cls(client, meeting_id, publish or {}, region, video_codec)
+        """Join and publish. With ``background`` the user's background setting (blur, or an image) is
+        applied to the camera before it leaves this machine."""
+        publish = dict(publish or {})
+        if background and "camera" in publish:
+            publish["camera"] = await apply_background_setting(client, publish["camera"])
+        meeting = cls(client, meeting_id, publish, region, video_codec)
         await meeting._connect(passcode)
         return meeting
 
@@ -192,6 +213,11 @@ class Meeting:
             while not self._queue.empty():
                 yield self._queue.get_nowait()
             return
+
+    def media(self, remote: RemoteTrack) -> MediaStreamTrack:
+        """A copy of a remote track's frames. Several consumers (a view, a recorder, statistics) each
+        take their own copy; reading ``remote.track`` directly would split the frames between them."""
+        return self._media.subscribe(remote.track, buffered=False)
 
     @property
     def remote_tracks(self) -> dict[str, RemoteTrack]:

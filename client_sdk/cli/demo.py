@@ -1,33 +1,34 @@
-"""``meet demo``: a meeting from start to end against the local stack, narrated step by step."""
+"""``meet demo``: a whole meeting of bots on the local stack, narrated, with a summary at the end.
+
+Three bots register and meet: Alice hosts, Bob and Carol join with the passcode (after a wrong guess is
+refused). Everyone publishes a camera (a generated pattern stamped with its capture time) and a
+microphone (a tone); Carol shares a screen; they chat (one send is retried with the same key and stored
+once) and react; Bob records everyone into one file and uploads it; Alice ends the meeting.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import secrets
-from dataclasses import dataclass, field
-from typing import Annotated
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
 
+import av
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from client_sdk.cli.join import Observer
 from client_sdk.client import Client, new_idempotency_key
 from client_sdk.errors import MeetingEnded, WrongPasscode
+from client_sdk.media.recorder import MeetingRecorder
+from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
+from client_sdk.meeting import Meeting
 
 console = Console()
-
-
-@dataclass
-class DemoResult:
-    meeting_id: str = ""
-    participants: list[str] = field(default_factory=list)
-    messages: list[tuple[str, str]] = field(default_factory=list)
-    reactions: list[tuple[str, str]] = field(default_factory=list)
-    duplicate_refused: bool = False
-    wrong_passcode_refused: bool = False
-    join_after_end_refused: bool = False
-    relays: list[str] = field(default_factory=list)
 
 
 class Narrator:
@@ -42,99 +43,157 @@ class Narrator:
         console.print(f"    [green]✓[/] {text}")
 
 
-async def run_scenario(api_url: str) -> DemoResult:
-    """Register two users, meet, chat, react, end; every step over HTTP against ``api_url``."""
-    say, result, tag = Narrator(), DemoResult(), secrets.token_hex(3)
-    async with Client(api_url) as alice, Client(api_url) as bob:
-        say.step("Register two users and log in")
-        for api, name in ((alice, "Alice"), (bob, "Bob")):
-            email, password = f"{name.lower()}-{tag}@example.com", secrets.token_urlsafe(12)
-            await api.register(email, password, name)
-            user = await api.login(email, password)
-            say.ok(f"{user.display_name} <{user.email}> has an access token and a refresh token")
+async def _bot(api_url: str, name: str, tag: str) -> Client:
+    client = Client(api_url)
+    email, password = f"{name.lower()}-{tag}@example.com", secrets.token_urlsafe(12)
+    await client.register(email, password, name)
+    await client.login(email, password)
+    return client
 
+
+async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
+    """The demo meeting; returns what happened (for the summary and the tests)."""
+    say, tag = Narrator(), secrets.token_hex(3)
+    result: dict[str, Any] = {}
+    say.step("Three bots register and log in")
+    alice, bob, carol = [await _bot(api_url, n, tag) for n in ("Alice", "Bob", "Carol")]
+    meetings: list[Meeting] = []
+    observers: dict[str, Observer] = {}
+    try:
+        say.ok("Alice, Bob and Carol have access and refresh tokens")
         say.step("Alice creates a meeting")
-        meeting = await alice.create_meeting("Demo standup", max_participants=10, max_duration_minutes=30)
-        result.meeting_id = meeting.meeting_id
-        mid = meeting.meeting_id
-        say.ok(
-            f"meeting {mid[:3]} {mid[3:6]} {mid[6:]}, passcode {meeting.passcode}, "
-            f"ends {meeting.ends_at:%H:%M} UTC"
-        )
+        created = await alice.create_meeting("Demo standup", max_participants=10, max_duration_minutes=30)
+        mid = created.meeting_id
+        result["meeting_id"] = mid
+        say.ok(f"meeting {mid[:3]} {mid[3:6]} {mid[6:]}, passcode {created.passcode}")
 
-        say.step("Bob tries a wrong passcode, then the right one; Alice (the host) joins without one")
+        say.step("Bob guesses the passcode wrong, then everyone joins the nearest relay with camera and mic")
         try:
             await bob.join_meeting(mid, "WRONGPASS")
         except WrongPasscode as exc:
-            result.wrong_passcode_refused = True
             say.ok(f"wrong passcode refused ({exc.code})")
-        for api, passcode in ((alice, None), (bob, meeting.passcode)):
-            joined = await api.join_meeting(mid, passcode)
-            result.relays = [r.url for r in joined.relays]
-            say.ok(
-                f"{api.user.display_name if api.user else '?'} joined as {joined.role}: join token for "
-                f"{len(joined.relays)} relay(s), valid {joined.expires_in} s"
+        for client, name, (w, h), hz in (
+            (alice, "Alice", (640, 480), 440),
+            (bob, "Bob", (512, 384), 330),
+            (carol, "Carol", (512, 384), 550),
+        ):
+            publish = {"camera": PatternVideoTrack(w, h, fps=15), "microphone": ToneAudioTrack(hz)}
+            meeting = await Meeting.join(
+                client, mid, None if client is alice else created.passcode, publish=publish
             )
-        result.participants = [p.display_name for p in await alice.participants(mid) if p.active]
-        say.ok(f"participants: {', '.join(result.participants)}")
+            meetings.append(meeting)
+            say.ok(f"{name} joined as {meeting.role} via {meeting.relay_url}")
+        a, b, c = meetings
+        recording = Path(tempfile.mkdtemp(prefix="meetup-demo-")) / "demo-meeting.mp4"
+        recorder = MeetingRecorder(recording, grid=True, fps=15)
+        for name, meeting in zip(("Alice", "Bob", "Carol"), meetings, strict=True):
+            observers[name] = Observer(meeting, recorder if meeting is b else None, quiet=True)
+            await observers[name].start()
 
-        say.step("They chat; Bob's client retries a send with the same idempotency key")
-        await alice.send_chat(mid, "Morning! Shall we start?")
+        say.step("Carol shares her screen; Bob records everyone")
+        await c.publish("screen", PatternVideoTrack(1280, 720, fps=5))
+        say.ok("screen share published; recording to a grid of every video and a mix of every voice")
+
+        say.step(f"They talk for {seconds:.0f} s, chat and react")
+        a.send_chat("Morning! Shall we start?")
         key = new_idempotency_key()
         first = await bob.send_chat(mid, "Ready when you are.", idempotency_key=key)
-        again = await bob.send_chat(mid, "Ready when you are.", idempotency_key=key)
-        result.duplicate_refused = first.message_id == again.message_id
-        await alice.react(mid, "👍")
-        await bob.react(mid, "🎉")
-        page = await bob.chat_page(mid)
-        result.messages = [(m.sender_name, m.text) for m in page.items]
-        result.reactions = [(r.sender_name, r.emoji) for r in (await alice.reactions_page(mid)).items]
+        again = await bob.send_chat(mid, "Ready when you are.", idempotency_key=key)  # a retry: stored once
+        c.send_chat("Sharing the roadmap now.")
+        a.react("👍")
+        c.react("🎉")
+        await asyncio.sleep(seconds)
+        for meeting in meetings:
+            await meeting.outbox.flush()
+        history = [m async for m in alice.chat_history(mid)]
+        result["duplicate_refused"] = first.message_id == again.message_id
+        result["messages"] = [(m.sender_name, m.text) for m in history]
+        result["reactions"] = [(r.sender_name, r.emoji) for r in (await alice.reactions_page(mid)).items]
         say.ok(
-            f"{len(result.messages)} messages stored (the retry was not duplicated), "
-            f"{len(result.reactions)} reactions"
+            f"{len(history)} messages stored (the retried send once), {len(result['reactions'])} reactions"
         )
 
-        say.step("Alice ends the meeting for everyone")
-        ended = await alice.end_meeting(mid)
-        say.ok(f"status {ended.status} ({ended.end_reason})")
+        say.step("Bob stops recording and uploads it; Alice ends the meeting")
+        await recorder.stop()
+        rec = await bob.upload_recording(mid, recording, "video/mp4")
+        result["recording"] = _probe_recording(recording, rec.size)
+        frames = result["recording"]["video_frames"]
+        say.ok(f"recording {rec.recording_id}: {rec.size / 1e6:.1f} MB, {frames} video frames")
+        await a.end()
+        await asyncio.wait_for(asyncio.gather(b.ended.wait(), c.ended.wait()), 10)
+        say.ok(f"Bob and Carol were told: {b.end_reason}")
         try:
-            await bob.join_meeting(mid, meeting.passcode)
+            await carol.join_meeting(mid, created.passcode)
         except MeetingEnded:
-            result.join_after_end_refused = True
             say.ok("a later join is refused: the meeting has ended")
-    return result
+        result["received"] = {
+            name: {
+                (stats.name, stats.source): (stats.frames, stats.latency_ms) for stats in obs.tracks.values()
+            }
+            for name, obs in observers.items()
+        }
+        return result
+    finally:
+        for obs in observers.values():
+            obs.stop()
+        for meeting in meetings:
+            if not meeting.ended.is_set():
+                await meeting.leave()
+        for client in (alice, bob, carol):
+            await client.aclose()
 
 
-def _print_summary(result: DemoResult) -> None:
-    table = Table(title=f"Chat of meeting {result.meeting_id}")
+def _probe_recording(path: Path, size: int) -> dict[str, Any]:
+    with av.open(str(path)) as container:
+        video = sum(1 for _ in container.decode(video=0))
+        stream = container.streams.video[0]
+        return {"bytes": size, "video_frames": video, "size": f"{stream.width}x{stream.height}"}
+
+
+def _summary(result: dict[str, Any]) -> None:
+    table = Table(title="What each participant received")
+    table.add_column("participant")
     table.add_column("from")
-    table.add_column("message")
-    for sender, text in result.messages:
-        table.add_row(sender, text)
-    for sender, emoji in result.reactions:
-        table.add_row(sender, emoji)
+    table.add_column("track")
+    table.add_column("frames", justify="right")
+    table.add_column("latency p50", justify="right")
+    for name, received in result["received"].items():
+        for (sender, source), (frames, latency) in sorted(received.items()):
+            table.add_row(
+                name, sender, source, str(frames), f"{latency:.0f} ms" if latency is not None else "-"
+            )
     console.print(table)
+    chat = Table(title=f"Stored for meeting {result['meeting_id']}")
+    chat.add_column("from")
+    chat.add_column("chat / reaction")
+    for sender, text in result["messages"] + result["reactions"]:
+        chat.add_row(sender, text)
+    rec = result["recording"]
+    chat.add_row("Bob", f"recording {rec['size']}, {rec['video_frames']} frames, {rec['bytes'] / 1e6:.1f} MB")
+    console.print(chat)
 
 
 def demo(
     api: Annotated[
-        str | None, typer.Option(help="Use a running API (from 'meet local up') instead of starting one.")
+        str | None, typer.Option(help="Use a running stack (from 'meet local up') instead of starting one.")
     ] = None,
+    seconds: Annotated[float, typer.Option(min=1, help="How long the bots talk.")] = 8.0,
 ) -> None:
-    """Start the local stack and run a meeting scenario against it, printing each step."""
+    """Start the local stack and run a meeting of bots: video, audio, screen share, chat, recording."""
     stack = None
     if api is None:
         from local_stack import LocalStack
 
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
-        with console.status("starting the local stack (moto for DynamoDB + S3, the API under uvicorn) ..."):
+        started = time.monotonic()
+        with console.status("starting the local stack (moto for DynamoDB + S3, a relay, the API) ..."):
             stack = LocalStack().start()
         api = stack.api_url
-        console.print(f"[bold green]local stack up[/]: API {api}, AWS endpoint {stack.aws_url}")
+        console.print(f"[bold green]local stack up[/] in {time.monotonic() - started:.1f} s: API {api}")
     try:
-        result = asyncio.run(run_scenario(api))
+        result = asyncio.run(run_scenario(api, seconds))
     finally:
         if stack is not None:
             stack.stop()
-    _print_summary(result)
+    _summary(result)
     console.print("[bold green]demo finished.[/]")

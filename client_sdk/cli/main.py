@@ -1,10 +1,10 @@
-"""The ``meet`` command line: the local stack and a demo meeting (more commands arrive with the SDK)."""
+"""The ``meet`` command line: accounts, meetings, joining from the terminal, the local stack, a demo."""
 
 from __future__ import annotations
 
 import typer
 
-from client_sdk.cli import demo, local
+from client_sdk.cli import account, demo, join, local, meetings
 
 app = typer.Typer(
     name="meet",
@@ -12,6 +12,18 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.command()(account.register)
+app.command()(account.login)
+app.command()(account.logout)
+app.command()(account.whoami)
+app.command()(account.settings)
+app.command()(meetings.create)
+app.command()(meetings.info)
+app.command("join")(join.join)
+app.command()(meetings.chat)
+app.command()(meetings.react)
+app.command()(meetings.recordings)
+app.command()(meetings.end)
 app.add_typer(local.app, name="local")
 app.command("demo")(demo.demo)
 

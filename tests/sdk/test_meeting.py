@@ -173,4 +173,23 @@ async def test_a_relay_killed_mid_meeting_is_replaced_and_media_resumes(stack) -
             await meeting.leave()
         await alice.aclose()
         await bob.aclose()
+        doomed.kill()  # (already dead unless an assertion failed before)
         stack.relays.remove(doomed)
+
+
+async def test_the_background_setting_is_applied_to_the_published_camera(stack) -> None:
+    from client_sdk.media.background import BackgroundTrack
+
+    client = await new_client(stack.api_url, "Blurry")
+    try:
+        await client.update_settings(background={"mode": "blur"})
+        created = await client.create_meeting()
+        camera = PatternVideoTrack(320, 240)
+        meeting = await Meeting.join(client, created.meeting_id, publish={"camera": camera})
+        published = meeting.local_tracks["camera"]
+        assert isinstance(published, BackgroundTrack) and published is not camera
+        frame = await published.recv()  # the real model runs on the camera's frames
+        assert (frame.width, frame.height) == (320, 240)
+        await meeting.leave()
+    finally:
+        await client.aclose()
