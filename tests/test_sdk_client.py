@@ -12,7 +12,7 @@ from client_sdk import errors
 from client_sdk.client import Client, new_idempotency_key
 from local_stack.aws import free_port
 from tests.conftest import Api, User
-from tests.lossy_proxy import AnswerLosingProxy
+from tests.tcp_proxies import AnswerLosingProxy
 
 
 def sdk(stack, user: User | None = None, base_url: str | None = None) -> Client:

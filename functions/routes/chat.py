@@ -128,6 +128,18 @@ def _reaction_out(item: ChatItemModel) -> ReactionOut:
     )
 
 
+def _store(
+    meeting_id: str, user: Any, kind: str, body: str, key: str, response: Response, metric: str
+) -> ChatItemModel:
+    """Store once; a retry answers 200 with the first item instead of 201."""
+    item, created = _post(normalize_meeting_id(meeting_id), user, kind, body, key)
+    if created:
+        count(metric)
+    else:
+        response.status_code = 200
+    return item
+
+
 _POST_RESPONSES = {
     200: {"model": None, "description": "A retry: the item stored by the first post with this key"},
     **error_responses(409, 410),
@@ -138,11 +150,7 @@ _POST_RESPONSES = {
 def post_message(
     meeting_id: MeetingIdPath, body: ChatPost, user: CurrentUser, response: Response
 ) -> ChatMessageOut:
-    item, created = _post(normalize_meeting_id(meeting_id), user, "msg", body.text, body.idempotency_key)
-    if created:
-        count("ChatMessages")
-    else:
-        response.status_code = 200
+    item = _store(meeting_id, user, "msg", body.text, body.idempotency_key, response, "ChatMessages")
     return _message_out(item)
 
 
@@ -161,11 +169,7 @@ def list_messages(
 def post_reaction(
     meeting_id: MeetingIdPath, body: ReactionPost, user: CurrentUser, response: Response
 ) -> ReactionOut:
-    item, created = _post(normalize_meeting_id(meeting_id), user, "react", body.emoji, body.idempotency_key)
-    if created:
-        count("Reactions")
-    else:
-        response.status_code = 200
+    item = _store(meeting_id, user, "react", body.emoji, body.idempotency_key, response, "Reactions")
     return _reaction_out(item)
 
 

@@ -13,7 +13,7 @@ from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.meeting import Meeting, MeetingEvent
 from functions.services.relays import CACHE_S
 from tests.relay.media import wait_until
-from tests.sdk.switchable_proxy import SwitchableProxy
+from tests.tcp_proxies import SwitchableProxy
 
 
 async def new_client(base_url: str, name: str) -> Client:
