@@ -193,3 +193,32 @@ async def test_the_background_setting_is_applied_to_the_published_camera(stack) 
         await meeting.leave()
     finally:
         await client.aclose()
+
+
+async def test_mute_and_unmute_mid_meeting(stack) -> None:
+    alice, bob = await new_client(stack.api_url, "Alice"), await new_client(stack.api_url, "Bob")
+    created = await alice.create_meeting()
+    a = await Meeting.join(alice, created.meeting_id, publish={"camera": PatternVideoTrack(320, 240)})
+    b = await Meeting.join(bob, created.meeting_id, created.passcode)
+    wb = Watcher(b)
+    await wait_until(lambda: bool(b.remote_tracks), 10)
+    for remote in list(b.remote_tracks.values()):  # tracks that arrived before the watcher
+        wb._on_event(MeetingEvent("track_added", remote.info.model_dump(), remote))
+    key = (a.participant_id, "camera")
+    try:
+        assert await wait_until(lambda: wb.frames.get(key, 0) >= 10, 15)
+        await a.mute("camera")
+        assert await wait_until(lambda: any(e.data.get("muted") is True for e in wb.of("track_muted")), 5)
+        await asyncio.sleep(0.5)  # frames in flight
+        frozen = wb.frames[key]
+        await asyncio.sleep(1.0)
+        assert wb.frames[key] <= frozen + 1  # nothing leaves Alice's machine while muted
+        await a.mute("camera", False)
+        assert await wait_until(lambda: any(e.data.get("muted") is False for e in wb.of("track_muted")), 5)
+        assert await wait_until(lambda: wb.frames[key] >= frozen + 10, 10)
+    finally:
+        wb.stop()
+        for meeting in (a, b):
+            await meeting.leave()
+        await alice.aclose()
+        await bob.aclose()
