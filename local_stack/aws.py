@@ -18,7 +18,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class MotoServer:
-    """``python -m moto.server`` on a free loopback port; ``url`` is what ``AWS_ENDPOINT_URL`` points at."""
+    """moto's server (serialised: see moto_serial) on a free loopback port; ``url`` is what
+    ``AWS_ENDPOINT_URL`` points at."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
@@ -28,7 +29,7 @@ class MotoServer:
 
     def start(self, timeout_s: float = 30.0) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            [sys.executable, "-m", "local_stack.moto_serial", "--host", self.host, "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "MOTO_PORT": str(self.port)},

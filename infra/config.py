@@ -1,0 +1,222 @@
+"""Deployment configuration: every knob of the CDK app, read from ``cdk.json`` context in this one place.
+
+Keys are flat (``meetup:regions``, ``meetup:relay:maxTasks`` ...) so that any of them can be overridden on
+the command line (``cdk synth -c meetup:regions=us-east-1,eu-west-1``); values given there arrive as
+strings and are parsed here. Everything has a default, so a bare ``cdk synth`` works; what a real deploy
+must change (domain, hosted zone) is called out in infra/README.md.
+
+The relay endpoints the API hands out are derived here from the same regions and domain that the DNS
+records are made of (:meth:`InfraConfig.relay_endpoints`), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Protocol
+
+from aws_cdk import aws_logs as logs
+
+#: The AWS documentation's example account: synth works offline with it (its availability zones are
+#: committed in cdk.json); a deploy uses the caller's account (``CDK_DEFAULT_ACCOUNT``) or ``meetup:account``.
+PLACEHOLDER_ACCOUNT = "123456789012"
+#: Fargate sends SIGKILL at most 120 s after SIGTERM, whatever the task definition asks for.
+FARGATE_MAX_STOP_TIMEOUT_S = 120
+#: Seconds the relay needs after its drain grace: stop the server (<= 5 s), deregister, close sockets.
+RELAY_SHUTDOWN_MARGIN_S = 15
+
+#: CloudWatch Logs accepts these retentions only (days -> aws_logs.RetentionDays member name).
+LOG_RETENTIONS = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS",
+}  # fmt: skip
+
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
+
+
+class _Context(Protocol):
+    def try_get_context(self, key: str) -> Any: ...
+
+
+_GROUPS = {"api", "lambda", "relay", "backup"}
+
+
+def _key(name: str) -> str:
+    """``relay_max_tasks`` -> ``meetup:relay:maxTasks`` (the first word before ``_`` may be a group)."""
+    group, _, rest = name.partition("_")
+    if group in _GROUPS and rest:
+        head, *tail = rest.split("_")
+        return f"meetup:{group}:{head}{''.join(t.title() for t in tail)}"
+    head, *tail = name.split("_")
+    return f"meetup:{head}{''.join(t.title() for t in tail)}"
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    """All deployment settings. Field ``relay_max_tasks`` is context key ``meetup:relay:maxTasks``."""
+
+    #: Regions with relays and table replicas; the first one also hosts the API, bucket and backups.
+    regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
+    #: Public DNS name; the API is ``api.<domain>``, relays ``relay.<domain>`` (latency-routed) and
+    #: ``relay-<region>.<domain>``. Its Route 53 public hosted zone must already exist.
+    domain: str = "meetup.example.com"
+    hosted_zone_id: str = "Z0123456789EXAMPLE0000"
+    account: str = ""
+    #: Prefix of resource names; stacks are ``<Name>-Data`` etc.
+    name: str = "meetup-edge"
+    table_prefix: str = "meetup-"
+    #: Origins allowed to upload to / download from the media bucket with presigned URLs (browsers).
+    cors_origins: tuple[str, ...] = ()
+    alarm_email: str = ""
+    log_retention_days: int = 30
+    #: Recordings move to Infrequent Access after this many days; old object versions expire.
+    recordings_ia_days: int = 30
+    noncurrent_version_days: int = 30
+    api_throttle_rate: int = 200
+    api_throttle_burst: int = 400
+    api_latency_alarm_ms: int = 1500
+    lambda_memory_mib: int = 512
+    #: argon2id (19 MiB, t=2) costs ~0.2 s of one core; Lambda's CPU share grows with memory.
+    lambda_auth_memory_mib: int = 1024
+    lambda_timeout_s: int = 15
+    lambda_python: str = "3.13"
+    relay_cpu: int = 1024
+    relay_memory_mib: int = 2048
+    relay_min_tasks: int = 1
+    relay_max_tasks: int = 4
+    relay_target_cpu_percent: int = 60
+    #: Scale out before a task's ``max_participants`` is reached (target for the per-task average).
+    relay_target_participants: int = 150
+    relay_max_participants: int = 500
+    relay_port: int = 7001
+    #: UDP ports of ICE host candidates (the kernel's ephemeral range inside each task, by sysctl).
+    relay_media_ports: str = "40000-49999"
+    relay_drain_grace_s: int = 30
+    relay_arm64: bool = True
+    relay_stun_urls: tuple[str, ...] = ("stun:stun.l.google.com:19302",)
+    relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+    backup_daily_retention_days: int = 35
+    backup_monthly_retention_days: int = 365
+    #: Change to mint a new join-token key pair (then restart relays: see infra/README.md).
+    key_generation: str = "1"
+    #: Run cdk-nag's AwsSolutions pack on every synth (findings fail the synth).
+    nag: bool = True
+
+    # --- derived ----------------------------------------------------------------------------------
+
+    @property
+    def primary_region(self) -> str:
+        return self.regions[0]
+
+    @property
+    def api_domain(self) -> str:
+        return f"api.{self.domain}"
+
+    @property
+    def relay_domain(self) -> str:
+        """The latency-routed name: resolves to the nearest healthy region's relays."""
+        return f"relay.{self.domain}"
+
+    def relay_regional_domain(self, region: str) -> str:
+        return f"relay-{region}.{self.domain}"
+
+    def relay_url(self, region: str) -> str:
+        return f"wss://{self.relay_regional_domain(region)}/ws"
+
+    def relay_endpoints(self) -> list[dict[str, str]]:
+        """What the API offers with join tokens (``MEETUP_RELAYS``): one entry per region, the same
+        names the routing stack points at. The relay registry adds live entries on top of these."""
+        return [{"url": self.relay_url(region), "region": region} for region in self.regions]
+
+    @property
+    def media_ports(self) -> tuple[int, int]:
+        low, _, high = self.relay_media_ports.partition("-")
+        return int(low), int(high)
+
+    @property
+    def relay_stop_timeout_s(self) -> int:
+        """SIGTERM -> SIGKILL: the relay's whole drain must fit, or clients are cut instead of moved."""
+        return self.relay_drain_grace_s + RELAY_SHUTDOWN_MARGIN_S
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return logs.RetentionDays[LOG_RETENTIONS[self.log_retention_days]]
+
+    @property
+    def bucket_name(self) -> str:
+        return f"{self.name}-media-{self.account}-{self.primary_region}"
+
+    @property
+    def stack_prefix(self) -> str:
+        return "".join(part.title() for part in self.name.split("-"))
+
+    def table_name(self, table: str) -> str:
+        return f"{self.table_prefix}{table}"
+
+    @property
+    def web_origins(self) -> tuple[str, ...]:
+        return self.cors_origins or (f"https://{self.domain}", f"https://app.{self.domain}")
+
+    # --- loading ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_context(cls, node: _Context) -> InfraConfig:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = node.try_get_context(_key(f.name))
+            if raw is not None:
+                values[f.name] = _coerce(raw, f.default)
+        if not values.get("account"):
+            values["account"] = os.environ.get("CDK_DEFAULT_ACCOUNT") or PLACEHOLDER_ACCOUNT
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        """Refuse settings that would synthesise but fail (or misbehave) at deploy time."""
+        problems: list[str] = []
+        if not self.regions or len(set(self.regions)) != len(self.regions):
+            problems.append("meetup:regions must list distinct regions")
+        problems += [f"not a region: {r!r}" for r in self.regions if not _REGION.match(r)]
+        if not _DOMAIN.match(self.domain):
+            problems.append(f"meetup:domain is not a DNS name: {self.domain!r}")
+        if not re.fullmatch(r"\d{12}", self.account):
+            problems.append(f"meetup:account must be 12 digits: {self.account!r}")
+        low, high = self.media_ports
+        if not 1024 <= low < high <= 65535:
+            problems.append(
+                f"meetup:relay:mediaPorts must be 'LOW-HIGH' above 1023: {self.relay_media_ports!r}"
+            )
+        if self.relay_stop_timeout_s > FARGATE_MAX_STOP_TIMEOUT_S:
+            problems.append(
+                f"meetup:relay:drainGraceS={self.relay_drain_grace_s} leaves no time to shut down before "
+                f"Fargate's SIGKILL ({FARGATE_MAX_STOP_TIMEOUT_S} s); use at most "
+                f"{FARGATE_MAX_STOP_TIMEOUT_S - RELAY_SHUTDOWN_MARGIN_S}"
+            )
+        if self.log_retention_days not in LOG_RETENTIONS:
+            problems.append(f"meetup:logRetentionDays must be one of {sorted(LOG_RETENTIONS)}")
+        if not 1 <= self.relay_min_tasks <= self.relay_max_tasks:
+            problems.append("need 1 <= meetup:relay:minTasks <= meetup:relay:maxTasks")
+        if not 0 < self.relay_target_participants <= self.relay_max_participants:
+            problems.append("meetup:relay:targetParticipants must be within (0, maxParticipants]")
+        if self.lambda_python not in ("3.12", "3.13", "3.14"):
+            problems.append("meetup:lambda:python must be 3.12, 3.13 or 3.14")
+        if problems:
+            raise ValueError("invalid cdk.json context:\n  " + "\n  ".join(problems))
+
+
+def _coerce(raw: Any, default: Any) -> Any:
+    """Context from cdk.json keeps its JSON type; from ``-c key=value`` it is a string."""
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, tuple):
+        if isinstance(raw, str):
+            raw = json.loads(raw) if raw.strip().startswith("[") else [s for s in raw.split(",") if s.strip()]
+        return tuple(str(item).strip() for item in raw)
+    return str(raw)

@@ -1,0 +1,1 @@
+"""Reusable pieces of the stacks: each is parameterised (by region, concern, table) and used many times."""

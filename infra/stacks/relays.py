@@ -1,0 +1,208 @@
+"""Relays, one stack per region (same class, parameterised by region): VPC, cluster, NLB, service, DNS.
+
+Nothing here references another stack: the registry table and the join public key are found by their
+configured names in this region (global table replica, replicated secret), and the hosted zone by id.
+That keeps regional stacks independent (deploy, roll back or remove one region alone); the app only
+orders them after the data and API stacks.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as targets
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import InfraConfig
+from infra.constructs.alarm_topic import AlarmTopic
+from infra.constructs.buckets import log_bucket
+from infra.constructs.lambda_bundle import REPO
+from infra.constructs.nag import acknowledge
+from infra.constructs.relay_service import RelayService
+from infra.constructs.secrets import join_public_key_secret_name
+
+#: The NLB stops routing new connections to a deregistered task this long before ECS sends SIGTERM.
+#: Short on purpose: the relay's own drain (after SIGTERM) is what keeps rooms alive, and NLB keeps a
+#: deregistered target's open connections (connection termination stays off), so clients get the
+#: relay's "migrate" message over the socket they already have.
+DEREGISTRATION_DELAY = Duration.seconds(10)
+
+
+class RelayStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: InfraConfig, region: str, **kwargs: object
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.config = config
+        self.relay_region = region
+        retention = config.log_retention
+
+        # Public subnets only: tasks need public IPs for media anyway, and NAT gateways would cost
+        # ~33 USD a month per AZ for nothing.
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=2,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=22)
+            ],
+        )
+        self.vpc.add_flow_log(
+            "RejectedFlows",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                logs.LogGroup(self, "FlowLogs", retention=retention)
+            ),
+            traffic_type=ec2.FlowLogTrafficType.REJECT,  # ALL would log every media flow
+        )
+        cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=self.vpc,
+            cluster_name=f"{config.name}-relays",
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
+        image = ecs.ContainerImage.from_docker_image_asset(
+            ecr_assets.DockerImageAsset(
+                self,
+                "Image",
+                directory=str(REPO),
+                file="edge_relay/Dockerfile",
+                platform=ecr_assets.Platform.LINUX_ARM64
+                if config.relay_arm64
+                else ecr_assets.Platform.LINUX_AMD64,
+            )
+        )
+        join_public_key = secretsmanager.Secret.from_secret_name_v2(
+            self, "JoinPublicKey", join_public_key_secret_name(config.name)
+        )
+
+        self.nlb_security_group = ec2.SecurityGroup(
+            self,
+            "NlbSecurityGroup",
+            vpc=self.vpc,
+            description="relay NLB: public TLS signalling",
+            allow_all_outbound=False,
+        )
+        self.nlb_security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "wss:// from clients"
+        )
+        acknowledge(
+            self.nlb_security_group,
+            "EC23",
+            "The relay's signalling endpoint is public by design (any client joins over wss:// on 443); "
+            "joins are authorised by signed join tokens",
+        )
+        self.relays = RelayService(
+            self,
+            "Relay",
+            config=config,
+            region=region,
+            cluster=cluster,
+            image=image,
+            join_public_key=join_public_key,
+            signalling_from=self.nlb_security_group,
+        )
+        self.nlb_security_group.add_egress_rule(
+            self.relays.security_group, ec2.Port.tcp(config.relay_port), "to relay tasks"
+        )
+        self.nlb = self._load_balancer(config, region)
+        self._alarms(config)
+
+    def _load_balancer(self, config: InfraConfig, region: str) -> elbv2.NetworkLoadBalancer:
+        zone = route53.HostedZone.from_hosted_zone_attributes(
+            self, "Zone", hosted_zone_id=config.hosted_zone_id, zone_name=config.domain
+        )
+        regional_name = config.relay_regional_domain(region)
+        certificate = acm.Certificate(
+            self,
+            "Certificate",
+            domain_name=regional_name,
+            # The latency-routed name resolves here too (via CNAME), so TLS must answer for it.
+            subject_alternative_names=[config.relay_domain],
+            validation=acm.CertificateValidation.from_dns(zone),
+        )
+        nlb = elbv2.NetworkLoadBalancer(
+            self,
+            "Nlb",
+            vpc=self.vpc,
+            internet_facing=True,
+            cross_zone_enabled=True,
+            security_groups=[self.nlb_security_group],
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+        )
+        nlb.log_access_logs(log_bucket(self, "NlbLogs", expire_days=90), prefix=f"relay-nlb-{region}")
+        self.target_group = elbv2.NetworkTargetGroup(
+            self,
+            "Signalling",
+            vpc=self.vpc,
+            port=config.relay_port,
+            protocol=elbv2.Protocol.TCP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=DEREGISTRATION_DELAY,
+            connection_termination=False,
+            health_check=elbv2.HealthCheck(
+                protocol=elbv2.Protocol.HTTP,
+                path="/healthz",
+                healthy_http_codes="200",
+                interval=Duration.seconds(10),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=2,
+            ),
+            targets=[
+                self.relays.service.load_balancer_target(
+                    container_name="relay", container_port=config.relay_port
+                )
+            ],
+        )
+        nlb.add_listener(
+            "Tls",
+            port=443,
+            protocol=elbv2.Protocol.TLS,
+            certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            default_target_groups=[self.target_group],
+        )
+        route53.ARecord(
+            self,
+            "RegionalAlias",
+            zone=zone,
+            record_name=regional_name,
+            target=route53.RecordTarget.from_alias(targets.LoadBalancerTarget(nlb)),
+        )
+        return nlb
+
+    def _alarms(self, config: InfraConfig) -> None:
+        """No healthy relay task behind the NLB: this region cannot take joins."""
+        topic = AlarmTopic(
+            self, "Alarms", name=f"{config.name}-{self.relay_region}", email=config.alarm_email
+        )
+        alarm = cloudwatch.Metric(
+            namespace="AWS/NetworkELB",
+            metric_name="HealthyHostCount",
+            dimensions_map={
+                "LoadBalancer": self.nlb.load_balancer_full_name,
+                "TargetGroup": self.target_group.target_group_full_name,
+            },
+            statistic="Minimum",
+            period=Duration.minutes(1),
+        ).create_alarm(
+            self,
+            "NoHealthyRelay",
+            alarm_description=f"{self.relay_region}: no healthy relay task",
+            threshold=1,
+            evaluation_periods=3,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(topic.topic))

@@ -1,0 +1,93 @@
+"""Configuration from cdk.json context: keys, parsing of ``-c key=value`` strings, refusals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from typing import Any
+
+import pytest
+
+from tests.infra.synth import NEEDS_CDK, REPO, cdk_json_context
+
+pytest.importorskip("aws_cdk", reason=NEEDS_CDK)
+
+from functions.core.config import Settings
+from infra.config import PLACEHOLDER_ACCOUNT, InfraConfig, _key
+
+
+class Context:
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def try_get_context(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+def config(**overrides: Any) -> InfraConfig:
+    return InfraConfig.from_context(Context(cdk_json_context(**overrides)))
+
+
+def test_cdk_json_keys_are_all_known_settings() -> None:
+    known = {_key(f.name) for f in fields(InfraConfig)}
+    used = {k for k in json.loads((REPO / "cdk.json").read_text())["context"] if k.startswith("meetup:")}
+    assert used <= known, used - known
+    assert _key("relay_max_tasks") == "meetup:relay:maxTasks"
+    assert _key("hosted_zone_id") == "meetup:hostedZoneId"
+
+
+def test_cdk_json_app_and_telemetry() -> None:
+    cdk_json = json.loads((REPO / "cdk.json").read_text())
+    assert cdk_json["app"] == "python -m infra.app"
+    assert cdk_json["context"]["cli-telemetry"] is False
+    for region in cdk_json["context"]["meetup:regions"]:  # synth needs no AWS lookup
+        assert f"availability-zones:account={PLACEHOLDER_ACCOUNT}:region={region}" in cdk_json["context"]
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+    c = config()
+    assert c.regions == ("us-east-1", "eu-west-1") and c.primary_region == "us-east-1"
+    assert c.account == PLACEHOLDER_ACCOUNT
+    assert c.relay_stop_timeout_s > c.relay_drain_grace_s
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "210987654321")
+    assert config().account == "210987654321"
+    assert config(**{"meetup:account": "111122223333"}).account == "111122223333"
+
+
+def test_command_line_strings_are_parsed() -> None:
+    c = config(
+        **{
+            "meetup:regions": "eu-central-1, ap-southeast-1",
+            "meetup:relay:maxTasks": "8",
+            "meetup:relay:arm64": "false",
+            "meetup:relay:stunUrls": '["stun:a.example:3478", "stun:b.example:3478"]',
+        }
+    )
+    assert c.regions == ("eu-central-1", "ap-southeast-1")
+    assert c.relay_max_tasks == 8 and c.relay_arm64 is False
+    assert c.relay_stun_urls == ("stun:a.example:3478", "stun:b.example:3478")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("meetup:regions", "us-east-1,us-east-1", "distinct"),
+        ("meetup:regions", "mars-north-1x", "not a region"),
+        ("meetup:domain", "not a domain", "DNS name"),
+        ("meetup:relay:drainGraceS", "110", "SIGKILL"),
+        ("meetup:relay:mediaPorts", "80-90", "mediaPorts"),
+        ("meetup:relay:maxTasks", "0", "minTasks"),
+        ("meetup:logRetentionDays", "45", "logRetentionDays"),
+    ],
+)
+def test_refuses_what_would_fail_at_deploy(key: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(**{key: value})
+
+
+def test_relay_endpoints_are_what_the_api_parses() -> None:
+    c = config()
+    relays = Settings(relays=json.dumps(c.relay_endpoints())).relays  # type: ignore[arg-type]
+    assert [(r.region, r.url) for r in relays] == [(region, c.relay_url(region)) for region in c.regions]
+    assert all(r.url.startswith("wss://relay-") and r.url.endswith("/ws") for r in relays)

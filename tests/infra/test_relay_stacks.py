@@ -1,0 +1,229 @@
+"""Relay stacks, one per region from one class: media on the tasks' public IPs over the pinned UDP range,
+TLS signalling through the NLB, health checks, scaling on CPU and participants, drain timing matched to
+the relay's SIGTERM handling, and registry access limited to the region's own entries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infra.synth import NEEDS_CDK, REPO, Synth
+
+pytest.importorskip("aws_cdk", reason=NEEDS_CDK)
+
+from aws_cdk.assertions import Match
+
+from edge_relay.config import RelayConfig
+from infra.config import FARGATE_MAX_STOP_TIMEOUT_S
+from infra.constructs import relay_metrics
+from infra.stacks.relays import DEREGISTRATION_DELAY, RelayStack
+
+REGIONS = json.loads((REPO / "cdk.json").read_text())["context"]["meetup:regions"]
+
+
+@pytest.fixture(params=REGIONS)
+def region(request: pytest.FixtureRequest, synth: Synth) -> str:
+    assert request.param in synth.meetup.relays
+    return str(request.param)
+
+
+def _one(synth: Synth, stack: RelayStack, type_: str) -> dict[str, Any]:
+    (resource,) = synth.resources(stack, type_).values()
+    return resource["Properties"]
+
+
+def _containers(synth: Synth, stack: RelayStack) -> dict[str, dict[str, Any]]:
+    task = _one(synth, stack, "AWS::ECS::TaskDefinition")
+    return {c["Name"]: c for c in task["ContainerDefinitions"]}
+
+
+def test_every_configured_region_has_its_relay_stack(synth: Synth) -> None:
+    config = synth.meetup.config
+    assert set(synth.meetup.relays) == set(config.regions)
+    for region, stack in synth.meetup.relays.items():
+        assert stack.region == region and type(stack) is RelayStack
+
+
+def test_media_udp_range_is_pinned_and_open_on_the_tasks_public_ips(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    low, high = synth.meetup.config.media_ports
+    relay = _containers(synth, stack)["relay"]
+    assert relay["SystemControls"] == [
+        {"Namespace": "net.ipv4.ip_local_port_range", "Value": f"{low} {high}"}
+    ]
+    assert {"ContainerPortRange": f"{low}-{high}", "Protocol": "udp"} in relay["PortMappings"]
+    groups = synth.resources(stack, "AWS::EC2::SecurityGroup")
+    relay_sg = next(g for g in groups.values() if "relay tasks" in g["Properties"]["GroupDescription"])
+    assert relay_sg["Properties"]["SecurityGroupIngress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "WebRTC media: ICE/DTLS/SRTP",
+            "FromPort": low,
+            "IpProtocol": "udp",
+            "ToPort": high,
+        }
+    ]
+    service = _one(synth, stack, "AWS::ECS::Service")
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
+    assert service["LaunchType"] == "FARGATE"
+    # no NAT gateway: public subnets only
+    synth.template(stack).resource_count_is("AWS::EC2::NatGateway", 0)
+
+
+def test_signalling_is_tls_through_the_nlb_only(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    config = synth.meetup.config
+    template = synth.template(stack)
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Type": "network", "Scheme": "internet-facing"}
+    )
+    listener = _one(synth, stack, "AWS::ElasticLoadBalancingV2::Listener")
+    assert listener["Port"] == 443 and listener["Protocol"] == "TLS"
+    assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    ingress = synth.resources(stack, "AWS::EC2::SecurityGroupIngress")
+    (from_nlb,) = ingress.values()
+    assert from_nlb["Properties"]["IpProtocol"] == "tcp"
+    assert from_nlb["Properties"]["FromPort"] == config.relay_port == from_nlb["Properties"]["ToPort"]
+    assert "SourceSecurityGroupId" in from_nlb["Properties"]
+    template.has_resource_properties(
+        "AWS::CertificateManager::Certificate",
+        {
+            "DomainName": config.relay_regional_domain(region),
+            "SubjectAlternativeNames": [config.relay_domain],
+            "ValidationMethod": "DNS",
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Route53::RecordSet", {"Name": f"{config.relay_regional_domain(region)}.", "Type": "A"}
+    )
+
+
+def test_health_checks(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    group = _one(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert group["HealthCheckProtocol"] == "HTTP" and group["HealthCheckPath"] == "/healthz"
+    assert group["Port"] == synth.meetup.config.relay_port and group["TargetType"] == "ip"
+    check = _containers(synth, stack)["relay"]["HealthCheck"]
+    assert check["Command"][:3] == ["CMD", "python", "-c"] and "/healthz" in check["Command"][3]
+
+
+def test_drain_timing_matches_the_relay(synth: Synth, region: str) -> None:
+    """ECS: deregister (no new connections, open ones kept) -> SIGTERM -> relay drains for the grace
+    period -> SIGKILL at stopTimeout, which must leave the whole drain room to finish."""
+    stack = synth.meetup.relays[region]
+    config = synth.meetup.config
+    relay = _containers(synth, stack)["relay"]
+    env = {e["Name"]: e["Value"] for e in relay["Environment"]}
+    grace = int(env["MEETUP_RELAY_DRAIN_GRACE_S"])
+    assert grace == config.relay_drain_grace_s
+    assert RelayConfig.model_fields["drain_grace_s"].default == grace  # the relay's own default agrees
+    assert grace < relay["StopTimeout"] <= FARGATE_MAX_STOP_TIMEOUT_S
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in _one(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")["TargetGroupAttributes"]
+    }
+    assert attributes["deregistration_delay.timeout_seconds"] == str(int(DEREGISTRATION_DELAY.to_seconds()))
+    assert attributes["deregistration_delay.connection_termination.enabled"] == "false"
+    service = _one(synth, stack, "AWS::ECS::Service")
+    assert service["DeploymentConfiguration"]["MinimumHealthyPercent"] == 100
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
+        "Enable": True,
+        "Rollback": True,
+    }
+
+
+def test_relay_configuration(synth: Synth, region: str) -> None:
+    config = synth.meetup.config
+    relay = _containers(synth, synth.meetup.relays[region])["relay"]
+    env = {e["Name"]: e["Value"] for e in relay["Environment"]}
+    assert env["MEETUP_RELAY_REGION"] == region == env["AWS_REGION"]
+    assert env["MEETUP_RELAY_PUBLIC_URL"] == config.relay_url(region)
+    assert env["MEETUP_RELAY_PORT"] == str(config.relay_port)
+    assert env["MEETUP_RELAY_REGISTRY"] == "true"
+    assert env["MEETUP_TABLE_PREFIX"] == config.table_prefix
+    (secret,) = relay["Secrets"]
+    assert secret["Name"] == "MEETUP_JOIN_PUBLIC_KEY"
+    assert json.dumps(secret["ValueFrom"]).endswith(f':secret:{config.name}/join-public-key"]]}}')
+
+
+def test_scaling_on_cpu_and_participants_per_task(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    config = synth.meetup.config
+    target = _one(synth, stack, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (config.relay_min_tasks, config.relay_max_tasks)
+    policies = [
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for p in synth.resources(stack, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    ]
+    cpu = next(p for p in policies if "PredefinedMetricSpecification" in p)
+    assert cpu["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+    assert cpu["TargetValue"] == config.relay_target_cpu_percent
+    custom = next(p for p in policies if "CustomizedMetricSpecification" in p)
+    spec = custom["CustomizedMetricSpecification"]
+    assert (spec["Namespace"], spec["MetricName"], spec["Statistic"]) == (
+        relay_metrics.NAMESPACE,
+        "relay_participants",
+        "Average",
+    )
+    assert custom["TargetValue"] == config.relay_target_participants
+    # the metric is what the sidecar publishes, under the dimension it sets
+    sidecar = _containers(synth, stack)["metrics"]
+    env = {e["Name"]: e["Value"] for e in sidecar["Environment"]}
+    prometheus = json.loads(env["PROMETHEUS_CONFIG_CONTENT"])
+    labels = prometheus["scrape_configs"][0]["static_configs"][0]["labels"]
+    assert spec["Dimensions"] == [{"Name": "Service", "Value": labels["Service"]}]
+    assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == [
+        f"localhost:{config.relay_port}"
+    ]
+    assert sidecar["Essential"] is False
+    assert "relay_participants" in (REPO / "edge_relay/ops/metrics.py").read_text()
+
+
+def test_registry_access_is_this_regions_entries_only(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    config = synth.meetup.config
+    statements = [
+        s
+        for p in synth.resources(stack, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(
+            str(a).startswith("dynamodb:")
+            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        )
+    ]
+    (registry,) = statements
+    assert sorted(registry["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert registry["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}}
+    arn = "".join(p if isinstance(p, str) else "" for p in registry["Resource"]["Fn::Join"][1])
+    assert arn.endswith(f":dynamodb:{region}:{config.account}:table/{config.table_name('relays')}")
+
+
+def test_image_comes_from_the_relay_dockerfile_and_is_not_built(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    manifest = json.loads((synth.outdir / f"{stack.artifact_id}.assets.json").read_text())
+    (image,) = manifest["dockerImages"].values()
+    assert image["source"]["dockerFile"] == "edge_relay/Dockerfile"
+    arch = "linux/arm64" if synth.meetup.config.relay_arm64 else "linux/amd64"
+    assert image["source"]["platform"] == arch
+    staged = synth.outdir / image["source"]["directory"]
+    assert (staged / "edge_relay" / "Dockerfile").exists()
+    assert not (staged / ".venv").exists() and not (staged / "node_modules").exists()
+    task = _one(synth, stack, "AWS::ECS::TaskDefinition")
+    assert task["RuntimePlatform"]["CpuArchitecture"] == (
+        "ARM64" if synth.meetup.config.relay_arm64 else "X86_64"
+    )
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+
+
+def test_cluster_and_network_observability(synth: Synth, region: str) -> None:
+    template = synth.template(synth.meetup.relays[region])
+    template.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": Match.array_with([{"Name": "containerInsights", "Value": "enabled"}])},
+    )
+    template.has_resource_properties("AWS::EC2::FlowLog", {"TrafficType": "REJECT"})
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": "HealthyHostCount", "Threshold": 1}
+    )
