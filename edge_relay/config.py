@@ -20,6 +20,9 @@ class RelayConfig(BaseSettings):
     join_public_key: str = Field(default="", validation_alias="MEETUP_JOIN_PUBLIC_KEY")
     #: Addresses ICE offers as host candidates (comma list); empty: every interface but loopback.
     ice_addresses: str = ""
+    #: STUN servers (comma list of stun:host:port). Behind a 1:1 NAT (a Fargate task's public IP) they
+    #: give the relay its public address as a server-reflexive candidate; empty on a LAN or loopback.
+    stun_urls: str = ""
     #: Seconds a joining client has to send its ``join`` message, and to answer an offer.
     join_timeout_s: float = 10.0
     answer_timeout_s: float = 15.0
@@ -38,6 +41,10 @@ class RelayConfig(BaseSettings):
     #: Heartbeat into the relay registry (DynamoDB table ``MEETUP_TABLE_PREFIX`` + "relays").
     registry: bool = False
     heartbeat_s: float = 2.0
+
+    @property
+    def stun_servers(self) -> list[str]:
+        return [u.strip() for u in self.stun_urls.split(",") if u.strip()]
 
     @property
     def url(self) -> str:

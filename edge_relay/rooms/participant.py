@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -91,6 +92,7 @@ class Participant:
         role: str,
         send: Callable[[str], Awaitable[None]],
         disconnect: Callable[[str], Awaitable[None]],
+        stun_servers: list[str] | None = None,
     ) -> None:
         self.room = room
         self.id = participant_id
@@ -99,7 +101,8 @@ class Participant:
         self.role = role
         self.send = send
         self.disconnect = disconnect  # closes this participant's signalling socket
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        ice = [RTCIceServer(urls=url) for url in stun_servers or []]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.wanted_sources: set[str] = set()
         self.video_codecs: dict[str, str] = {}  # source -> the codec the publisher asked for
         self.muted: dict[str, bool] = {}

@@ -118,6 +118,7 @@ class Session:
             claims.role,
             self.send,
             self.disconnect,
+            self.config.stun_servers,
         )
         for source in msg.publish:
             participant.want(source, msg.video_codec)

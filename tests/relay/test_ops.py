@@ -111,3 +111,19 @@ async def test_logs_are_json_lines_without_secrets(api: Api, stack, tmp_path) ->
     messages = [json.loads(line)["message"] for line in text.splitlines() if line.strip()]
     assert {"relay up", "joined", "left"} <= set(messages)
     assert token not in text and "a=fingerprint" not in text and "ice-pwd" not in text
+
+
+def test_stun_servers_reach_the_peer_connections() -> None:
+    """Behind a 1:1 NAT the relay learns its public address from STUN (server-reflexive candidates)."""
+    from edge_relay.config import RelayConfig
+    from edge_relay.rooms.participant import Participant
+
+    config = RelayConfig(stun_urls="stun:stun.example.net:3478, stun:backup.example.net:3478")
+    assert config.stun_servers == ["stun:stun.example.net:3478", "stun:backup.example.net:3478"]
+
+    async def nothing(_: str) -> None:
+        return None
+
+    participant = Participant(None, "p", "u", "n", "guest", nothing, nothing, config.stun_servers)  # type: ignore[arg-type]
+    servers = participant.pc._RTCPeerConnection__configuration.iceServers  # aiortc keeps it private
+    assert [s.urls for s in servers] == config.stun_servers
