@@ -9,11 +9,9 @@ tracks. Changes made while an offer is out are batched into the next offer.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiortc import (
@@ -21,27 +19,14 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
-    RTCRtpReceiver,
-    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.rtp import (
-    RTCP_PSFB_APP,
-    RTCP_PSFB_FIR,
-    RTCP_PSFB_PLI,
-    RTCP_RTPFB_NACK,
-    RtcpPsfbPacket,
-    RtcpRtpfbPacket,
-    RtcpSrPacket,
-)
 from aiortc.sdp import SessionDescription
 
-from edge_relay.sfu import seams
+from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
-from edge_relay.sfu.forwarder import STATS, PublishedTrack, Subscription
-from edge_relay.sfu.rtcp import build_nack, build_remb, build_rr
-from edge_relay.sfu.rtp import EXT_MID, ExtensionMap, MalformedPacket, parse_header
+from edge_relay.sfu.forwarder import PublishedTrack, Subscription
 from edge_relay.signalling.protocol import SOURCE_KIND, ParticipantInfo, PublishSlot, TrackInfo, message
 
 if TYPE_CHECKING:
@@ -52,14 +37,6 @@ log = logging.getLogger("edge_relay.participant")
 #: What a publisher may send: VP8 or H.264 (constrained baseline / baseline, packetization-mode 1),
 #: Opus. No RTX: retransmissions come on the media SSRC, which every receiver routes correctly.
 PUBLISH_MIME_TYPES = {"video": ("video/VP8", "video/H264"), "audio": ("audio/opus",)}
-
-
-def _capabilities(kind: str, mime_type: str, parameters: dict[str, Any] | None = None) -> list[Any]:
-    return [
-        c
-        for c in RTCRtpSender.getCapabilities(kind).codecs
-        if c.mimeType.lower() == mime_type.lower() and (parameters is None or c.parameters == parameters)
-    ]
 
 
 @dataclass
@@ -79,7 +56,6 @@ class IngressSlot:
     transceiver: RTCRtpTransceiver
     source: str
     track: PublishedTrack | None = None
-    incoming_extensions: dict[int, str] = field(default_factory=dict)
 
 
 class Participant:
@@ -177,7 +153,7 @@ class Participant:
             kind = SOURCE_KIND[source]
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             mimes = (self.video_codecs[source],) if source in self.video_codecs else PUBLISH_MIME_TYPES[kind]
-            transceiver.setCodecPreferences([c for mime in mimes for c in _capabilities(kind, mime)])
+            transceiver.setCodecPreferences([c for mime in mimes for c in bindings.capabilities(kind, mime)])
             self.publish_slots[source] = IngressSlot(transceiver, source)
             changed = True
         return changed
@@ -192,7 +168,7 @@ class Participant:
                 continue
             transceiver = self.pc.addTransceiver(seams.SilentTrack(track.kind), direction="sendonly")
             transceiver.setCodecPreferences(
-                _capabilities(track.kind, track.mime_type, track.codec_parameters)
+                bindings.capabilities(track.kind, track.mime_type, track.codec_parameters)
             )
             self.receive_slots[track_id] = EgressSlot(transceiver, track, info)
             changed = True
@@ -211,7 +187,7 @@ class Participant:
         self.awaiting_answer = None
         transport = seams.bundled_transport(self.pc)
         if not self._tapped:
-            seams.tap_rtp(transport, self._on_rtp)
+            seams.tap_rtp(transport, bindings.rtp_tap(self.demux))
             self._tapped = True
         published = self._bind_publish_slots(SessionDescription.parse(sdp))
         self._bind_receive_slots()
@@ -228,72 +204,26 @@ class Participant:
             media = next((m for m in answer.media if m.rtp.muxId == slot.transceiver.mid), None)
             if media is None or media.direction not in ("sendonly", "sendrecv"):
                 continue  # the client did not attach a track to this m-line (yet)
-            codec = seams.negotiated_codecs(slot.transceiver)[0]
             ssrc = media.ssrc[0].ssrc if media.ssrc else None
-            extensions = seams.negotiated_extensions(slot.transceiver)
-            receiver = slot.transceiver.receiver
-            rtcp_ssrc = seams.sender_ssrc(slot.transceiver.sender)
-            track = PublishedTrack(
-                track_id=f"{self.id}/{source}",
-                kind=SOURCE_KIND[source],
-                mime_type=codec.mimeType,
-                clock_rate=codec.clockRate,
-                codec_parameters=dict(codec.parameters),
-                ssrc=ssrc or 0,
-                upstream=_Upstream(self, receiver, rtcp_ssrc),
+            track = bindings.published_track(
+                self.pc, slot.transceiver, f"{self.id}/{source}", SOURCE_KIND[source], ssrc
             )
             slot.track = track
-            slot.incoming_extensions = {ext_id: uri for uri, ext_id in extensions.items()}
-            self.demux.mid_extension_id = extensions.get(EXT_MID)
+            bindings.watch_mid_extension(self.demux, slot.transceiver)
             self.demux.add(track, slot.transceiver.mid, ssrc)
-            seams.on_receiver_rtcp(receiver, _sender_report_listener(track))
             published.append((source, track))
         return published
 
     def _bind_receive_slots(self) -> None:
         for slot in self.receive_slots.values():
-            if slot.subscription is not None or slot.transceiver.mid is None:
-                continue
-            codecs = seams.negotiated_codecs(slot.transceiver)
-            codec = next((c for c in codecs if c.mimeType.lower() == slot.track.mime_type.lower()), None)
-            if codec is None:
-                log.warning("subscriber refused codec", extra={"participant": self.id})
-                continue
-            owner = self.room.owner_of(slot.track)
-            incoming = owner.publish_slots[slot.info.source].incoming_extensions if owner else {}
-            sender = slot.transceiver.sender
-            assert codec.payloadType is not None  # negotiated codecs always carry one
-            subscription = Subscription(
-                slot.track,
-                seams.bundled_transport(self.pc),
-                codec.payloadType,
-                seams.sender_ssrc(sender),
-                ExtensionMap(
-                    incoming, seams.negotiated_extensions(slot.transceiver), slot.transceiver.mid.encode()
-                ),
-            )
-            original = seams.on_sender_rtcp(sender, _feedback_handler(subscription))
-            subscription.fallback_rtcp = original
-            seams.rewrite_sender_reports(sender, subscription.sender_reports)
-            subscription.ready = self.connected
-            slot.subscription = subscription
-            slot.track.subscriptions.append(subscription)
+            if slot.subscription is None and slot.transceiver.mid is not None:
+                slot.subscription = bindings.subscription(
+                    self.pc, slot.transceiver, slot.track, self.connected
+                )
+                if slot.subscription is None:
+                    log.warning("codec refused", extra={"participant": self.id, "track": slot.track.track_id})
 
     # --- media and connection --------------------------------------------------------------------------
-
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        try:
-            header = parse_header(data)
-        except MalformedPacket:
-            STATS.malformed += 1
-            return
-        track = self.demux.route(data, header)
-        if track is None:
-            STATS.unknown_ssrc += 1
-            return
-        if track.ssrc != header.ssrc:
-            track.ssrc = header.ssrc  # learnt from the MID extension
-        await track.on_packet(data, header, arrival_time_ms)
 
     async def _on_connection_state(self) -> None:
         state = self.pc.connectionState
@@ -327,53 +257,3 @@ class Participant:
             if slot.subscription in slot.track.subscriptions:
                 slot.track.subscriptions.remove(slot.subscription)
         await self.pc.close()
-
-
-class _Upstream:
-    """RTCP to the publisher of tracks on this connection: keyframe requests and NACKs."""
-
-    def __init__(self, participant: Participant, receiver: RTCRtpReceiver, rtcp_ssrc: int) -> None:
-        self.participant = participant
-        self.receiver = receiver
-        self.rtcp_ssrc = rtcp_ssrc
-
-    async def request_keyframe(self, media_ssrc: int) -> None:
-        await seams.request_keyframe(self.receiver, media_ssrc)
-
-    async def nack(self, media_ssrc: int, lost: list[int]) -> None:
-        await self._send(build_nack(self.rtcp_ssrc, media_ssrc, lost))
-
-    async def report(self, track: PublishedTrack) -> None:
-        """Receiver report and bandwidth estimate (REMB) upstream: the relay's receiver never runs, so
-        without these the publisher sees no loss figures and its encoder stays at its start bitrate."""
-        rr = build_rr(self.rtcp_ssrc, [track.receive_stats.receiver_info(time.monotonic())])
-        await self._send(rr + build_remb(self.rtcp_ssrc, track.target_bitrate(), [track.ssrc]))
-
-    async def _send(self, rtcp: bytes) -> None:
-        with contextlib.suppress(ConnectionError):
-            await seams.send_rtp(seams.bundled_transport(self.participant.pc), rtcp)
-
-
-def _sender_report_listener(track: PublishedTrack) -> Callable[[Any], Awaitable[None]]:
-    async def listen(packet: Any) -> None:
-        if isinstance(packet, RtcpSrPacket):
-            track.on_sender_report(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
-
-    return listen
-
-
-def _feedback_handler(subscription: Subscription) -> Callable[[Any], Awaitable[None]]:
-    """A subscriber's RTCP for one of its m-lines: keyframe requests go upstream, NACKs are answered."""
-
-    async def handle(packet: Any) -> None:
-        if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            STATS.keyframe_requests_received += 1
-            await subscription.track.request_keyframe()
-        elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            await subscription.on_nack(packet.lost)
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            subscription.on_remb(packet.fci)
-        elif subscription.fallback_rtcp is not None:
-            await subscription.fallback_rtcp(packet)  # receiver reports: aiortc keeps its stats
-
-    return handle

@@ -91,12 +91,6 @@ class Room:
         """Every track of the others, which ``participant`` should receive."""
         return [t for other in self.participants.values() if other is not participant for t in other.tracks]
 
-    def owner_of(self, track: PublishedTrack) -> Participant | None:
-        for participant in self.participants.values():
-            if any(t is track for t, _ in participant.tracks):
-                return participant
-        return None
-
     async def on_tracks_changed(
         self,
         publisher: Participant,

@@ -81,6 +81,7 @@ class PublishedTrack:
         codec_parameters: dict[str, Any],
         ssrc: int,
         upstream: Upstream,
+        extensions: dict[int, str] | None = None,
     ) -> None:
         self.track_id = track_id
         self.kind = kind
@@ -89,6 +90,8 @@ class PublishedTrack:
         self.codec_parameters = codec_parameters  # H.264 profile etc.: subscribers must match it
         self.ssrc = ssrc
         self.upstream = upstream
+        #: Header extension id -> URI as the sender of this track negotiated them (rewritten per receiver).
+        self.extensions = dict(extensions or {})
         self.is_keyframe = keyframe_detector(mime_type)
         self.history = PacketHistory()
         self.receive_stats = ReceiveStats(ssrc)
