@@ -38,6 +38,9 @@ class RelayConfig(BaseSettings):
     #: Delay added to /healthz answers, emulating distance for the SDK's RTT probe in tests and demos on
     #: one machine (no netem here). Always 0 in production.
     probe_delay_ms: float = 0.0
+    #: Cluster: this relay's id (default: region + random), and the secret relays share to link up.
+    relay_id: str = ""
+    cluster_secret: str = Field(default="", validation_alias="MEETUP_CLUSTER_SECRET")
     #: Heartbeat into the relay registry (DynamoDB table ``MEETUP_TABLE_PREFIX`` + "relays").
     registry: bool = False
     heartbeat_s: float = 2.0

@@ -65,6 +65,7 @@ async def serve(config: RelayConfig) -> None:
     registrar = None
     if config.registry:
         registrar = Registrar(
+            relay.relay_id,
             config.region,
             config.url,
             config.max_participants,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,7 @@ log = logging.getLogger("edge_relay.registry")
 class Registrar:
     def __init__(
         self,
+        relay_id: str,
         region: str,
         url: str,
         capacity: int,
@@ -29,7 +29,7 @@ class Registrar:
         from functions.models import RelayModel  # PynamoDB only where the registry is used
 
         self.model = RelayModel
-        self.relay_id = f"{region}-{uuid.uuid4().hex[:12]}"
+        self.relay_id = relay_id
         self.region = region
         self.url = url
         self.capacity = capacity

@@ -139,22 +139,38 @@ class Participant:
         self.negotiation += 1
         self.awaiting_answer = self.negotiation
         tracks: dict[str, Any] = {}
-        for source, ingress in self.publish_slots.items():
-            tracks[str(ingress.transceiver.mid)] = PublishSlot(publish=source)  # type: ignore[arg-type]
+        for key, ingress in self.publish_slots.items():
+            tracks[str(ingress.transceiver.mid)] = self._publish_wire(key)
         for egress in self.receive_slots.values():
             tracks[str(egress.transceiver.mid)] = egress.info
         await self.send(
             message("offer", negotiation=self.negotiation, sdp=self.pc.localDescription.sdp, tracks=tracks)
         )
 
+    # Hooks: what this peer publishes, keyed by source here; a relay-to-relay link keys by track id.
+
+    def _wanted_publish_keys(self) -> set[str]:
+        return self.wanted_sources
+
+    def _publish_wire(self, key: str) -> Any:
+        return PublishSlot(publish=key)  # type: ignore[arg-type]
+
+    def _publish_codecs(self, key: str) -> tuple[str, list[Any]]:
+        """(kind, codec capabilities) offered on the m-line where ``key`` is published."""
+        kind = SOURCE_KIND[key]
+        mimes = (self.video_codecs[key],) if key in self.video_codecs else PUBLISH_MIME_TYPES[kind]
+        return kind, [c for mime in mimes for c in bindings.capabilities(kind, mime)]
+
+    def _new_track(self, key: str, transceiver: RTCRtpTransceiver, ssrc: int | None) -> PublishedTrack:
+        return bindings.published_track(self.pc, transceiver, f"{self.id}/{key}", SOURCE_KIND[key], ssrc)
+
     def _add_publish_slots(self) -> bool:
         changed = False
-        for source in sorted(self.wanted_sources - set(self.publish_slots)):
-            kind = SOURCE_KIND[source]
+        for key in sorted(self._wanted_publish_keys() - set(self.publish_slots)):
+            kind, codecs = self._publish_codecs(key)
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            mimes = (self.video_codecs[source],) if source in self.video_codecs else PUBLISH_MIME_TYPES[kind]
-            transceiver.setCodecPreferences([c for mime in mimes for c in bindings.capabilities(kind, mime)])
-            self.publish_slots[source] = IngressSlot(transceiver, source)
+            transceiver.setCodecPreferences(codecs)
+            self.publish_slots[key] = IngressSlot(transceiver, key)
             changed = True
         return changed
 
@@ -205,9 +221,7 @@ class Participant:
             if media is None or media.direction not in ("sendonly", "sendrecv"):
                 continue  # the client did not attach a track to this m-line (yet)
             ssrc = media.ssrc[0].ssrc if media.ssrc else None
-            track = bindings.published_track(
-                self.pc, slot.transceiver, f"{self.id}/{source}", SOURCE_KIND[source], ssrc
-            )
+            track = self._new_track(source, slot.transceiver, ssrc)
             slot.track = track
             bindings.watch_mid_extension(self.demux, slot.transceiver)
             self.demux.add(track, slot.transceiver.mid, ssrc)

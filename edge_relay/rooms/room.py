@@ -3,6 +3,12 @@
 Limits travel in the join token (max participants, end of the meeting's maximum duration), so the relay
 enforces them without calling the API. A room ends when its host ends it, when its time is up, or when
 the relay drains; an ended meeting stays refused on this relay.
+
+When the meeting also has participants on other relays, the room holds one *link* per such relay
+(edge_relay/cluster/cascade.py): each of our participants' tracks crosses a link once, whatever the
+number of subscribers behind it, and the tracks arriving over a link are fanned out here like local ones.
+A link announces its relay's participants and tracks (``LinkState``); events of our own participants
+(chat, reactions, mute, the end) are relayed to every link, never re-relayed.
 """
 
 from __future__ import annotations
@@ -11,10 +17,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from edge_relay.rooms.participant import Participant
 from edge_relay.sfu.forwarder import PublishedTrack
-from edge_relay.signalling.protocol import TrackInfo, message
+from edge_relay.signalling.protocol import (
+    CodecInfo,
+    LinkState,
+    LinkTrack,
+    ParticipantInfo,
+    TrackInfo,
+    message,
+)
 
 log = logging.getLogger("edge_relay.room")
 
@@ -26,6 +40,24 @@ class JoinRefused(Exception):
         self.message = message
 
 
+class Link(Protocol):
+    """Another relay's side of this meeting (see edge_relay/cluster/cascade.py)."""
+
+    relay_id: str
+    state: LinkState  # the other relay's participants and tracks
+
+    @property
+    def tracks(self) -> list[tuple[PublishedTrack, TrackInfo]]: ...
+
+    async def negotiate(self) -> None: ...
+
+    async def send_state(self, state: LinkState) -> None: ...
+
+    async def send_relayed(self, event: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Room:
     def __init__(
         self, meeting_id: str, max_participants: int, ends_at: float, on_empty: Callable[[Room], None]
@@ -34,6 +66,8 @@ class Room:
         self.max_participants = max_participants
         self.ends_at = ends_at
         self.participants: dict[str, Participant] = {}
+        self.links: dict[str, Link] = {}  # relay id -> link to that relay
+        self.relay_id = ""
         self.ended: str | None = None  # the reason, once ended
         self._on_empty = on_empty
         self._deadline = asyncio.get_running_loop().call_at(
@@ -46,8 +80,17 @@ class Room:
     def check_admission(self, participant_id: str) -> None:
         if self.ended:
             raise JoinRefused("meeting_ended", "the meeting has ended")
-        if participant_id not in self.participants and len(self.participants) >= self.max_participants:
+        if participant_id not in self.participants and self.head_count() >= self.max_participants:
             raise JoinRefused("meeting_full", "the meeting is full")
+
+    def head_count(self) -> int:
+        """Participants of the meeting here and on every linked relay."""
+        return len(self.participants) + sum(len(link.state.participants) for link in self.links.values())
+
+    def everyone_else(self, participant: Participant) -> list[ParticipantInfo]:
+        """What a joining participant is told about the others, local or behind a link."""
+        local = [p.info() for p in self.participants.values() if p is not participant]
+        return local + [info for link in self.links.values() for info in link.state.participants]
 
     async def add(self, participant: Participant) -> None:
         self.check_admission(participant.id)
@@ -58,6 +101,7 @@ class Room:
         await self.broadcast(
             message("participant_joined", participant=participant.info()), exclude=participant
         )
+        await self.sync_links()
 
     async def remove(self, participant: Participant, reason: str, notify: bool = True) -> None:
         if self.participants.get(participant.id) is not participant:
@@ -69,16 +113,24 @@ class Room:
             await self.broadcast(message("participant_left", participant_id=participant.id, reason=reason))
         if gone:
             await self.on_tracks_changed(participant, unpublished=gone)
+        else:
+            await self.sync_links()
         if not self.participants:
+            for link in list(self.links.values()):  # nobody here needs the other relays' media
+                await self.remove_link(link)
             self._on_empty(self)
 
-    async def end(self, reason: str) -> None:
+    async def end(self, reason: str, relay: bool = True) -> None:
         """End the meeting for everyone on this relay: tell each participant why, then close."""
         if self.ended:
             return
         self.ended = reason
         self._deadline.cancel()
         await self.broadcast(message("meeting_ended", reason=reason))
+        for link in list(self.links.values()):
+            if relay:
+                await link.send_relayed({"type": "meeting_ended", "reason": reason})
+            await self.remove_link(link, announce=False)
         for participant in list(self.participants.values()):
             await participant.close()
             await participant.disconnect(reason)
@@ -87,13 +139,20 @@ class Room:
 
     # --- tracks ----------------------------------------------------------------------------------------
 
-    def tracks_for(self, participant: Participant) -> list[tuple[PublishedTrack, TrackInfo]]:
-        """Every track of the others, which ``participant`` should receive."""
-        return [t for other in self.participants.values() if other is not participant for t in other.tracks]
+    def local_tracks(self) -> list[tuple[PublishedTrack, TrackInfo]]:
+        return [t for participant in self.participants.values() for t in participant.tracks]
+
+    def tracks_for(self, peer: Participant | Link) -> list[tuple[PublishedTrack, TrackInfo]]:
+        """The tracks ``peer`` should receive: a participant gets everyone else's, local or linked; a
+        link gets only our own participants' (each track crosses a relay pair once, never back)."""
+        if getattr(peer, "is_link", False):
+            return self.local_tracks()
+        linked = [t for link in self.links.values() for t in link.tracks]
+        return [t for other in self.participants.values() if other is not peer for t in other.tracks] + linked
 
     async def on_tracks_changed(
         self,
-        publisher: Participant,
+        publisher: Participant | Link,
         published: Iterable[TrackInfo] = (),
         unpublished: Iterable[TrackInfo] = (),
     ) -> None:
@@ -104,10 +163,77 @@ class Room:
         for other in list(self.participants.values()):
             if other is not publisher:
                 await other.negotiate()
+        if not getattr(publisher, "is_link", False):
+            await self.sync_links()
+
+    # --- links to other relays -------------------------------------------------------------------------
+
+    def local_state(self) -> LinkState:
+        tracks = [
+            LinkTrack(
+                info=info, codec=CodecInfo(mime_type=track.mime_type, parameters=track.codec_parameters)
+            )
+            for track, info in self.local_tracks()
+        ]
+        return LinkState(
+            relay_id=self.relay_id, participants=[p.info() for p in self.participants.values()], tracks=tracks
+        )
+
+    async def sync_links(self) -> None:
+        """Our participants or tracks changed: tell every linked relay, and offer it the new tracks."""
+        if not self.links:
+            return
+        state = self.local_state()
+        for link in list(self.links.values()):
+            await link.send_state(state)
+            await link.negotiate()
+
+    async def add_link(self, link: Link) -> None:
+        previous = self.links.get(link.relay_id)
+        if previous is not None and previous is not link:
+            await self.remove_link(previous, announce=False)
+        self.links[link.relay_id] = link
+        await self.on_link_state(link, LinkState(relay_id=link.relay_id), link.state)
+        await link.send_state(self.local_state())
+        await link.negotiate()
+
+    async def remove_link(self, link: Link, announce: bool = True) -> None:
+        if self.links.get(link.relay_id) is not link:
+            return
+        del self.links[link.relay_id]
+        gone = [info for _, info in link.tracks]
+        await link.close()
+        if announce:
+            await self.on_link_state(link, link.state, LinkState(relay_id=link.relay_id))
+            if gone:
+                await self.on_tracks_changed(link, unpublished=gone)
+
+    async def on_link_state(self, link: Link, old: LinkState, new: LinkState) -> None:
+        """Tell our participants who joined or left on the other relay."""
+        before = {p.participant_id for p in old.participants}
+        after = {p.participant_id: p for p in new.participants}
+        for pid, info in after.items():
+            if pid not in before:
+                await self.broadcast(message("participant_joined", participant=info))
+        for pid in before - set(after):
+            await self.broadcast(message("participant_left", participant_id=pid, reason="left"))
+
+    async def relay_event(self, event: dict[str, Any], source: Participant | None = None) -> None:
+        """An event of one of our participants: to our other participants and to every linked relay."""
+        await self.broadcast(_encode(event), exclude=source)
+        for link in list(self.links.values()):
+            await link.send_relayed(event)
+
+    async def on_relayed(self, link: Link, event: dict[str, Any]) -> None:
+        """An event from a linked relay's participant: to ours only (never relayed on)."""
+        if event.get("type") == "meeting_ended":
+            await self.end(str(event.get("reason", "host_ended")), relay=False)
+        elif event.get("type") in ("chat", "reaction", "track_muted"):
+            await self.broadcast(_encode(event))
 
     # --- fan-out ---------------------------------------------------------------------------------------
 
-    async def broadcast(self, text: str, exclude: Participant | None = None) -> None:
+    async def broadcast(self, text: str, exclude: object = None) -> None:
         for participant in list(self.participants.values()):
             if participant is not exclude:
                 try:
@@ -126,12 +252,19 @@ class Room:
                     await track.upstream.report(track)
 
 
+def _encode(event: dict[str, Any]) -> str:
+    fields = {k: v for k, v in event.items() if k != "type"}
+    return message(str(event["type"]), **fields)
+
+
 class Rooms:
     """All rooms of this relay process, by meeting id."""
 
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
         self.ended: dict[str, str] = {}  # meeting id -> reason, so an ended meeting stays refused
+
+    relay_id = ""
 
     def room_for(self, meeting_id: str, max_participants: int, ends_at: float) -> Room:
         if meeting_id in self.ended:
@@ -141,6 +274,7 @@ class Rooms:
         room = self.rooms.get(meeting_id)
         if room is None:
             room = Room(meeting_id, max_participants, ends_at, self._forget)
+            room.relay_id = self.relay_id
             self.rooms[meeting_id] = room
         return room
 

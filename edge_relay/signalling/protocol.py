@@ -17,6 +17,12 @@ Client -> relay
     leave       {}
     ping        {}
 
+Relay <-> relay (cascade; the joining relay is the client, the other makes the offers)
+    cascade_join   {token, state}    state: LinkState, this relay's participants and tracks (with codecs)
+    cascade_update {state}           either way, whenever a side's own participants or tracks change
+    relayed        {event}           either way: chat, reaction, track_muted, meeting_ended of its people
+    offer tracks: mid -> {publish_track: track_id} for the joining relay's tracks
+
 Relay -> client
     welcome     {participant_id, meeting_id, role, participants}
     offer       {negotiation, sdp, tracks}   tracks: mid -> TrackInfo (remote) or {publish: source}
@@ -48,6 +54,30 @@ Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_BYTE
 
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- relay -> client ---------------------------------------------------------------------------------
+
+
+class TrackInfo(BaseModel):
+    track_id: str
+    participant_id: str
+    source: Source
+    kind: Kind
+    muted: bool = False
+
+
+class PublishSlot(BaseModel):
+    """An m-line of the relay's offer where the client sends its own ``publish`` source."""
+
+    publish: Source
+
+
+class ParticipantInfo(BaseModel):
+    participant_id: str
+    name: str
+    role: Literal["host", "guest"]
+    tracks: list[TrackInfo] = []
 
 
 # --- client -> relay ---------------------------------------------------------------------------------
@@ -100,6 +130,46 @@ class End(_Message):
     type: Literal["end"]
 
 
+class CodecInfo(BaseModel):
+    mime_type: str
+    parameters: dict[str, str | int] = {}
+
+
+class LinkTrack(BaseModel):
+    """A track one relay forwards to another, with its codec (the link offers exactly that one)."""
+
+    info: TrackInfo
+    codec: CodecInfo
+
+
+class LinkState(BaseModel):
+    """What one relay has of a meeting: its own participants and their tracks."""
+
+    relay_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    participants: Annotated[list[ParticipantInfo], Field(max_length=1000)] = []
+    tracks: Annotated[list[LinkTrack], Field(max_length=3000)] = []
+
+
+class CascadeJoin(_Message):
+    """Another relay joins this meeting here (relay-to-relay cascade), credentialed by the cluster."""
+
+    type: Literal["cascade_join"]
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    state: LinkState
+
+
+class CascadeUpdate(_Message):
+    type: Literal["cascade_update"]
+    state: LinkState
+
+
+class Relayed(_Message):
+    """An event of the peer relay's participants (chat, reaction, mute, meeting end), for ours."""
+
+    type: Literal["relayed"]
+    event: dict[str, Any]
+
+
 class Leave(_Message):
     type: Literal["leave"]
 
@@ -109,34 +179,22 @@ class Ping(_Message):
 
 
 ClientMessage = Annotated[
-    Join | Publish | Unpublish | Answer | Mute | Reaction | Chat | End | Leave | Ping,
+    Join
+    | Publish
+    | Unpublish
+    | Answer
+    | Mute
+    | Reaction
+    | Chat
+    | End
+    | Leave
+    | Ping
+    | CascadeJoin
+    | CascadeUpdate
+    | Relayed,
     Field(discriminator="type"),
 ]
 _client_messages: TypeAdapter[Any] = TypeAdapter(ClientMessage)
-
-
-# --- relay -> client ---------------------------------------------------------------------------------
-
-
-class TrackInfo(BaseModel):
-    track_id: str
-    participant_id: str
-    source: Source
-    kind: Kind
-    muted: bool = False
-
-
-class PublishSlot(BaseModel):
-    """An m-line of the relay's offer where the client sends its own ``publish`` source."""
-
-    publish: Source
-
-
-class ParticipantInfo(BaseModel):
-    participant_id: str
-    name: str
-    role: Literal["host", "guest"]
-    tracks: list[TrackInfo] = []
 
 
 class ProtocolError(Exception):

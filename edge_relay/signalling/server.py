@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,7 +33,10 @@ class Relay:
         self.config = config
         self.public_key = load_public_key(config.join_public_key)
         self.census = census
+        #: This relay's id in the cluster and the registry (IAM scopes registry writes by its region prefix).
+        self.relay_id = config.relay_id or f"{config.region}-{uuid.uuid4().hex[:12]}"
         self.rooms = Rooms()
+        self.rooms.relay_id = self.relay_id
         self.lag = metrics.LoopLag()
         self.draining = False
         self.app = Starlette(

@@ -126,7 +126,7 @@ class Session:
         self.participant, self.room = participant, room
         COUNTERS.joins += 1
         log.info("joined", extra={"meeting_id": room.meeting_id, "participant_id": participant.id})
-        others = [o.info() for o in room.participants.values() if o is not participant]
+        others = room.everyone_else(participant)
         await self.send(
             p.message(
                 "welcome",
@@ -174,29 +174,19 @@ class Session:
         assert self.participant is not None and self.room is not None
         self.participant.muted[msg.source] = msg.muted
         track_id = f"{self.participant.id}/{msg.source}"
-        await self.room.broadcast(
-            p.message("track_muted", track_id=track_id, muted=msg.muted), exclude=self.participant
-        )
+        event = {"type": "track_muted", "track_id": track_id, "muted": msg.muted}
+        await self.room.relay_event(event, source=self.participant)
 
     async def _on_reaction(self, msg: p.Reaction) -> None:
         assert self.participant is not None and self.room is not None
-        await self.room.broadcast(
-            p.message(
-                "reaction", participant_id=self.participant.id, name=self.participant.name, emoji=msg.emoji
-            )
-        )
+        event = {"type": "reaction", "participant_id": self.participant.id, "name": self.participant.name}
+        await self.room.relay_event({**event, "emoji": msg.emoji})
 
     async def _on_chat(self, msg: p.Chat) -> None:
         assert self.participant is not None and self.room is not None
-        await self.room.broadcast(
-            p.message(
-                "chat",
-                participant_id=self.participant.id,
-                name=self.participant.name,
-                message_id=msg.message_id,
-                text=msg.text,
-            ),
-            exclude=self.participant,
+        event = {"type": "chat", "participant_id": self.participant.id, "name": self.participant.name}
+        await self.room.relay_event(
+            {**event, "message_id": msg.message_id, "text": msg.text}, self.participant
         )
 
     async def _on_end(self, msg: p.End) -> None:
