@@ -12,8 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge_relay.cluster.credentials import LinkTokenError, verify_link_token
 from edge_relay.config import RelayConfig
 from edge_relay.ops.metrics import COUNTERS
+from edge_relay.rooms.cascade_peer import CascadePeer
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.room import JoinRefused, Room, Rooms
 from edge_relay.signalling import protocol as p
@@ -78,10 +80,17 @@ class Session:
             await self.error(exc.code, exc.message)
             return
         if self.participant is None:
-            if not isinstance(msg, p.Join):
+            if isinstance(msg, p.CascadeJoin):
+                await self._join_link(msg)
+            elif isinstance(msg, p.Join):
+                await self._join(msg)
+            else:
                 await self.error("not_joined", "send 'join' with your join token first")
-                return
-            await self._join(msg)
+            return
+        is_link = isinstance(self.participant, CascadePeer)
+        link_only = isinstance(msg, (p.CascadeUpdate, p.Relayed))
+        if link_only != is_link and not (is_link and isinstance(msg, (p.Answer, p.Ping))):
+            await self.error("not_allowed", f"'{msg.type}' is not for this kind of connection")
             return
         handler = getattr(self, f"_on_{msg.type}", None)
         if handler is None:  # only join lacks one: joining twice
@@ -137,6 +146,34 @@ class Session:
             )
         )
         await participant.negotiate()
+
+    async def _join_link(self, msg: p.CascadeJoin) -> None:
+        """Another relay links up for a meeting (it has participants there too)."""
+        try:
+            claims = verify_link_token(self.config.cluster_secret, msg.token)
+        except LinkTokenError as exc:
+            await self.error("token_invalid", str(exc))
+            raise Closed(4401, "token_invalid") from None
+        if claims.relay_id != msg.state.relay_id:
+            await self.error("token_invalid", "the cascade token is for another relay")
+            raise Closed(4401, "token_invalid")
+        try:
+            room = self.rooms.room_for(claims.meeting_id, claims.max_participants, claims.meeting_ends_at)
+        except JoinRefused as exc:
+            await self.error(exc.code, exc.message)
+            raise Closed(4403, exc.code) from None
+        peer = CascadePeer(room, msg.state, self.send, self.disconnect, self.config.stun_servers)
+        self.participant, self.room = peer, room
+        log.info("relay linked", extra={"meeting_id": room.meeting_id, "peer": claims.relay_id})
+        await room.add_link(peer)
+
+    async def _on_cascade_update(self, msg: p.CascadeUpdate) -> None:
+        assert isinstance(self.participant, CascadePeer)
+        await self.participant.apply_state(msg.state)
+
+    async def _on_relayed(self, msg: p.Relayed) -> None:
+        assert self.participant is not None and self.room is not None
+        await self.room.on_relayed(self.participant, msg.event)  # type: ignore[arg-type]
 
     async def _on_publish(self, msg: p.Publish) -> None:
         assert self.participant is not None
@@ -203,7 +240,13 @@ class Session:
         await self.send(p.message("pong"))
 
     async def close(self, reason: str) -> None:
-        if self.participant is not None and self.room is not None:
+        if isinstance(self.participant, CascadePeer) and self.room is not None:
+            await self.room.remove_link(self.participant)  # type: ignore[arg-type]
+            log.info(
+                "relay unlinked",
+                extra={"meeting_id": self.room.meeting_id, "peer": self.participant.relay_id},
+            )
+        elif self.participant is not None and self.room is not None:
             await self.room.remove(self.participant, reason=reason)
             log.info(
                 "left",
