@@ -6,6 +6,8 @@ Stacks, for regions ``[primary, *others]`` from ``meetup:regions``:
 * ``<Name>-Api`` (primary): HTTP API, one Lambda per concern, secrets (join public key replicated).
 * ``<Name>-Relays-<region>`` (each region): VPC, Fargate relays behind a TLS NLB, regional DNS name.
 * ``<Name>-Routing`` (primary; Route 53 is global): latency-routed ``relay.<domain>``.
+* ``<Name>-Web`` (us-east-1, CloudFront's certificate region): the browser client on ``app.<domain>``,
+  with the API's paths forwarded to the API (same origin).
 
 cdk-nag's AwsSolutions pack validates every synth; a finding fails it unless acknowledged with a reason
 at the construct concerned (infra/constructs/nag.py).
@@ -25,6 +27,7 @@ from infra.stacks.api import ApiStack
 from infra.stacks.data import DataStack
 from infra.stacks.relays import RelayStack
 from infra.stacks.routing import RoutingStack
+from infra.stacks.web import WEB_REGION, WebStack
 
 
 @dataclass
@@ -34,6 +37,7 @@ class MeetupApp:
     data: DataStack
     api: ApiStack
     routing: RoutingStack
+    web: WebStack
     relays: dict[str, RelayStack] = field(default_factory=dict)
 
 
@@ -66,13 +70,17 @@ def build(app: cdk.App, nag: bool | None = None) -> MeetupApp:
     )
     for stack in relays.values():
         routing.add_stack_dependency(stack)  # health checks probe names the relay stacks create
+    web = WebStack(
+        app, f"{prefix}-Web", config=config, env=env(WEB_REGION), description="meetup-edge web client"
+    )
+    web.add_stack_dependency(api)  # CloudFront forwards the API's paths to api.<domain>
     if config.nag if nag is None else nag:
         # Acknowledgments are also written into each resource's Metadata: the reasons travel with the
         # templates, for whoever reviews a change set.
         cdk.Validations.of(app).add_plugins(
             AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
         )
-    return MeetupApp(app=app, config=config, data=data, api=api, routing=routing, relays=relays)
+    return MeetupApp(app=app, config=config, data=data, api=api, routing=routing, web=web, relays=relays)
 
 
 def main(context: dict[str, Any] | None = None) -> None:

@@ -7,12 +7,17 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvicorn
 
 from functions.core.tokens import generate_join_keypair
 from local_stack.aws import MotoServer, free_port
 from local_stack.relays import RelayProcess
+
+#: The browser client (plain files, no build step), served by the local API at ``WEB_PATH``.
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_PATH = "/app"
 
 
 def _wait_registered(url: str, timeout_s: float = 10.0) -> None:
@@ -84,13 +89,23 @@ class LocalStack:
         _wait_registered(relay.url)
         return relay
 
+    @property
+    def web_url(self) -> str:
+        """The browser client, same origin as the API (so it needs no CORS), or "" without web/."""
+        return f"{self.api_url}{WEB_PATH}/" if self.api_url and WEB_DIR.is_dir() else ""
+
     def _uvicorn(self) -> uvicorn.Server:
+        from fastapi.staticfiles import StaticFiles
+
         from functions.app import create_app
 
         self.api_port = self.api_port or free_port(self.host)
         self.api_url = f"http://{self.host}:{self.api_port}"
+        app = create_app()
+        if WEB_DIR.is_dir():  # the Lambda apps stay API-only: the cloud serves web/ from CloudFront
+            app.mount(WEB_PATH, StaticFiles(directory=WEB_DIR, html=True), name="web")
         config = uvicorn.Config(
-            create_app(), host=self.host, port=self.api_port, log_level="warning", access_log=False
+            app, host=self.host, port=self.api_port, log_level="warning", access_log=False
         )
         return uvicorn.Server(config)
 

@@ -23,12 +23,15 @@ def up(
 ) -> None:
     """Start the local stack and serve until Ctrl-C."""
     from local_stack import LocalStack
+    from local_stack.stack import WEB_DIR, WEB_PATH
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
     stack = LocalStack(host=host, api_port=port, relay_regions=[r for r in regions.split(",") if r])
     with console.status("starting the local stack ..."):
         stack.configure()
     console.print(f"[bold green]local stack up[/]\n  API      http://{host}:{port}  (docs: /docs)")
+    if WEB_DIR.is_dir():
+        console.print(f"  web      http://{host}:{port}{WEB_PATH}/  (the browser client)")
     console.print(f"  AWS      {stack.aws_url}  (moto: DynamoDB + S3)")
     for relay in stack.relays:
         console.print(f"  relay    {relay.url}  (region {relay.region}; {relay.http_url}/metrics)")

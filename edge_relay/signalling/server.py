@@ -56,7 +56,9 @@ class Relay:
             "rooms": len(self.rooms.rooms),
             "participants": self.rooms.participant_count,
         }
-        return JSONResponse(body, status_code=503 if self.draining else 200)
+        # CORS: a browser's relay probe may read the status (503 while draining).
+        headers = {"Access-Control-Allow-Origin": "*"}
+        return JSONResponse(body, status_code=503 if self.draining else 200, headers=headers)
 
     async def metrics(self, _: Request) -> PlainTextResponse:
         text = metrics.render(self.rooms, self.census, self.lag, self.draining)

@@ -64,7 +64,7 @@ def test_every_stack_is_synthesised_for_every_region(assembly: Path) -> None:
         for name, artifact in manifest["artifacts"].items()
         if artifact["type"] == "aws:cloudformation:stack"
     }
-    expected = {"MeetupEdge-Data", "MeetupEdge-Api", "MeetupEdge-Routing"} | {
+    expected = {"MeetupEdge-Data", "MeetupEdge-Api", "MeetupEdge-Routing", "MeetupEdge-Web"} | {
         f"MeetupEdge-Relays-{r}" for r in REGIONS
     }
     assert set(stacks) == expected

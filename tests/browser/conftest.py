@@ -1,0 +1,40 @@
+"""Browser fixtures: ``launch(name)`` opens a fresh Chromium profile on the web client's origin."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
+
+Launch = Callable[[str], Awaitable[WebUser]]
+
+
+@pytest.fixture
+async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
+    """Open one Chromium per participant (own --user-data-dir under tmp_path); all closed afterwards."""
+    require_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        contexts = []
+        profiles = itertools.count()
+
+        async def open_browser(name: str) -> WebUser:
+            context = await playwright.chromium.launch_persistent_context(
+                str(tmp_path / f"chromium-{next(profiles)}"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=FLAGS,
+                viewport={"width": 1280, "height": 720},
+            )
+            contexts.append(context)
+            page = context.pages[0] if context.pages else await context.new_page()
+            return WebUser(page, name)
+
+        yield open_browser
+        for context in contexts:
+            await context.close()

@@ -1,0 +1,95 @@
+"""The web client's pages without media: served by the local stack, account, settings with presigned
+image uploads to S3 (moto), sign out and in again, and a refused join shown to the user."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import httpx
+
+from tests.browser.conftest import Launch
+
+
+def png(width: int = 8, height: int = 8) -> bytes:
+    """A tiny valid PNG (solid colour), made here rather than read from a file."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x20\x80\xd0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_the_local_stack_serves_the_client_next_to_the_api(stack) -> None:
+    assert stack.web_url == f"{stack.api_url}/app/"
+    index = httpx.get(stack.web_url)
+    assert index.status_code == 200 and 'src="js/app.js"' in index.text
+    assert httpx.get(f"{stack.web_url}config.json").json() == {"apiBaseUrl": ""}  # same origin
+    script = httpx.get(f"{stack.web_url}js/relay.js")
+    assert script.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript")
+    assert "/app" not in httpx.get(f"{stack.api_url}/openapi.json").text  # the API's contract is unchanged
+
+
+async def test_account_settings_photo_and_a_refused_join(stack, launch: Launch) -> None:
+    ann = await launch("Ann")
+    page = ann.page
+    await ann.register(stack.web_url)
+
+    # Display name and background (an uploaded image), saved through the API.
+    form = page.locator("#settings-form")
+    await form.locator("[name=display_name]").fill("Ann Lee")
+    await form.locator("[name=background][value=image]").check()
+    await form.locator("[name=background_image]").set_input_files(
+        files=[{"name": "beach.png", "mimeType": "image/png", "buffer": png(32, 24)}]
+    )
+    await form.locator("[type=submit]").click()
+    await page.wait_for_selector(".toast:has-text('Settings saved')")
+    assert await page.text_content("#account-name") == "Ann Lee"
+
+    # Profile photo: presigned POST straight to S3, then the key is set (the API checks the upload).
+    await page.set_input_files(
+        "#photo-input", files=[{"name": "me.png", "mimeType": "image/png", "buffer": png()}]
+    )
+    await page.wait_for_selector(".toast:has-text('Photo updated')")
+    await page.wait_for_function(
+        "() => !document.querySelector('#photo-preview').hidden"
+        " && document.querySelector('#photo-preview').naturalWidth === 8"
+    )
+    settings = await page.evaluate("window.meetup.api.settings()")
+    assert settings["display_name"] == "Ann Lee"
+    assert settings["background"]["mode"] == "image"
+    assert settings["background"]["image_key"].startswith("users/")
+    assert settings["photo_key"].startswith("users/") and settings["photo_key"].endswith(".png")
+
+    # Sign out, and back in with the login form.
+    meeting_id, passcode = await ann.create_meeting("Settings")
+    await page.click("#sign-out")
+    await page.wait_for_selector("#view-auth:not([hidden])")
+    assert await page.evaluate("sessionStorage.length") == 0
+    await page.fill("#login-form [name=email]", ann.email)
+    await page.fill("#login-form [name=password]", ann.password)
+    await page.click("#login-form [type=submit]")
+    await page.wait_for_selector("#view-home:not([hidden])")
+    await page.wait_for_function("() => document.querySelector('#account-name').textContent === 'Ann Lee'")
+
+    # Someone else with a wrong passcode is refused, and told so; the page stays usable.
+    ben = await launch("Ben")
+    await ben.register(stack.web_url)
+    await ben.page.fill("#join-form [name=meeting_id]", meeting_id)
+    await ben.page.fill("#join-form [name=passcode]", passcode + "X")
+    await ben.page.click("#join-form [type=submit]")
+    await ben.page.wait_for_selector(".toast.error:has-text('the passcode is wrong')")
+    assert await ben.page.is_visible("#view-home")
+    assert ben.errors == [  # Chromium logs the refused request, the client shows the API's message
+        "console.error: Failed to load resource: the server responded with a status of 403 (Forbidden)",
+        "console.error: the passcode is wrong",
+    ]
+    assert not ann.errors, ann.errors

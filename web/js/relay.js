@@ -1,0 +1,239 @@
+/**
+ * A participant's connection to a relay: the signalling WebSocket and one max-bundle RTCPeerConnection.
+ *
+ * The protocol is edge_relay/signalling/protocol.py (the Python SDK's client_sdk/rtc/connection.py is
+ * the reference client). The relay makes every offer, so there is never glare: the join (or a later
+ * `publish`) asks for m-lines, and the relay's offer marks the ones where this side sends
+ * (`tracks[mid] = {publish: source}`: attach the local track, direction sendonly) and announces every
+ * other m-line as a remote track ({track_id, participant_id, source, kind, muted}). Answers carry all of
+ * this side's ICE candidates (the protocol has no trickle), so each answer waits for gathering.
+ *
+ * Events: track {info, track}, participant_joined, participant_left, track_published,
+ * track_unpublished, track_muted, chat, reaction, meeting_ended, migrate, error, closed {reason}.
+ */
+import { Emitter } from "./emitter.js";
+
+export const PROTOCOL_VERSION = 1;
+/** What the relay accepts from a publisher (it offers only the one asked for on that m-line). */
+export const VIDEO_CODECS = ["video/VP8", "video/H264"];
+const GATHER_TIMEOUT_MS = 2000;
+
+export class RelayError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = "RelayError";
+    this.code = code;
+  }
+}
+
+export class RelayConnection extends Emitter {
+  /**
+   * @param tracks Map source -> MediaStreamTrack to publish from the start (camera, microphone, screen)
+   * @param muted Set of sources that start muted (their m-line is negotiated, nothing is sent)
+   */
+  constructor(url, token, { tracks = new Map(), muted = new Set(), videoCodec = "video/VP8" } = {}) {
+    super();
+    this.url = url;
+    this.token = token;
+    this.localTracks = new Map(tracks);
+    this.muted = new Set(muted);
+    this.videoCodec = videoCodec;
+    this.participantId = "";
+    this.participants = new Map(); // participant_id -> {participant_id, name, role, tracks}
+    this.remoteTracks = new Map(); // mid -> {info, track}
+    this.publishing = new Map(); // source -> the RTCRtpTransceiver sending it
+    this.closeReason = "";
+    this.closed = false;
+    this.pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    this._ws = null;
+    this._negotiating = Promise.resolve(); // offers are answered one at a time, in order
+  }
+
+  /** Open the socket and join; resolves with the relay's welcome, rejects with a RelayError. */
+  connect(timeoutMs = 10000) {
+    return new Promise((resolve, reject) => {
+      let welcomed = false;
+      const fail = (code, message) => {
+        if (welcomed) return;
+        welcomed = true;
+        clearTimeout(timer);
+        this.close({ leave: false });
+        reject(new RelayError(code, message));
+      };
+      const timer = setTimeout(() => fail("timeout", `no welcome from ${this.url}`), timeoutMs);
+      let ws;
+      try {
+        ws = new WebSocket(this.url);
+      } catch (error) {
+        fail("relay_unreachable", String(error));
+        return;
+      }
+      this._ws = ws;
+      ws.onopen = () =>
+        this._send({
+          type: "join",
+          token: this.token,
+          protocol: PROTOCOL_VERSION,
+          publish: [...this.localTracks.keys()].sort(),
+          video_codec: this.videoCodec,
+        });
+      ws.onmessage = (event) => {
+        let msg;
+        try {
+          msg = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        if (msg.type === "welcome" && !welcomed) {
+          welcomed = true;
+          clearTimeout(timer);
+          this.participantId = msg.participant_id;
+          for (const participant of msg.participants) {
+            this.participants.set(participant.participant_id, participant);
+          }
+          resolve(msg);
+        } else if (msg.type === "error" && !welcomed) {
+          this.closeReason = msg.code;
+          fail(msg.code, msg.message);
+          return;
+        }
+        this._dispatch(msg);
+      };
+      ws.onerror = () => fail("relay_unreachable", `cannot reach the relay at ${this.url}`);
+      ws.onclose = (event) => {
+        fail(this.closeReason || "closed", event.reason || "the relay closed the connection");
+        this._onClosed(event.reason);
+      };
+    });
+  }
+
+  _send(body) {
+    if (this._ws?.readyState === WebSocket.OPEN) this._ws.send(JSON.stringify(body));
+  }
+
+  _dispatch(msg) {
+    switch (msg.type) {
+      case "welcome":
+        return;
+      case "offer":
+        this._negotiating = this._negotiating
+          .then(() => this._answer(msg))
+          .catch((error) => this.emit("error", { code: "negotiation_failed", message: String(error) }));
+        return;
+      case "error":
+        this.emit("error", msg);
+        return;
+      case "meeting_ended":
+      case "migrate":
+        this.closeReason = msg.reason ?? msg.type;
+        break;
+      case "participant_joined":
+        this.participants.set(msg.participant.participant_id, msg.participant);
+        break;
+      case "participant_left":
+        this.participants.delete(msg.participant_id);
+        break;
+      case "track_unpublished":
+        for (const [mid, remote] of this.remoteTracks) {
+          if (remote.info.track_id === msg.track_id) this.remoteTracks.delete(mid);
+        }
+        break;
+    }
+    this.emit(msg.type, msg);
+  }
+
+  async _answer(offer) {
+    await this.pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    for (const [mid, slot] of Object.entries(offer.tracks)) {
+      const transceiver = this.pc.getTransceivers().find((t) => t.mid === mid);
+      if (!transceiver) continue;
+      if ("publish" in slot) {
+        const track = this.localTracks.get(slot.publish);
+        if (track && this.publishing.get(slot.publish) !== transceiver) {
+          this.publishing.set(slot.publish, transceiver);
+          await transceiver.sender.replaceTrack(this.muted.has(slot.publish) ? null : track);
+          transceiver.direction = "sendonly";
+        }
+      } else if (this.remoteTracks.get(mid)?.info.track_id !== slot.track_id) {
+        const remote = { info: slot, track: transceiver.receiver.track };
+        this.remoteTracks.set(mid, remote);
+        this.emit("track", remote);
+      }
+    }
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this._gathered();
+    this._send({ type: "answer", negotiation: offer.negotiation, sdp: this.pc.localDescription.sdp });
+  }
+
+  /** Until ICE gathering completes (host candidates only: milliseconds), at most GATHER_TIMEOUT_MS. */
+  _gathered() {
+    if (this.pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      const check = () => this.pc.iceGatheringState === "complete" && done();
+      const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+      this.pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  // --- what this side sends --------------------------------------------------------------------------
+
+  /** Start sending `source` (e.g. a screen share): the relay answers with an offer holding its m-line. */
+  publish(source, track) {
+    this.localTracks.set(source, track);
+    this._send({ type: "publish", source, video_codec: this.videoCodec });
+  }
+
+  unpublish(source) {
+    this.localTracks.delete(source);
+    const transceiver = this.publishing.get(source);
+    this.publishing.delete(source);
+    transceiver?.sender.replaceTrack(null);
+    this._send({ type: "unpublish", source });
+  }
+
+  /** A new capture for a source already published (the camera turned back on), no renegotiation. */
+  async replaceTrack(source, track) {
+    this.localTracks.set(source, track);
+    const transceiver = this.publishing.get(source);
+    if (transceiver && !this.muted.has(source)) await transceiver.sender.replaceTrack(track);
+  }
+
+  /** Stop sending `source` (nothing leaves the browser) or resume; the others are told. */
+  async setMuted(source, muted) {
+    if (muted) this.muted.add(source);
+    else this.muted.delete(source);
+    const transceiver = this.publishing.get(source);
+    const track = muted ? null : (this.localTracks.get(source) ?? null);
+    if (transceiver) await transceiver.sender.replaceTrack(track);
+    this._send({ type: "mute", source, muted });
+  }
+
+  /** chat {message_id, text} (after the API stored it), reaction {emoji}, end {} ... */
+  send(body) {
+    this._send(body);
+  }
+
+  get open() {
+    return !this.closed && this._ws?.readyState === WebSocket.OPEN;
+  }
+
+  close({ leave = true } = {}) {
+    if (this.closed) return;
+    this.closed = true;
+    if (leave) this._send({ type: "leave" });
+    this._ws?.close(1000);
+    this.pc.close();
+  }
+
+  _onClosed(reason) {
+    const wasOpen = !this.closed;
+    this.closed = true;
+    this.pc.close();
+    this.emit("closed", { reason: this.closeReason || reason || "closed", unexpected: wasOpen });
+  }
+}
