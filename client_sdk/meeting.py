@@ -83,7 +83,8 @@ class Meeting:
         self._pump: asyncio.Task[None] | None = None
         self._reconnecting: asyncio.Task[None] | None = None
         self.outbox = Outbox(client, meeting_id, self._announce)
-        self._media = MediaRelay()
+        self._media = MediaRelay()  # copies of remote tracks for several consumers
+        self._feeds = MediaRelay()  # copies of local tracks, one per relay connection
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -116,7 +117,9 @@ class Meeting:
         urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
         errors = []
         for url in urls:
-            connection = RelayConnection(url, admission.join_token, self.local_tracks, self.video_codec)
+            connection = RelayConnection(
+                url, admission.join_token, self.local_tracks, self.video_codec, media_relay=self._feeds
+            )
             try:
                 await connection.connect()
             except (RelayError, TimeoutError) as exc:

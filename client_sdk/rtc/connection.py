@@ -57,6 +57,7 @@ class RelayConnection:
         token: str,
         publish: dict[str, MediaStreamTrack] | None = None,
         video_codec: str = "video/VP8",
+        media_relay: MediaRelay | None = None,
     ) -> None:
         self.url = url
         self.token = token
@@ -67,7 +68,8 @@ class RelayConnection:
         self.participants: dict[str, dict[str, Any]] = {}
         self.remote_tracks: dict[str, RemoteTrack] = {}  # track_id -> track
         self.publishing: dict[str, Any] = {}  # source -> the transceiver sending it
-        self._media = MediaRelay()
+        # Shared across reconnections (Meeting passes its own): one reader per local track, ever.
+        self._media = media_relay or MediaRelay()
         self._feeds: list[MediaStreamTrack] = []
         self.muted: set[str] = set()
         self.events: asyncio.Queue[Event] = asyncio.Queue()
