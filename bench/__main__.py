@@ -1,8 +1,10 @@
-"""``python -m bench [--quick]``: API load and Lambda cold starts on the local stack, as tables and JSON.
+"""``python -m bench [--api | --relay] [--quick]``: control-plane and media-relay benchmarks, tables + JSON.
 
-Results go to the terminal (rich tables) and to ``bench/results/latest.json``. Every figure comes with a
-ratio against a baseline measured in the same run (``GET /healthz`` for load, a warm invocation for cold
-starts), since absolute numbers on a shared 2-core machine move from run to run.
+``--api``: API load and Lambda cold starts on the local stack, to ``bench/results/latest.json``.
+``--relay``: the edge relay's media plane (``bench.relay_bench``), to ``bench/results/relay.json``.
+Neither flag runs both. Every figure comes with a ratio against a baseline measured in the same run
+(``GET /healthz`` for load, a warm invocation for cold starts, aiortc's MediaRelay and a direct aiortc
+path for the relay), since absolute numbers on a shared 2-core machine move from run to run.
 """
 
 from __future__ import annotations
@@ -212,22 +214,40 @@ async def run(plan: Plan, console: Console, skip_load: bool, skip_cold: bool) ->
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--quick", action="store_true", help="a short run (< 30 s): fewer clients and samples"
+        "--quick",
+        action="store_true",
+        help="a short run (API < 30 s, relay < 1 min): fewer clients, subscribers and samples",
     )
+    parser.add_argument("--api", action="store_true", help="only the control-plane benchmark")
+    parser.add_argument("--relay", action="store_true", help="only the media relay benchmark")
     parser.add_argument(
         "--concurrency", help="comma-separated client counts, e.g. 1,8 (default: 1,8; quick: 8)"
     )
     parser.add_argument("--skip-load", action="store_true", help="skip the API load benchmark")
     parser.add_argument("--skip-cold", action="store_true", help="skip the cold-start benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json", help="where to write JSON")
+    parser.add_argument(
+        "--relay-parts",
+        default="fanout,mediarelay,rooms",
+        help="comma-separated relay parts: fanout (with capacity, py-spy, latency), mediarelay, rooms",
+    )
+    parser.add_argument(
+        "--relay-out", type=Path, default=RESULTS_DIR / "relay.json", help="where to write the relay JSON"
+    )
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    if args.concurrency:
-        plan = Plan(**{**plan.__dict__, "concurrency": [int(c) for c in args.concurrency.split(",")]})
-
     console = Console()
     if not console.is_terminal:  # CI logs and pipes: wide enough for the tables instead of 80 columns
         console = Console(width=160)
+    if args.api or not args.relay:
+        api_main(args, console)
+    if args.relay or not args.api:
+        relay_main(args, console)
+
+
+def api_main(args: argparse.Namespace, console: Console) -> None:
+    plan = QUICK if args.quick else FULL
+    if args.concurrency:
+        plan = Plan(**{**plan.__dict__, "concurrency": [int(c) for c in args.concurrency.split(",")]})
     started = time.perf_counter()
     report = asyncio.run(run(plan, console, args.skip_load, args.skip_cold))
     report["duration_s"] = round(time.perf_counter() - started, 1)
@@ -243,6 +263,23 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=float))
     console.print(f"Wrote {args.out} ({report['duration_s']} s)")
+
+
+def relay_main(args: argparse.Namespace, console: Console) -> None:
+    from bench import relay_bench  # aiortc and friends load only when the relay part runs
+
+    parts = tuple(p.strip() for p in args.relay_parts.split(",") if p.strip())
+    unknown = set(parts) - set(relay_bench.PARTS)
+    if unknown:
+        raise SystemExit(
+            f"unknown relay parts: {', '.join(sorted(unknown))} (choose from {relay_bench.PARTS})"
+        )
+    plan = relay_bench.QUICK if args.quick else relay_bench.FULL
+    report = asyncio.run(relay_bench.run(plan, console, parts))
+    args.relay_out.parent.mkdir(parents=True, exist_ok=True)
+    args.relay_out.write_text(json.dumps(report, indent=2, default=float))
+    relay_bench.show(report, console)
+    console.print(f"Wrote {args.relay_out} ({report['duration_s']} s)")
 
 
 if __name__ == "__main__":

@@ -85,7 +85,8 @@ class CpuSnapshot:
 class BenchStack:
     """moto (via ``LocalStack.configure``) plus the API under uvicorn in a child process."""
 
-    relays: str = "local=ws://127.0.0.1:7001/ws,eu-west-1=ws://127.0.0.1:7002/ws"
+    #: Relays the stack starts (they register themselves; the API offers them on join).
+    relay_regions: list[str] = field(default_factory=lambda: ["local", "eu-west-1"])
     host: str = "127.0.0.1"
     local: LocalStack = field(init=False)
     api_url: str = ""
@@ -97,10 +98,14 @@ class BenchStack:
     _log: Any = None
 
     def start(self, timeout_s: float = 30.0) -> BenchStack:
-        self.local = LocalStack(host=self.host, relays=self.relays)
-        self.local.configure()  # moto up, env in os.environ, tables + bucket created
+        self.local = LocalStack(host=self.host, relay_regions=self.relay_regions)
+        try:
+            self.local.configure()  # moto and relays up, env in os.environ, tables + bucket created
+        except BaseException:
+            self.local.stop()  # no orphaned moto or relay processes
+            raise
         self.aws_url = self.local.aws_url
-        self.aws_pid = child_pid("moto.server") or 0
+        self.aws_pid = child_pid("moto") or 0
         self.env = {**os.environ, **self.local.env}
         port = free_port(self.host)
         self.api_url = f"http://{self.host}:{port}"
