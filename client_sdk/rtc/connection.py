@@ -80,6 +80,7 @@ class RelayConnection:
         self._reader: asyncio.Task[None] | None = None
         self._welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._mid_info: dict[str, TrackInfo] = {}
+        self._pending: list[MediaStreamTrack] = []  # announced by aiortc, not yet matched to an m-line
         self.connected_at: float | None = None  # monotonic time the media connection came up
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -175,12 +176,11 @@ class RelayConnection:
             self.connected_at = time.monotonic()
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        self._pending = getattr(self, "_pending", [])
         self._pending.append(track)
 
     def _bind_pending_tracks(self) -> None:
         """Tracks announced by aiortc during setRemoteDescription, matched to their m-line's info."""
-        for track in getattr(self, "_pending", []):
+        for track in self._pending:
             transceiver = next((t for t in self.pc.getTransceivers() if t.receiver.track is track), None)
             info = self._mid_info.get(transceiver.mid) if transceiver and transceiver.mid else None
             if info is None:

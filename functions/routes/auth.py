@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from functools import lru_cache
 
 from fastapi import APIRouter, Response
 from pynamodb.exceptions import DeleteError, TransactWriteError
@@ -26,9 +27,6 @@ from functions.models.base import transaction, utcnow
 from functions.schemas.auth import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserOut
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(400, 422))
-
-# Verified against when the email is unknown, so both cases cost one argon2 verification.
-_DUMMY_HASH = None
 
 
 def user_out(user: UserModel) -> UserOut:
@@ -76,11 +74,10 @@ def register(body: RegisterRequest) -> UserOut:
     return user_out(user)
 
 
+@lru_cache
 def _dummy_hash() -> str:
-    global _DUMMY_HASH
-    if _DUMMY_HASH is None:
-        _DUMMY_HASH = hash_secret(uuid.uuid4().hex)
-    return _DUMMY_HASH
+    """Verified against when the email is unknown, so both cases cost one argon2 verification."""
+    return hash_secret(uuid.uuid4().hex)
 
 
 @router.post("/login", responses=error_responses(401, 429))
