@@ -41,6 +41,18 @@ class RelayConfig(BaseSettings):
     #: Cluster: this relay's id (default: region + random), and the secret relays share to link up.
     relay_id: str = ""
     cluster_secret: str = Field(default="", validation_alias="MEETUP_CLUSTER_SECRET")
+    #: Gossip cluster (membership, room state, cascades to relays holding the same meeting): on when
+    #: ``cluster`` is set and ``MEETUP_CLUSTER_SECRET`` is shared by every relay.
+    cluster: bool = False
+    #: Timing preset: ``local`` (one machine, tests), ``lan`` (one region), ``wan`` (across regions).
+    cluster_preset: str = "lan"
+    #: UDP and TCP port of the gossip (memberlist's default); bind address defaults to ``host``.
+    cluster_port: int = 7946
+    cluster_bind: str = ""
+    #: Address the other relays reach this one at (a task's public IP); defaults to the bind address.
+    cluster_advertise: str = ""
+    #: Initial peers ("host:port" comma list); with ``registry`` the registered relays are seeds too.
+    cluster_seeds: str = ""
     #: Heartbeat into the relay registry (DynamoDB table ``MEETUP_TABLE_PREFIX`` + "relays").
     registry: bool = False
     heartbeat_s: float = 2.0
@@ -48,6 +60,15 @@ class RelayConfig(BaseSettings):
     @property
     def stun_servers(self) -> list[str]:
         return [u.strip() for u in self.stun_urls.split(",") if u.strip()]
+
+    @property
+    def seeds(self) -> list[str]:
+        return [s.strip() for s in self.cluster_seeds.split(",") if s.strip()]
+
+    @property
+    def gossip_address(self) -> str:
+        """``host:port`` other relays use as a seed for this one."""
+        return f"{self.cluster_advertise or self.cluster_bind or self.host}:{self.cluster_port}"
 
     @property
     def url(self) -> str:

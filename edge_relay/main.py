@@ -10,6 +10,9 @@ import signal
 
 import uvicorn
 
+from edge_relay.cluster.config import ClusterConfig
+from edge_relay.cluster.coordinator import Coordinator
+from edge_relay.cluster.node import Cluster
 from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
@@ -73,16 +76,60 @@ async def serve(config: RelayConfig) -> None:
             draining=lambda: relay.draining,
             interval_s=config.heartbeat_s,
         )
+    cluster = None
+    if config.cluster:
+        cluster = await start_cluster(config, relay, registrar)
+        tasks.append(asyncio.ensure_future(relay.coordinator.run()))  # type: ignore[union-attr]
+        if registrar is not None:
+            tasks.append(asyncio.ensure_future(_refresh_seeds(cluster, registrar)))
+    if registrar is not None:
         tasks.append(asyncio.ensure_future(registrar.run()))
-    log.info("relay up", extra={"url": config.url, "region": config.region})
+    log.info("relay up", extra={"url": config.url, "region": config.region, "relay_id": relay.relay_id})
     await stop.wait()
     server.should_exit = True
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(tasks[0], timeout=5)
     for task in tasks[1:]:
         task.cancel()
+    if cluster is not None:
+        await cluster.stop(leave=True)
     if registrar is not None:
         await registrar.deregister()
+
+
+async def start_cluster(config: RelayConfig, relay: Relay, registrar: Registrar | None) -> Cluster:
+    """Join the gossip (seeds: configured, plus the registry's relays) and let the coordinator link
+    this relay's rooms to the other relays holding the same meetings."""
+    if not config.cluster_secret:
+        raise RuntimeError("set MEETUP_CLUSTER_SECRET: relays authenticate gossip and links with it")
+    seeds = config.seeds + (await registrar.peers() if registrar is not None else [])
+    cluster = Cluster(
+        ClusterConfig.preset(
+            config.cluster_preset,
+            relay.relay_id,
+            secrets=(config.cluster_secret,),
+            bind_host=config.cluster_bind or config.host,
+            bind_port=config.cluster_port,
+            advertise_host=config.cluster_advertise or None,
+            seeds=tuple(seeds),
+            region=config.region,
+            signalling_url=config.url,
+        )
+    )
+    relay.coordinator = Coordinator(cluster, relay.rooms, config.cluster_secret, config.stun_servers)
+    await cluster.start()
+    host, port = cluster.address
+    if registrar is not None:
+        registrar.gossip = f"{host}:{port}"
+    log.info("cluster joined", extra={"gossip": f"{host}:{port}", "seeds": len(seeds)})
+    return cluster
+
+
+async def _refresh_seeds(cluster: Cluster, registrar: Registrar, interval_s: float = 30.0) -> None:
+    """Relays that registered after us are seeds too (a cluster split at start-up finds itself)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        cluster.add_seeds(await registrar.peers())
 
 
 def main() -> None:

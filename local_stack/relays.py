@@ -21,10 +21,14 @@ class RelayProcess:
         host: str = "127.0.0.1",
         port: int = 0,
         probe_delay_ms: float = 0.0,
+        netns: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.region = region
+        #: Run inside this network namespace (``ip netns exec``): the multi-region tests.
+        self.netns = netns
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or (free_port(host) if netns is None else 7001)
         self.url = f"ws://{host}:{self.port}/ws"
         self.http_url = f"http://{host}:{self.port}"
         self._env = {
@@ -38,13 +42,21 @@ class RelayProcess:
             "MEETUP_RELAY_PROBE_DELAY_MS": str(probe_delay_ms),
             # Registry heartbeats go to the same (moto) DynamoDB as the API, when the stack set one up.
             "MEETUP_RELAY_REGISTRY": "true" if "AWS_ENDPOINT_URL" in os.environ else "false",
+            # One cluster (gossip, cascades) when the stack shares a secret: seeds come from the registry.
+            "MEETUP_RELAY_CLUSTER": "true" if os.environ.get("MEETUP_CLUSTER_SECRET") else "false",
+            "MEETUP_RELAY_CLUSTER_PRESET": "local",
+            "MEETUP_RELAY_CLUSTER_PORT": "0",
+            **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> None:
         log_level = os.environ.get("MEETUP_RELAY_LOG_LEVEL")
         stderr = None if log_level else subprocess.DEVNULL
-        self.proc = subprocess.Popen([sys.executable, "-m", "edge_relay"], env=self._env, stderr=stderr)
+        command = [sys.executable, "-m", "edge_relay"]
+        if self.netns:
+            command = ["ip", "netns", "exec", self.netns, *command]
+        self.proc = subprocess.Popen(command, env=self._env, stderr=stderr)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -67,6 +67,7 @@ class LocalStack:
             "MEETUP_JWT_SECRET": secrets.token_urlsafe(32),
             "MEETUP_JOIN_PRIVATE_KEY": private_pem,
             "MEETUP_JOIN_PUBLIC_KEY": self.join_public_key,
+            "MEETUP_CLUSTER_SECRET": secrets.token_urlsafe(32),  # relays' gossip and links
             "POWERTOOLS_METRICS_DISABLED": "true",
         }
         os.environ.update(self.env)

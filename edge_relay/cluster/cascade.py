@@ -75,7 +75,16 @@ class CascadeLink:
 
     async def start(self, max_participants: int, meeting_ends_at: int) -> None:
         claims = LinkClaims(self.room.relay_id, self.room.meeting_id, max_participants, meeting_ends_at)
-        self._ws = await websockets.connect(self.peer_url, max_size=MAX_MESSAGE_BYTES, open_timeout=5)
+        self._ws = await websockets.connect(
+            self.peer_url,
+            max_size=MAX_MESSAGE_BYTES,
+            open_timeout=5,
+            # A link across a partition must not hold its room for websockets' 20 + 20 s defaults; the
+            # cluster declares the peer dead sooner anyway, and then the link is closed outright.
+            ping_interval=2,
+            ping_timeout=5,
+            close_timeout=1,
+        )
         join = {"type": "cascade_join", "token": issue_link_token(self.secret, claims)}
         await self._ws.send(json.dumps({**join, "state": self.room.local_state().model_dump()}))
         self._reader = asyncio.ensure_future(self._read())
@@ -148,6 +157,10 @@ class CascadeLink:
         await self._ws.send(json.dumps(answer))
         if published or unpublished:
             await self.room.on_tracks_changed(self, published=published, unpublished=unpublished)  # type: ignore[arg-type]
+
+    def forwarded(self) -> list[Subscription]:
+        """Our tracks going over this link (each once, whatever the subscribers behind it)."""
+        return [sub for _, sub in self.outgoing.values() if sub is not None]
 
     async def _on_connection_state(self) -> None:
         state = self.pc.connectionState

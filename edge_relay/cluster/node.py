@@ -76,6 +76,10 @@ class Cluster(LocalRoomOps):
         loops = (self._push_pull_loop, self._reconnect_loop, self._maintenance_loop)
         self._tasks = [asyncio.create_task(loop()) for loop in loops]
 
+    def add_seeds(self, seeds: list[str]) -> None:
+        """More initial peers (e.g. the registry's relays); the reconnect loop tries unreached ones."""
+        self.config.seeds = tuple(dict.fromkeys([*self.config.seeds, *seeds]))
+
     async def stop(self, leave: bool = True) -> None:
         """Leave gracefully (others mark us left at once), or ``leave=False`` to vanish as if crashed."""
         self.swim.running = False

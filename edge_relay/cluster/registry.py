@@ -1,7 +1,9 @@
 """Heartbeats into the relay registry (DynamoDB), so the API offers this relay to joining clients.
 
-Every ``interval_s`` the relay writes its region, URL, load and draining flag with a fresh timestamp; on
-shutdown it deletes its entry. Writes run in a worker thread: boto3 must never block the event loop.
+Every ``interval_s`` the relay writes its region, URL, gossip address, load and draining flag with a fresh
+timestamp; on shutdown it deletes its entry. The registry is also where a relay finds its first cluster
+peers (``peers``): in the cloud, the seeds of the gossip. Calls run in a worker thread: boto3 must never
+block the event loop.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Registrar:
         load: Callable[[], int],
         draining: Callable[[], bool],
         interval_s: float = 2.0,
+        gossip: str | None = None,
     ) -> None:
         from functions.models import RelayModel  # PynamoDB only where the registry is used
 
@@ -36,6 +39,7 @@ class Registrar:
         self.load = load
         self.draining = draining
         self.interval_s = interval_s
+        self.gossip = gossip
 
     def _beat(self) -> None:
         now = time.time()
@@ -43,6 +47,7 @@ class Registrar:
             self.relay_id,
             region=self.region,
             url=self.url,
+            gossip=self.gossip,
             participants=self.load(),
             capacity=self.capacity,
             draining=self.draining(),
@@ -57,6 +62,24 @@ class Registrar:
             except Exception as exc:  # keep serving; the API falls back to other relays meanwhile
                 log.warning("registry heartbeat failed", extra={"error": repr(exc)[:200]})
             await asyncio.sleep(self.interval_s)
+
+    async def peers(self, fresh_s: float = 30.0) -> list[str]:
+        """Gossip addresses of the other relays that heartbeat recently (any region: the table is
+        global). Empty when the registry cannot be read: the configured seeds still apply."""
+
+        def scan() -> list[str]:
+            cutoff = time.time() - fresh_s
+            return [
+                r.gossip
+                for r in self.model.scan()
+                if r.gossip and r.relay_id != self.relay_id and r.heartbeat_at >= cutoff
+            ]
+
+        try:
+            return await asyncio.to_thread(scan)
+        except Exception as exc:
+            log.warning("registry read failed", extra={"error": repr(exc)[:200]})
+            return []
 
     async def deregister(self) -> None:
         try:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edge_relay.sfu.forwarder import STATS
 
 if TYPE_CHECKING:
+    from edge_relay.cluster.coordinator import Coordinator
     from edge_relay.rooms.room import Rooms
     from edge_relay.sfu.seams import CodecCensus
 
@@ -45,7 +47,9 @@ class LoopLag:
             self.max_s = max(self.max_s, lag)
 
 
-def render(rooms: Rooms, census: CodecCensus, lag: LoopLag, draining: bool) -> str:
+def render(
+    rooms: Rooms, census: CodecCensus, lag: LoopLag, draining: bool, coordinator: Coordinator | None = None
+) -> str:
     lines: list[str] = []
 
     def metric(name: str, kind: str, help_: str, value: float, labels: str = "") -> None:
@@ -117,4 +121,64 @@ def render(rooms: Rooms, census: CodecCensus, lag: LoopLag, draining: bool) -> s
         "Event loop wake-up lag, worst so far.",
         round(lag.max_s, 6),
     )
+    if coordinator is not None:
+        _cluster(metric, rooms, coordinator)
     return "\n".join(lines) + "\n"
+
+
+def _cluster(metric: Callable[..., None], rooms: Rooms, coordinator: Coordinator) -> None:
+    """Members by state and per peer; links with the tracks each carries (each track crosses a relay
+    pair once: the multi-region tests assert it from here)."""
+    from edge_relay.cluster.members import State
+
+    cluster = coordinator.cluster
+    members = cluster.members(include_self=False, include_suspect=True)
+    everyone = [m for m in (cluster.member(m_id) for m_id in cluster.swim.table.members) if m is not None]
+    for state in State:
+        count = sum(1 for m in everyone if m.state == state and m.id != cluster.node_id)
+        metric(
+            "relay_cluster_members",
+            "gauge",
+            "Other relays known, by state.",
+            count,
+            f'{{state="{state.name.lower()}"}}',
+        )
+    for m in everyone:
+        if m.id != cluster.node_id:
+            metric(
+                "relay_cluster_peer_state",
+                "gauge",
+                "0 alive, 1 suspect, 2 dead, 3 left.",
+                int(m.state),
+                f'{{peer="{m.id}"}}',
+            )
+    metric("relay_cluster_live_peers", "gauge", "Other relays alive or suspect.", len(members))
+    metric("relay_cluster_rooms", "gauge", "Meetings in the replicated room state.", len(cluster.rooms))
+    for name, value in coordinator.counters.items():
+        metric(f"relay_cluster_{name}_total", "counter", f"Coordinator: {name.replace('_', ' ')}.", value)
+    links = [(rid, link) for room in rooms.rooms.values() for rid, link in room.links.items()]
+    metric(
+        "relay_cascade_links", "gauge", "Links to other relays (one per meeting and relay pair).", len(links)
+    )
+    per_peer: dict[str, list[int]] = {}
+    for rid, link in links:
+        sent = link.forwarded()
+        totals = per_peer.setdefault(rid, [0, 0, 0])
+        totals[0] += len(link.tracks)
+        totals[1] += len(sent)
+        totals[2] += sum(sub.packets for sub in sent)
+    for rid, (tracks_in, tracks_out, packets_out) in sorted(per_peer.items()):
+        label = f'{{peer="{rid}"}}'
+        metric(
+            "relay_cascade_tracks_in", "gauge", "Tracks received over links, by peer relay.", tracks_in, label
+        )
+        metric(
+            "relay_cascade_tracks_out",
+            "gauge",
+            "Our tracks sent over links, by peer relay.",
+            tracks_out,
+            label,
+        )
+        metric(
+            "relay_cascade_packets_out", "gauge", "RTP packets sent on the current links.", packets_out, label
+        )

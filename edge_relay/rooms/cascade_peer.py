@@ -15,7 +15,7 @@ from aiortc import RTCRtpTransceiver
 
 from edge_relay.rooms.participant import Participant
 from edge_relay.sfu import bindings
-from edge_relay.sfu.forwarder import PublishedTrack
+from edge_relay.sfu.forwarder import PublishedTrack, Subscription
 from edge_relay.signalling.protocol import LinkState, LinkTrack, TrackInfo, message
 
 if TYPE_CHECKING:
@@ -88,6 +88,16 @@ class CascadePeer(Participant):
 
     async def send_state(self, state: LinkState) -> None:
         await self.send(message("cascade_update", state=state))
+
+    def forwarded(self) -> list[Subscription]:
+        """Our tracks going over this link (each once, whatever the subscribers behind it)."""
+        return [slot.subscription for slot in self.receive_slots.values() if slot.subscription is not None]
+
+    async def close(self) -> None:
+        """Unlinked (the peer was declared dead, the room emptied or ended): end the peer's socket
+        too, so a stale link can never speak for the room again; a healed peer dials anew."""
+        await super().close()
+        await self.disconnect("unlinked")
 
     async def send_relayed(self, event: dict[str, Any]) -> None:
         await self.send(message("relayed", event=event))

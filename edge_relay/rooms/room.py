@@ -9,6 +9,9 @@ When the meeting also has participants on other relays, the room holds one *link
 number of subscribers behind it, and the tracks arriving over a link are fanned out here like local ones.
 A link announces its relay's participants and tracks (``LinkState``); events of our own participants
 (chat, reactions, mute, the end) are relayed to every link, never re-relayed.
+
+A ``RoomListener`` (the cluster coordinator, edge_relay/cluster/coordinator.py) hears of every local
+change, so the gossiped room state follows this room; it decides which links to open.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from edge_relay.rooms.participant import Participant
-from edge_relay.sfu.forwarder import PublishedTrack
+from edge_relay.sfu.forwarder import PublishedTrack, Subscription
 from edge_relay.signalling.protocol import (
     CodecInfo,
     LinkState,
@@ -49,6 +53,8 @@ class Link(Protocol):
     @property
     def tracks(self) -> list[tuple[PublishedTrack, TrackInfo]]: ...
 
+    def forwarded(self) -> list[Subscription]: ...
+
     async def negotiate(self) -> None: ...
 
     async def send_state(self, state: LinkState) -> None: ...
@@ -56,6 +62,24 @@ class Link(Protocol):
     async def send_relayed(self, event: dict[str, Any]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class RoomListener(Protocol):
+    """Hears of what happens in a room on this relay (implemented by the cluster coordinator)."""
+
+    def changed(self, room: Room) -> None:
+        """Our participants, their tracks or their mute states changed."""
+
+    def ended(self, room: Room, reason: str) -> None:
+        """The meeting ended here (not: learnt from another relay)."""
+
+    def chat(self, room: Room, event: dict[str, Any]) -> None:
+        """One of our participants sent a chat message."""
+
+
+#: Chat message ids remembered per room, so a message arriving by two paths (a link and the gossip)
+#: reaches our participants once.
+CHAT_IDS_KEPT = 2000
 
 
 class Room:
@@ -69,6 +93,8 @@ class Room:
         self.links: dict[str, Link] = {}  # relay id -> link to that relay
         self.relay_id = ""
         self.ended: str | None = None  # the reason, once ended
+        self.listener: RoomListener | None = None
+        self._chat_seen: OrderedDict[str, None] = OrderedDict()
         self._on_empty = on_empty
         self._deadline = asyncio.get_running_loop().call_at(
             asyncio.get_running_loop().time() + max(0.0, ends_at - time.time()),
@@ -126,6 +152,8 @@ class Room:
             return
         self.ended = reason
         self._deadline.cancel()
+        if relay and self.listener is not None:
+            self.listener.ended(self, reason)
         await self.broadcast(message("meeting_ended", reason=reason))
         for link in list(self.links.values()):
             if relay:
@@ -180,7 +208,10 @@ class Room:
         )
 
     async def sync_links(self) -> None:
-        """Our participants or tracks changed: tell every linked relay, and offer it the new tracks."""
+        """Our participants or tracks changed: tell the cluster and every linked relay, and offer the
+        linked relays the new tracks."""
+        if self.listener is not None:
+            self.listener.changed(self)
         if not self.links:
             return
         state = self.local_state()
@@ -220,6 +251,12 @@ class Room:
 
     async def relay_event(self, event: dict[str, Any], source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
+        if event.get("type") == "chat":
+            self.first_sight_of_chat(str(event.get("message_id", "")))
+            if self.listener is not None:
+                self.listener.chat(self, event)
+        elif event.get("type") == "track_muted" and self.listener is not None:
+            self.listener.changed(self)
         await self.broadcast(_encode(event), exclude=source)
         for link in list(self.links.values()):
             await link.send_relayed(event)
@@ -228,8 +265,25 @@ class Room:
         """An event from a linked relay's participant: to ours only (never relayed on)."""
         if event.get("type") == "meeting_ended":
             await self.end(str(event.get("reason", "host_ended")), relay=False)
-        elif event.get("type") in ("chat", "reaction", "track_muted"):
+        elif event.get("type") == "chat":
+            await self.deliver_chat(event)
+        elif event.get("type") in ("reaction", "track_muted"):
             await self.broadcast(_encode(event))
+
+    async def deliver_chat(self, event: dict[str, Any]) -> bool:
+        """A chat message of another relay's participant, by a link or by gossip: to ours, once."""
+        if not self.first_sight_of_chat(str(event.get("message_id", ""))):
+            return False
+        await self.broadcast(_encode(event))
+        return True
+
+    def first_sight_of_chat(self, message_id: str) -> bool:
+        if message_id in self._chat_seen:
+            return False
+        self._chat_seen[message_id] = None
+        if len(self._chat_seen) > CHAT_IDS_KEPT:
+            self._chat_seen.popitem(last=False)
+        return True
 
     # --- fan-out ---------------------------------------------------------------------------------------
 
@@ -263,8 +317,8 @@ class Rooms:
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
         self.ended: dict[str, str] = {}  # meeting id -> reason, so an ended meeting stays refused
-
-    relay_id = ""
+        self.relay_id = ""
+        self.listener: RoomListener | None = None
 
     def room_for(self, meeting_id: str, max_participants: int, ends_at: float) -> Room:
         if meeting_id in self.ended:
@@ -274,7 +328,7 @@ class Rooms:
         room = self.rooms.get(meeting_id)
         if room is None:
             room = Room(meeting_id, max_participants, ends_at, self._forget)
-            room.relay_id = self.relay_id
+            room.relay_id, room.listener = self.relay_id, self.listener
             self.rooms[meeting_id] = room
         return room
 

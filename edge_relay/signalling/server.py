@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,6 +21,9 @@ from edge_relay.sfu.seams import CodecCensus
 from edge_relay.signalling import protocol
 from edge_relay.signalling.session import Closed, Session
 from functions.core.tokens import load_public_key
+
+if TYPE_CHECKING:
+    from edge_relay.cluster.coordinator import Coordinator
 
 log = logging.getLogger("edge_relay.server")
 
@@ -39,6 +43,7 @@ class Relay:
         self.rooms.relay_id = self.relay_id
         self.lag = metrics.LoopLag()
         self.draining = False
+        self.coordinator: Coordinator | None = None  # with the cluster on (edge_relay/main.py)
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/ws", self.websocket),
@@ -53,6 +58,7 @@ class Relay:
         body = {
             "status": "draining" if self.draining else "ok",
             "region": self.config.region,
+            "relay_id": self.relay_id,
             "rooms": len(self.rooms.rooms),
             "participants": self.rooms.participant_count,
         }
@@ -61,7 +67,7 @@ class Relay:
         return JSONResponse(body, status_code=503 if self.draining else 200, headers=headers)
 
     async def metrics(self, _: Request) -> PlainTextResponse:
-        text = metrics.render(self.rooms, self.census, self.lag, self.draining)
+        text = metrics.render(self.rooms, self.census, self.lag, self.draining, self.coordinator)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def websocket(self, ws: WebSocket) -> None:

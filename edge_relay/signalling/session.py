@@ -157,11 +157,11 @@ class Session:
         if claims.relay_id != msg.state.relay_id:
             await self.error("token_invalid", "the cascade token is for another relay")
             raise Closed(4401, "token_invalid")
-        try:
-            room = self.rooms.room_for(claims.meeting_id, claims.max_participants, claims.meeting_ends_at)
-        except JoinRefused as exc:
-            await self.error(exc.code, exc.message)
-            raise Closed(4403, exc.code) from None
+        room = self.rooms.rooms.get(claims.meeting_id)
+        if room is None or not room.participants:  # nobody here (any more) to link for: no room
+            code = "meeting_ended" if claims.meeting_id in self.rooms.ended else "no_participants"
+            await self.error(code, "this relay has no participants in the meeting")
+            raise Closed(4404, code)
         peer = CascadePeer(room, msg.state, self.send, self.disconnect, self.config.stun_servers)
         self.participant, self.room = peer, room
         log.info("relay linked", extra={"meeting_id": room.meeting_id, "peer": claims.relay_id})

@@ -18,6 +18,7 @@ class RelayModel(Model):
     relay_id = UnicodeAttribute(hash_key=True)
     region = UnicodeAttribute()
     url = UnicodeAttribute()  # what clients connect to (ws:// or wss://)
+    gossip = UnicodeAttribute(null=True)  # "host:port" of its cluster gossip: a seed for other relays
     participants = NumberAttribute(default=0)
     capacity = NumberAttribute()
     draining = BooleanAttribute(default=False)

@@ -1,0 +1,114 @@
+"""Two relay processes of the local stack form one cluster (gossip on loopback, seeds from the registry):
+a meeting with participants on both is cascaded, each track crossing the relay pair once.
+
+The relays are the session stack's ("local" and "eu-west-1"); participants are sent to a given relay
+the way the SDK would after its probe. The multi-region tests with real latency and partitions are in
+tests/regions/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from client_sdk.client import Client
+from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
+from client_sdk.rtc.connection import RelayConnection
+from tests.conftest import Api, User
+from tests.relay.media import Peer, wait_until
+
+
+def metrics(stack, region: str) -> dict[str, float]:
+    relay = next(r for r in stack.relays if r.region == region)
+    values = {}
+    for line in httpx.get(f"{relay.http_url}/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def relay_id(stack, region: str) -> str:
+    relay = next(r for r in stack.relays if r.region == region)
+    return httpx.get(f"{relay.http_url}/healthz").json()["relay_id"]
+
+
+async def join_on(stack, user: User, meeting: dict, region: str, video: bool = True) -> Peer:
+    """Join through the API, then connect to that region's relay (as the SDK's pick would)."""
+    async with Client(stack.api_url, access_token=user.access_token, refresh_token=user.refresh_token) as api:
+        admission = await api.join_meeting(meeting["meeting_id"], meeting["passcode"], region=region)
+    url = next(r.url for r in admission.relays if r.region == region)
+    publish = {"camera": PatternVideoTrack(320, 240), "microphone": ToneAudioTrack()} if video else {}
+    conn = RelayConnection(url, admission.join_token, publish)
+    await conn.connect()
+    return Peer(conn, user.display_name)
+
+
+async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, stack) -> None:
+    meeting, host, guests = api.joined_meeting(2)
+    near, far = "local", "eu-west-1"
+    near_id, far_id = relay_id(stack, near), relay_id(stack, far)
+    a = await join_on(stack, host, meeting, near)
+    b = await join_on(stack, guests[0], meeting, far)
+    c = await join_on(stack, guests[1], meeting, far)
+    peers = [a, b, c]
+    try:
+        ids = {p.name: p.conn.participant_id for p in peers}
+
+        def everyone_flowing() -> bool:
+            return all(
+                p.frames(f"{ids[o.name]}/camera") >= 10 and p.frames(f"{ids[o.name]}/microphone") >= 20
+                for p in peers
+                for o in peers
+                if o is not p
+            )
+
+        assert await wait_until(everyone_flowing, 30), {
+            p.name: {k: v.frames for k, v in p.received.items()} for p in peers
+        }
+        # Each track crosses the pair once: A's two to the far relay, B's and C's four to the near one,
+        # although two participants on the far relay subscribe to A's.
+        m_near, m_far = metrics(stack, near), metrics(stack, far)
+        assert m_near[f'relay_cascade_tracks_out{{peer="{far_id}"}}'] == 2
+        assert m_near[f'relay_cascade_tracks_in{{peer="{far_id}"}}'] == 4
+        assert m_far[f'relay_cascade_tracks_out{{peer="{near_id}"}}'] == 4
+        assert m_far[f'relay_cascade_tracks_in{{peer="{near_id}"}}'] == 2
+        assert m_near["relay_cascade_links"] == m_far["relay_cascade_links"] == 1
+        assert m_near['relay_codec_instances_total{type="decoder"}'] == 0
+
+        # Chat from the far relay reaches the near one once (link and gossip both carry it).
+        await b.conn.send_message({"type": "chat", "message_id": "m-1", "text": "hello from afar"})
+        assert await wait_until(lambda: any(e.type == "chat" for e in a.events), 5)
+        await asyncio.sleep(1.0)  # the gossip copy arrives meanwhile, and must not be delivered again
+        chats = [e for e in a.events if e.type == "chat"]
+        assert len(chats) == 1 and chats[0].data["text"] == "hello from afar"
+
+        # The last participant on the far relay leaves: the cascade stops on both sides.
+        await c.close()
+        await b.close()
+        peers = [a]
+        assert await wait_until(
+            lambda: (
+                metrics(stack, near)["relay_cascade_links"] == 0
+                and metrics(stack, far)["relay_cascade_links"] == 0
+            ),
+            10,
+        )
+        assert await wait_until(lambda: "participant_left" in a.event_types(), 5)
+    finally:
+        for p in peers:
+            await p.close()
+
+
+async def test_host_end_on_one_relay_ends_the_meeting_on_the_other(api: Api, stack) -> None:
+    meeting, host, guests = api.joined_meeting(1)
+    a = await join_on(stack, host, meeting, "local", video=False)
+    b = await join_on(stack, guests[0], meeting, "eu-west-1", video=False)
+    try:
+        assert await wait_until(lambda: "participant_joined" in a.event_types(), 10)
+        await a.conn.send_message({"type": "end"})
+        assert await wait_until(lambda: "meeting_ended" in b.event_types(), 10), b.event_types()
+    finally:
+        await a.close()
+        await b.close()
