@@ -57,7 +57,8 @@ class ClusterConfig:
     replay_window_s: float = 60.0
     # Room state.
     chat_keep: int = 200
-    chat_text_max: int = 1024
+    #: Bytes of a chat notification (the protocol allows 2000 characters: up to 8000 bytes of UTF-8).
+    chat_text_max: int = 8000
     #: A relay dead this long has its participants tombstoned ("evicted") by the survivors; the relay
     #: itself re-asserts them if it was only partitioned away.
     evict_after_s: float = 60.0

@@ -1,10 +1,13 @@
-"""Authenticated messages: every datagram and stream frame is signed, fresh and seen at most once.
+"""Sealed messages: every datagram and stream frame is encrypted, authenticated, fresh and seen once.
 
-Layout: ``b"MC" | codec (1 byte) | HMAC-SHA256(secret, codec | body)[:16] | body`` where body is
+Layout: ``b"MC" | codec (1 byte) | nonce (12) | AES-256-GCM(body) with the 16-byte tag`` where body is
 ``[sender, boot, seq, sent_ms, kind, payload]`` in msgpack (JSON if msgpack is not installed; the byte
-says which, so mixed clusters still talk). Why not swim-protocol's framing: it pickles payloads (a leaked
-secret would mean code execution on every relay) and signs with a random salt only, so a captured ack
-can be replayed to keep a dead relay "alive". Here a replay is refused twice over: anything sent more
+says which, so mixed clusters still talk), and the magic and codec byte are authenticated as associated
+data. Encrypted, as memberlist's gossip is (AES-GCM with the shared key), because the room state crosses
+the internet between regions and holds participants' names and chat text; the key is derived from the
+shared secret with HKDF. Why not swim-protocol's framing: it pickles payloads (a leaked secret would mean
+code execution on every relay) and signs with a random salt only, so a captured ack can be replayed to
+keep a dead relay "alive". Here a replay is refused twice over: anything sent more
 than ``replay_window_s`` ago (or that far in the future) is stale, and inside the window each
 ``(sender, boot, seq)`` is accepted once (an IPsec-style sliding bitmap per sender and boot; ``boot`` is
 random per process start, so a restarted relay's sequence numbers do not collide with its old ones).
@@ -14,14 +17,17 @@ random per process start, so a restarted relay's sequence numbers do not collide
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets as _secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 try:  # msgpack is a declared dependency; JSON keeps the library importable without it
     import msgpack
@@ -32,8 +38,9 @@ except ImportError:  # pragma: no cover
     CODEC = 2
 
 MAGIC = b"MC"
-MAC_LEN = 16
-HEADER = len(MAGIC) + 1 + MAC_LEN
+NONCE_LEN = 12
+TAG_LEN = 16
+HEADER = len(MAGIC) + 1 + NONCE_LEN
 WINDOW_BITS = 1024
 
 
@@ -56,6 +63,12 @@ def decode(codec: int, body: bytes) -> Any:
     if codec == 2:
         return json.loads(body)
     raise ValueError("unknown codec")
+
+
+def derive_key(secret: bytes) -> AESGCM:
+    """One AES-256 key per shared secret (a secret of any length or entropy shape becomes 32 bytes)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"meetup-edge cluster wire v1")
+    return AESGCM(hkdf.derive(secret))
 
 
 def encoded_size(obj: Any) -> int:
@@ -92,9 +105,10 @@ class Codec:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.node_id = node_id
-        self.keys = [k.encode() if isinstance(k, str) else k for k in keys]
-        if not self.keys or not all(self.keys):
+        secrets = [k.encode() if isinstance(k, str) else k for k in keys]
+        if not secrets or not all(secrets):
             raise ValueError("a non-empty shared secret is required")
+        self.keys = [derive_key(k) for k in secrets]
         self.window_ms = int(replay_window_s * 1000)
         self.clock = clock
         self.boot = _secrets.randbits(32)
@@ -103,15 +117,13 @@ class Codec:
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
 
-    def _mac(self, key: bytes, codec_byte: bytes, body: bytes) -> bytes:
-        return hmac.new(key, codec_byte + body, hashlib.sha256).digest()[:MAC_LEN]
-
     def seal(self, kind: int, payload: Any) -> bytes:
         self._seq += 1
         now_ms = int(self.clock() * 1000)
         body = encode([self.node_id, self.boot, self._seq, now_ms, kind, payload])
-        codec_byte = bytes([CODEC])
-        return MAGIC + codec_byte + self._mac(self.keys[0], codec_byte, body) + body
+        head = MAGIC + bytes([CODEC])
+        nonce = _secrets.token_bytes(NONCE_LEN)  # random: 2^-32 collision odds need ~2^32 messages a key
+        return head + nonce + self.keys[0].encrypt(nonce, body, head)
 
     def open(self, data: bytes) -> Message | None:
         try:
@@ -121,14 +133,21 @@ class Codec:
             return None
 
     def _open(self, data: bytes) -> Message | None:
-        if len(data) <= HEADER or data[:2] != MAGIC:
+        if len(data) <= HEADER + TAG_LEN or data[:2] != MAGIC:
             self.rejected["malformed"] += 1
             return None
-        codec_byte, mac, body = data[2:3], data[3:HEADER], data[HEADER:]
-        if not any(hmac.compare_digest(mac, self._mac(k, codec_byte, body)) for k in self.keys):
+        head, nonce, sealed = bytes(data[:3]), bytes(data[3:HEADER]), bytes(data[HEADER:])
+        body = None
+        for key in self.keys:
+            try:
+                body = key.decrypt(nonce, sealed, head)
+                break
+            except InvalidTag:
+                continue
+        if body is None:  # forged, tampered with, or sealed with a key we do not have
             self.rejected["bad_mac"] += 1
             return None
-        fields = decode(codec_byte[0], bytes(body))
+        fields = decode(head[2], body)
         if not isinstance(fields, list) or len(fields) != 6:
             self.rejected["malformed"] += 1
             return None

@@ -29,7 +29,7 @@ def test_forged_unsigned_and_other_key_rejected() -> None:
     data[-1] ^= 1  # payload tampered with
     assert b.open(bytes(data)) is None
     data = bytearray(a.seal(1, {"s": 1}))
-    data[5] ^= 1  # MAC tampered with
+    data[5] ^= 1  # nonce tampered with
     assert b.open(bytes(data)) is None
     assert b.open(Codec("a", ["other secret"]).seal(1, {"s": 1})) is None
     assert b.open(a.seal(1, {})[HEADER:]) is None  # body without the envelope
@@ -95,3 +95,11 @@ def test_json_codec_interoperates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(wire, "CODEC", 1)
     msg = b.open(sealed)
     assert msg is not None and msg.payload["r"][0][0] == "m"
+
+
+def test_payload_is_encrypted_on_the_wire() -> None:
+    """Room state crosses the internet between regions: names and chat text must not be readable."""
+    a, b = pair()
+    sealed = a.seal(1, {"name": "Ada Lovelace", "text": "the passcode is 4711"})
+    assert b"Ada Lovelace" not in sealed and b"4711" not in sealed and b'"a"' not in sealed
+    assert b.open(sealed) is not None
