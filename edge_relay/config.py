@@ -49,7 +49,8 @@ class RelayConfig(BaseSettings):
     #: UDP and TCP port of the gossip (memberlist's default); bind address defaults to ``host``.
     cluster_port: int = 7946
     cluster_bind: str = ""
-    #: Address the other relays reach this one at (a task's public IP); defaults to the bind address.
+    #: Address the other relays reach this one at; defaults to the bind address; ``stun``: the public
+    #: address the STUN servers (``stun_urls``) see, for a cloud task behind its 1:1 NAT.
     cluster_advertise: str = ""
     #: Initial peers ("host:port" comma list); with ``registry`` the registered relays are seeds too.
     cluster_seeds: str = ""

@@ -13,6 +13,7 @@ import uvicorn
 from edge_relay.cluster.config import ClusterConfig
 from edge_relay.cluster.coordinator import Coordinator
 from edge_relay.cluster.node import Cluster
+from edge_relay.cluster.public_address import public_ip
 from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
@@ -103,6 +104,9 @@ async def start_cluster(config: RelayConfig, relay: Relay, registrar: Registrar 
     if not config.cluster_secret:
         raise RuntimeError("set MEETUP_CLUSTER_SECRET: relays authenticate gossip and links with it")
     seeds = config.seeds + (await registrar.peers() if registrar is not None else [])
+    advertise = config.cluster_advertise or None
+    if advertise == "stun":  # a cloud task: its public address, as the STUN servers see it
+        advertise = await public_ip(config.stun_servers)
     cluster = Cluster(
         ClusterConfig.preset(
             config.cluster_preset,
@@ -110,7 +114,7 @@ async def start_cluster(config: RelayConfig, relay: Relay, registrar: Registrar 
             secrets=(config.cluster_secret,),
             bind_host=config.cluster_bind or config.host,
             bind_port=config.cluster_port,
-            advertise_host=config.cluster_advertise or None,
+            advertise_host=advertise,
             seeds=tuple(seeds),
             region=config.region,
             signalling_url=config.url,

@@ -44,6 +44,7 @@ class RelayService(Construct):
         cluster: ecs.ICluster,
         image: ecs.ContainerImage,
         join_public_key: secretsmanager.ISecret,
+        cluster_secret: secretsmanager.ISecret,
         signalling_from: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -80,11 +81,25 @@ class RelayService(Construct):
                 "MEETUP_TABLE_PREFIX": config.table_prefix,
                 # For the public (server-reflexive) ICE candidate: see infra/README.md, "Media and ICE".
                 "MEETUP_RELAY_STUN_URLS": ",".join(config.relay_stun_urls),
+                # One cluster across regions: seeds from the (global) registry, the public address
+                # learnt by STUN, memberlist's WAN timing. See infra/README.md, "Regions".
+                "MEETUP_RELAY_CLUSTER": "true",
+                "MEETUP_RELAY_CLUSTER_PRESET": "wan",
+                "MEETUP_RELAY_CLUSTER_BIND": "0.0.0.0",  # noqa: S104 (the task's own network namespace)
+                "MEETUP_RELAY_CLUSTER_PORT": str(config.relay_cluster_port),
+                "MEETUP_RELAY_CLUSTER_ADVERTISE": "stun",
             },
-            secrets={"MEETUP_JOIN_PUBLIC_KEY": ecs.Secret.from_secrets_manager(join_public_key)},
+            secrets={
+                "MEETUP_JOIN_PUBLIC_KEY": ecs.Secret.from_secrets_manager(join_public_key),
+                "MEETUP_CLUSTER_SECRET": ecs.Secret.from_secrets_manager(cluster_secret),
+            },
             port_mappings=[
                 ecs.PortMapping(
                     container_port=config.relay_port, protocol=ecs.Protocol.TCP, name="signalling"
+                ),
+                ecs.PortMapping(container_port=config.relay_cluster_port, protocol=ecs.Protocol.UDP),
+                ecs.PortMapping(
+                    container_port=config.relay_cluster_port, protocol=ecs.Protocol.TCP, name="gossip"
                 ),
                 ecs.PortMapping(
                     container_port=ecs.ContainerDefinition.CONTAINER_PORT_USE_RANGE,
@@ -125,11 +140,20 @@ class RelayService(Construct):
         self.security_group.add_ingress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.udp_range(low, high), "WebRTC media: ICE/DTLS/SRTP"
         )
+        gossip = config.relay_cluster_port
+        self.security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.udp(gossip), "relay gossip (other regions' relays)"
+        )
+        self.security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(gossip), "relay gossip push-pull (other regions' relays)"
+        )
         acknowledge(
             self.security_group,
             "EC23",
             "WebRTC media must reach the relay from any client address; only the pinned UDP ICE port range "
-            "is open, and every packet there is ICE-authenticated (STUN integrity) then DTLS/SRTP",
+            "is open, and every packet there is ICE-authenticated (STUN integrity) then DTLS/SRTP. The "
+            "gossip port takes other regions' relays, whose public IPs change with every task: every "
+            "message is AES-GCM sealed with the cluster secret, fresh and accepted once (replay window)",
         )
         self.service = ecs.FargateService(
             self,
@@ -174,7 +198,7 @@ class RelayService(Construct):
             self.task,
             "ECS2",
             "The environment holds configuration only (ports, region, URLs, table prefix, agent config); "
-            "the one key, MEETUP_JOIN_PUBLIC_KEY, comes from Secrets Manager",
+            "the keys, MEETUP_JOIN_PUBLIC_KEY and MEETUP_CLUSTER_SECRET, come from Secrets Manager",
         )
 
     def _grant_registry(self, config: InfraConfig, region: str) -> None:

@@ -5,6 +5,8 @@
   reads it.
 * ``join-public-key``: its public half, replicated to every relay region under the same name, so each
   regional relay stack finds it locally by name, with no cross-region reference between stacks.
+* ``cluster-secret``: 64 random characters, replicated the same way: relays encrypt their gossip and
+  credential their cascade links with it (only relays read it).
 
 The pair is minted by a custom resource (infra/runtime/join_keys.py); bump ``generation`` to rotate.
 """
@@ -29,6 +31,10 @@ _NO_ROTATION = (
 
 def join_public_key_secret_name(name: str) -> str:
     return f"{name}/join-public-key"
+
+
+def cluster_secret_name(name: str) -> str:
+    return f"{name}/cluster-secret"
 
 
 class PlatformSecrets(Construct):
@@ -70,7 +76,18 @@ class PlatformSecrets(Construct):
             replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions],
             removal_policy=RemovalPolicy.DESTROY,
         )
-        for secret in (self.jwt, self.join_private, self.join_public):
+        self.cluster = secretsmanager.Secret(
+            self,
+            "ClusterSecret",
+            secret_name=cluster_secret_name(name),
+            description="Shared by the relays: gossip encryption (AES-GCM) and cascade link credentials",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        for secret in (self.jwt, self.join_private, self.join_public, self.cluster):
             acknowledge(secret, "SMG4", _NO_ROTATION)
 
         minter = ConcernFunction(

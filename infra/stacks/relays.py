@@ -28,7 +28,7 @@ from infra.constructs.buckets import log_bucket
 from infra.constructs.lambda_bundle import REPO
 from infra.constructs.nag import acknowledge
 from infra.constructs.relay_service import RelayService
-from infra.constructs.secrets import join_public_key_secret_name
+from infra.constructs.secrets import cluster_secret_name, join_public_key_secret_name
 
 #: The NLB stops routing new connections to a deregistered task this long before ECS sends SIGTERM.
 #: Short on purpose: the relay's own drain (after SIGTERM) is what keeps rooms alive, and NLB keeps a
@@ -85,6 +85,9 @@ class RelayStack(Stack):
         join_public_key = secretsmanager.Secret.from_secret_name_v2(
             self, "JoinPublicKey", join_public_key_secret_name(config.name)
         )
+        cluster_secret = secretsmanager.Secret.from_secret_name_v2(
+            self, "ClusterSecret", cluster_secret_name(config.name)
+        )
 
         self.nlb_security_group = ec2.SecurityGroup(
             self,
@@ -110,6 +113,7 @@ class RelayStack(Stack):
             cluster=cluster,
             image=image,
             join_public_key=join_public_key,
+            cluster_secret=cluster_secret,
             signalling_from=self.nlb_security_group,
         )
         self.nlb_security_group.add_egress_rule(

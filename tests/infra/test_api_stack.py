@@ -141,9 +141,12 @@ def test_secrets_and_the_join_key_pair(synth: Synth) -> None:
         f"{config.name}/jwt-signing-secret",
         f"{config.name}/join-private-key",
         f"{config.name}/join-public-key",
+        f"{config.name}/cluster-secret",
     }
-    replicas = {r["Region"] for r in secrets[f"{config.name}/join-public-key"]["ReplicaRegions"]}
-    assert replicas == set(config.regions[1:])  # every relay region outside the primary
+    for relay_reads in ("join-public-key", "cluster-secret"):
+        replicas = {r["Region"] for r in secrets[f"{config.name}/{relay_reads}"]["ReplicaRegions"]}
+        assert replicas == set(config.regions[1:])  # every relay region outside the primary
+    assert secrets[f"{config.name}/cluster-secret"]["GenerateSecretString"]["PasswordLength"] >= 64
     assert "ReplicaRegions" not in secrets[f"{config.name}/join-private-key"]
     (key_pair,) = synth.resources(synth.meetup.api, "Custom::JoinKeyPair").values()
     assert key_pair["Properties"]["Generation"] == config.key_generation

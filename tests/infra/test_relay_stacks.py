@@ -56,14 +56,20 @@ def test_media_udp_range_is_pinned_and_open_on_the_tasks_public_ips(synth: Synth
     assert {"ContainerPortRange": f"{low}-{high}", "Protocol": "udp"} in relay["PortMappings"]
     groups = synth.resources(stack, "AWS::EC2::SecurityGroup")
     relay_sg = next(g for g in groups.values() if "relay tasks" in g["Properties"]["GroupDescription"])
-    assert relay_sg["Properties"]["SecurityGroupIngress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "WebRTC media: ICE/DTLS/SRTP",
-            "FromPort": low,
-            "IpProtocol": "udp",
-            "ToPort": high,
-        }
+    gossip = synth.meetup.config.relay_cluster_port
+    ingress = relay_sg["Properties"]["SecurityGroupIngress"]
+    assert {
+        "CidrIp": "0.0.0.0/0",
+        "Description": "WebRTC media: ICE/DTLS/SRTP",
+        "FromPort": low,
+        "IpProtocol": "udp",
+        "ToPort": high,
+    } in ingress
+    # Besides media, only the gossip port (UDP probes, TCP push-pull) is open to the internet.
+    others = [rule for rule in ingress if rule["FromPort"] != low]
+    assert sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others) == [
+        ("tcp", gossip, gossip),
+        ("udp", gossip, gossip),
     ]
     service = _one(synth, stack, "AWS::ECS::Service")
     assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
@@ -143,9 +149,17 @@ def test_relay_configuration(synth: Synth, region: str) -> None:
     assert env["MEETUP_RELAY_PORT"] == str(config.relay_port)
     assert env["MEETUP_RELAY_REGISTRY"] == "true"
     assert env["MEETUP_TABLE_PREFIX"] == config.table_prefix
-    (secret,) = relay["Secrets"]
-    assert secret["Name"] == "MEETUP_JOIN_PUBLIC_KEY"
-    assert json.dumps(secret["ValueFrom"]).endswith(f':secret:{config.name}/join-public-key"]]}}')
+    secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in relay["Secrets"]}
+    assert set(secrets) == {"MEETUP_JOIN_PUBLIC_KEY", "MEETUP_CLUSTER_SECRET"}
+    assert secrets["MEETUP_JOIN_PUBLIC_KEY"].endswith(f':secret:{config.name}/join-public-key"]]}}')
+    assert secrets["MEETUP_CLUSTER_SECRET"].endswith(f':secret:{config.name}/cluster-secret"]]}}')
+    # The relays form one cluster across regions (wan timing, public address by STUN).
+    assert env["MEETUP_RELAY_CLUSTER"] == "true" and env["MEETUP_RELAY_CLUSTER_PRESET"] == "wan"
+    assert env["MEETUP_RELAY_CLUSTER_ADVERTISE"] == "stun"
+    assert env["MEETUP_RELAY_CLUSTER_PORT"] == str(config.relay_cluster_port)
+    assert RelayConfig.model_validate(
+        {k.removeprefix("MEETUP_RELAY_").lower(): v for k, v in env.items() if k.startswith("MEETUP_RELAY_")}
+    ).cluster
 
 
 def test_scaling_on_cpu_and_participants_per_task(synth: Synth, region: str) -> None:
