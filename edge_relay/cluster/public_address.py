@@ -44,9 +44,8 @@ async def public_ip(stun_urls: list[str], attempts: int = 3, timeout_s: float = 
     for url in stun_urls:
         host, port = _server(url)
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-        transport, protocol = await loop.create_datagram_endpoint(
-            lambda request=request: _Binding(request.transaction_id), remote_addr=(host, port)
-        )
+        binding = _Binding(request.transaction_id)
+        transport, protocol = await loop.create_datagram_endpoint(lambda: binding, remote_addr=(host, port))
         try:
             for _ in range(attempts):
                 transport.sendto(bytes(request))
