@@ -1,0 +1,309 @@
+"""Three regions, one cluster: relays in three network namespaces, participants in the regions.
+
+Real hosts in network namespaces, real IP between them through the user-space WAN router
+(tests/regions/wan.py: this kernel has no netem, so the router applies the delays and the partitions).
+One-way delays: r1-r2 20 ms, r2-r3 20 ms, r1-r3 40 ms; the control plane (API, moto) in the root
+namespace is 0 ms from everyone. Every participant is an agent process using the real SDK in its region:
+the API ranks the relays, the SDK's RTT probe picks the nearest, media is WebRTC through the relays.
+The relays run the ``local`` cluster preset (failure detection in seconds, not WAN's tens of seconds).
+
+The tests share one set of relays and run in order; the crash test is last (it kills a relay).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from edge_relay.cluster.config import ClusterConfig
+from tests.conftest import Api
+from tests.regions.agents import Agent
+from tests.regions.control import ControlPlane
+from tests.regions.netns import Wan, wan_available
+
+available, why = wan_available()
+pytestmark = pytest.mark.skipif(not available, reason=why)
+
+REGIONS = {1: "r1", 2: "r2", 3: "r3"}
+PRESET = ClusterConfig.local("bounds", secrets=("only-for-the-bounds",))
+#: From a crash to every live relay marking the relay dead (the preset's documented bound, 3 relays).
+#: The tests allow 2 s more: they see it by scraping /metrics every 0.2 s, on a shared 2-core machine,
+#: and print what they measured.
+DETECTION_BOUND_S = PRESET.detection_bound_s(3)
+#: From a heal to merged state, plus re-dialing the links and the first keyframes over them.
+HEAL_BOUND_S = PRESET.convergence_bound_s(3) + 10.0
+SMALL_VIDEO = ("--width", "160", "--height", "120", "--fps", "10")
+FROM_1, FROM_2 = "sent in region 1 during the partition", "sent in region 2 during the partition"
+
+
+@dataclass
+class Region:
+    site: int
+    name: str
+    relay: Any  # local_stack.relays.RelayProcess
+    relay_id: str
+
+    def metrics(self) -> dict[str, float]:
+        values = {}
+        for line in httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+
+@dataclass
+class World:
+    wan: Wan
+    control: ControlPlane
+    api: Api
+    regions: dict[int, Region]
+
+    def isolate(self, site: int) -> None:
+        for other in self.regions:
+            if other != site:
+                self.wan.cut(site, other)
+
+    def heal(self, site: int) -> None:
+        for other in self.regions:
+            if other != site:
+                self.wan.heal(site, other)
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    with ExitStack() as stack:
+        wan = stack.enter_context(Wan(sites=3, delay_ms=20))
+        wan.delay(1, 3, 40)
+        control = stack.enter_context(ControlPlane(wan))
+        secret = secrets.token_urlsafe(32)
+        regions = {}
+        for site, name in REGIONS.items():
+            env = {
+                "MEETUP_RELAY_CLUSTER": "true",
+                "MEETUP_CLUSTER_SECRET": secret,
+                "MEETUP_RELAY_CLUSTER_PRESET": "local",
+                "MEETUP_RELAY_CLUSTER_PORT": "7946",
+            }
+            relay = control.add_relay(site, name, env)
+            relay_id = httpx.get(f"{relay.http_url}/healthz", timeout=5).json()["relay_id"]
+            regions[site] = Region(site, name, relay, relay_id)
+        api = control.api()
+        stack.callback(api.close)
+        world = World(wan, control, api, regions)
+        # One cluster: every relay sees the two others alive (seeds came from the registry).
+        assert wait(lambda: all(r.metrics()["relay_cluster_live_peers"] == 2 for r in regions.values()), 20)
+        yield world
+
+
+def wait(condition: Callable[[], Any], timeout_s: float, step_s: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except (KeyError, httpx.HTTPError):
+            pass
+        time.sleep(step_s)
+    return bool(condition())
+
+
+def agent(world: World, stack: ExitStack, site: int, user: Any, meeting: dict, name: str) -> Agent:
+    joined = world.api.join(meeting, user)
+    assert joined.status_code == 200, joined.text
+    a = Agent.for_user(
+        world.wan,
+        site,
+        user,
+        api=world.control.api_url,
+        meeting_id=meeting["meeting_id"],
+        passcode=meeting["passcode"],
+        region=REGIONS[site],
+        name=name,
+        args=SMALL_VIDEO,
+    )
+    stack.enter_context(a)
+    a.wait_for(lambda s: s.get("participant_id"), 30)
+    return a
+
+
+def receiving(a: Agent, others: list[Agent], video: int = 5, audio: int = 10) -> Callable[[dict], bool]:
+    """Predicate: ``a`` has decoded at least that many frames of each of ``others``."""
+    ids = [o.latest()["participant_id"] for o in others]
+
+    def check(status: dict) -> bool:
+        frames = status["frames"]
+        return all(
+            frames.get(i, {}).get("video", 0) >= video and frames.get(i, {}).get("audio", 0) >= audio
+            for i in ids
+        )
+
+    return check
+
+
+def still_receiving(a: Agent, other: Agent, seconds: float = 3.0) -> bool:
+    """Frames of ``other`` keep arriving at ``a`` (video and audio both grow over ``seconds``)."""
+    pid = other.latest()["participant_id"]
+    before = dict(a.latest()["frames"].get(pid, {}))
+    time.sleep(seconds)
+    after = a.latest()["frames"].get(pid, {})
+    return (
+        after.get("video", 0) > before.get("video", 0) + 3
+        and after.get("audio", 0) > before.get("audio", 0) + 10
+    )
+
+
+def chats(a: Agent, text: str) -> int:
+    return sum(1 for c in a.latest()["chats"] if c["text"] == text)
+
+
+def test_each_participant_on_its_nearest_relay_receives_everyone(world: World) -> None:
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    users = {site: host if site == 1 else world.api.new_user(f"User {site}") for site in REGIONS}
+    with ExitStack() as stack:
+        agents = {site: agent(world, stack, site, users[site], meeting, f"a{site}") for site in REGIONS}
+        for site, a in agents.items():  # the SDK's RTT probe picked the relay of its own region
+            assert a.latest()["relay"] == world.regions[site].relay.url, (site, a.latest()["relay"])
+        for site, a in agents.items():
+            a.wait_for(receiving(a, [o for s, o in agents.items() if s != site]), 60)
+
+        # The cascade carries each track once per relay pair: two links per relay, and on each link
+        # the two tracks (camera, microphone) of the one participant on either side.
+        for region in world.regions.values():
+            m = region.metrics()
+            assert m["relay_cascade_links"] == 2, (region.name, m)
+            for other in world.regions.values():
+                if other is not region:
+                    peer = f'{{peer="{other.relay_id}"}}'
+                    assert m[f"relay_cascade_tracks_out{peer}"] == 2, (region.name, other.name)
+                    assert m[f"relay_cascade_tracks_in{peer}"] == 2, (region.name, other.name)
+                    assert m[f"relay_cascade_packets_out{peer}"] > 0
+            assert m['relay_codec_instances_total{type="decoder"}'] == 0
+        # Nobody left: once all leave, every link is gone (the cascade stops with the last subscriber).
+    assert wait(lambda: all(r.metrics()["relay_cascade_links"] == 0 for r in world.regions.values()), 15)
+
+
+def test_partition_keeps_each_side_serving_and_merges_after_heal(world: World) -> None:
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        a1 = agent(world, stack, 1, host, meeting, "a1")
+        a2 = agent(world, stack, 1, world.api.new_user("A2"), meeting, "a2")
+        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
+        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
+        everyone = [a1, a2, b, c]
+        for a in everyone:
+            a.wait_for(receiving(a, [o for o in everyone if o is not a]), 60)
+
+        # Cut region 1 off from regions 2 and 3.
+        world.isolate(1)
+        cut_at = time.monotonic()
+        r1 = world.regions[1]
+        assert wait(
+            lambda: all(
+                r.metrics()[f'relay_cluster_peer_state{{peer="{r1.relay_id}"}}'] == 2
+                for s, r in world.regions.items()
+                if s != 1
+            ),
+            DETECTION_BOUND_S + 2,
+        ), "regions 2 and 3 did not declare region 1 dead in time"
+        detected_s = time.monotonic() - cut_at
+        # Each side keeps its own media flowing.
+        assert still_receiving(a2, a1) and still_receiving(a1, a2)
+        assert still_receiving(b, c) and still_receiving(c, b)
+
+        # During the partition: a join (region 2), a leave (region 3), chat on both sides.
+        d = agent(world, stack, 2, world.api.new_user("D"), meeting, "d")
+        c_id = c.latest()["participant_id"]
+        c.stop()
+        b.send(f"chat {FROM_2}")
+        a1.send(f"chat {FROM_1}")
+        b.wait_for(lambda s: s["sent"], 20)
+        a1.wait_for(lambda s: s["sent"], 20)
+        d_id = d.wait_for(lambda s: s["participant_id"], 5)["participant_id"]
+
+        world.heal(1)
+        healed_at = time.monotonic()
+        survivors = [a1, a2, b, d]
+        for a in survivors:
+            a.wait_for(receiving(a, [o for o in survivors if o is not a]), HEAL_BOUND_S + 30)
+        for a in survivors:  # the join and the leave, everywhere
+            status = a.wait_for(lambda s: d_id in s["participants"] or s["participant_id"] == d_id, 10)
+            assert c_id not in status["participants"], (a.name, status["participants"])
+        for a, text in [(a1, FROM_2), (a2, FROM_2), (d, FROM_2), (a2, FROM_1), (b, FROM_1), (d, FROM_1)]:
+            a.wait_for(lambda s, text=text: any(c["text"] == text for c in s["chats"]), HEAL_BOUND_S)
+        merged_s = time.monotonic() - healed_at
+        time.sleep(2)  # a duplicate would arrive by the other path (link or gossip) meanwhile
+        for a in survivors:
+            for text in (FROM_1, FROM_2):
+                assert chats(a, text) <= 1, (a.name, a.latest()["chats"])
+        print(f"\npartition: dead after {detected_s:.1f} s (bound {DETECTION_BOUND_S:.1f} s)", end=", ")
+        print(f"joins, leaves, chat and media merged {merged_s:.1f} s after the heal")
+
+
+def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -> None:
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        a1 = agent(world, stack, 1, host, meeting, "a1")
+        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
+        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
+        b.wait_for(receiving(b, [a1, c]), 60)
+        world.isolate(1)
+        try:
+            a1.send("end")
+            a1.wait_for(lambda s: s["ended"], 10)
+            time.sleep(1)
+            assert b.latest()["ended"] is None and c.latest()["ended"] is None  # cut off: not yet
+        finally:
+            world.heal(1)
+        for a in (b, c):
+            status = a.wait_for(lambda s: s["ended"], HEAL_BOUND_S)
+            assert status["ended"] == "host_ended", status["ended"]
+        # An ended meeting stays ended on every relay: a late join is refused.
+
+
+def test_crashed_relay_is_declared_dead_and_its_participants_move(world: World) -> None:
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        a1 = agent(world, stack, 1, host, meeting, "a1")
+        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
+        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
+        everyone = [a1, b, c]
+        for a in everyone:
+            a.wait_for(receiving(a, [o for o in everyone if o is not a]), 60)
+
+        r3 = world.regions[3]
+        r3.relay.kill()  # SIGKILL: no drain, no goodbye
+        killed_at = time.monotonic()
+        assert wait(
+            lambda: all(
+                r.metrics()[f'relay_cluster_peer_state{{peer="{r3.relay_id}"}}'] == 2
+                for s, r in world.regions.items()
+                if s != 3
+            ),
+            DETECTION_BOUND_S + 2,
+        ), "the crash was not detected within the bound"
+        detected_s = time.monotonic() - killed_at
+        # C reconnects to the next nearest relay (region 2: 20 ms; region 1 is 40 ms away) and receives
+        # everyone again; everyone receives C again.
+        status = c.wait_for(lambda s: s["reconnects"] >= 1, 30)
+        assert status["relay"] == world.regions[2].relay.url, status["relays"]
+        before = {o.name: dict(c.latest()["frames"].get(o.latest()["participant_id"], {})) for o in (a1, b)}
+        for o in (a1, b):
+            pid, seen = o.latest()["participant_id"], before[o.name].get("video", 0)
+            c.wait_for(lambda s, pid=pid, seen=seen: s["frames"][pid]["video"] > seen + 5, 30)
+        c_id = c.latest()["participant_id"]
+        for o in (a1, b):
+            seen = o.latest()["frames"][c_id]["video"]
+            o.wait_for(lambda s, seen=seen: s["frames"][c_id]["video"] > seen + 5, 30)
+        print(f"\ncrash: dead after {detected_s:.1f} s (bound {DETECTION_BOUND_S:.1f})")
