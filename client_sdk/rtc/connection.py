@@ -89,7 +89,16 @@ class RelayConnection:
         if _is_loopback(self.url):
             use_ice_host_addresses(["127.0.0.1"])
         try:
-            self._ws = await websockets.connect(self.url, max_size=MAX_MESSAGE_BYTES, open_timeout=timeout_s)
+            self._ws = await websockets.connect(
+                self.url,
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=timeout_s,
+                # A relay cut off by the network (no FIN ever arrives) is given up within 15 s, not
+                # websockets' default 40; the meeting then reconnects to the next relay.
+                ping_interval=5,
+                ping_timeout=10,
+                close_timeout=2,
+            )
         except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
             raise RelayError(
                 f"cannot reach the relay at {self.url}: {exc!r}", code="relay_unreachable"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from aioice import stun
 
@@ -44,8 +45,9 @@ async def public_ip(stun_urls: list[str], attempts: int = 3, timeout_s: float = 
     for url in stun_urls:
         host, port = _server(url)
         request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-        binding = _Binding(request.transaction_id)
-        transport, protocol = await loop.create_datagram_endpoint(lambda: binding, remote_addr=(host, port))
+        transport, protocol = await loop.create_datagram_endpoint(
+            functools.partial(_Binding, request.transaction_id), remote_addr=(host, port)
+        )
         try:
             for _ in range(attempts):
                 transport.sendto(bytes(request))

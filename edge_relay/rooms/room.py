@@ -311,12 +311,30 @@ def _encode(event: dict[str, Any]) -> str:
     return message(str(event["type"]), **fields)
 
 
+ENDED_KEPT = 100_000
+
+
+class BoundedDict(OrderedDict[str, str]):
+    """A dict that forgets its oldest entries beyond ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
 class Rooms:
     """All rooms of this relay process, by meeting id."""
 
     def __init__(self) -> None:
         self.rooms: dict[str, Room] = {}
-        self.ended: dict[str, str] = {}  # meeting id -> reason, so an ended meeting stays refused
+        #: Meeting id -> reason, so an ended meeting stays refused (the newest ENDED_KEPT; older ones
+        #: are refused by the API, whose join tokens they would need).
+        self.ended: BoundedDict = BoundedDict(ENDED_KEPT)
         self.relay_id = ""
         self.listener: RoomListener | None = None
 
