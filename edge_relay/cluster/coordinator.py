@@ -206,6 +206,3 @@ class Coordinator:
             task.add_done_callback(self._tasks.discard)
             return
         coro.close()
-
-    def stats(self) -> dict[str, Any]:
-        return {"links": sum(len(room.links) for room in self.rooms.rooms.values()), **self.counters}

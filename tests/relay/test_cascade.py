@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from client_sdk.client import Client
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
@@ -112,3 +113,30 @@ async def test_host_end_on_one_relay_ends_the_meeting_on_the_other(api: Api, sta
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_cascade_join_needs_the_cluster_secret_and_participants_here(stack) -> None:
+    """A link token forged with another secret is refused; a valid one for a meeting this relay has
+    nobody in is refused too (it would hold a room open for no one)."""
+    import json
+    import os
+    import time
+
+    import websockets
+
+    from edge_relay.cluster.credentials import LinkClaims, issue_link_token
+
+    relay = next(r for r in stack.relays if r.region == "local")
+    claims = LinkClaims("other-relay", "m-nobody-here", 10, int(time.time()) + 600)
+    state = {"relay_id": "other-relay", "participants": [], "tracks": []}
+    for secret, code in (
+        (os.environ["MEETUP_CLUSTER_SECRET"], "no_participants"),
+        ("a-forged-secret-of-thirty-two-bytes!", "token_invalid"),
+    ):
+        async with websockets.connect(relay.url) as ws:
+            token = issue_link_token(secret, claims)
+            await ws.send(json.dumps({"type": "cascade_join", "token": token, "state": state}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert reply["type"] == "error" and reply["code"] == code, reply
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
