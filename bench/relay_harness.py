@@ -43,15 +43,17 @@ class RelayUnderTest:
     environment (no registry heartbeats to a moto left by the API benchmark, nothing else running).
     """
 
-    def __init__(self) -> None:
-        private_pem, public_pem = generate_join_keypair()
+    def __init__(self, keys: tuple[str, str] | None = None, env: dict[str, str] | None = None) -> None:
+        """``keys``: the (private, public) join key pair, to share one among relays of a cluster;
+        ``env``: more relay settings (the cluster's)."""
+        private_pem, public_pem = keys or generate_join_keypair()
         self._key = load_private_key(private_pem)
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws"
         self.http_url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MEETUP_", "AWS_ENDPOINT"))}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MEETUP_", "AWS_ENDPOINT"))}
         self._env = {
-            **env,
+            **inherited,
             "MEETUP_JOIN_PUBLIC_KEY": public_pem,
             "MEETUP_RELAY_HOST": "127.0.0.1",
             "MEETUP_RELAY_PORT": str(self.port),
@@ -59,12 +61,16 @@ class RelayUnderTest:
             "MEETUP_RELAY_ICE_ADDRESSES": "127.0.0.1",
             "MEETUP_RELAY_MAX_PARTICIPANTS": "1000",
             "MEETUP_RELAY_REGISTRY": "false",
+            **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 30.0) -> RelayUnderTest:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_relay"], cwd=ROOT, env=self._env, stderr=subprocess.DEVNULL
+            [sys.executable, "-m", "edge_relay"],
+            cwd=ROOT,
+            env=self._env,
+            stderr=None if os.environ.get("MEETUP_RELAY_LOG_LEVEL") else subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
