@@ -41,6 +41,7 @@ DETECTION_BOUND_S = PRESET.detection_bound_s(3)
 HEAL_BOUND_S = PRESET.convergence_bound_s(3) + 10.0
 SMALL_VIDEO = ("--width", "160", "--height", "120", "--fps", "10")
 FROM_1, FROM_2 = "sent in region 1 during the partition", "sent in region 2 during the partition"
+ACROSS_THE_CUT = "sent in region 2 while regions 1 and 2 were cut apart"
 
 
 @dataclass
@@ -247,6 +248,41 @@ def test_partition_keeps_each_side_serving_and_merges_after_heal(world: World) -
                 assert chats(a, text) <= 1, (a.name, a.latest()["chats"])
         print(f"\npartition: dead after {detected_s:.1f} s (bound {DETECTION_BOUND_S:.1f} s)", end=", ")
         print(f"joins, leaves, chat and media merged {merged_s:.1f} s after the heal")
+
+
+def test_cut_between_two_regions_only(world: World) -> None:
+    """Regions 1 and 2 lose each other while both still reach region 3: SWIM's indirect probes (via 3)
+    keep both alive, so nobody is evicted; the 1-2 link fails and is re-dialed after the heal. Region 3
+    keeps receiving both sides throughout, and chat crosses the cut by gossip through region 3."""
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        a = agent(world, stack, 1, host, meeting, "a")
+        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
+        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
+        everyone = [a, b, c]
+        for x in everyone:
+            x.wait_for(receiving(x, [o for o in everyone if o is not x]), 60)
+        world.wan.cut(1, 2)
+        try:
+            time.sleep(PRESET.suspicion_timeout_s(3) + 2)  # long enough to be declared dead, were it so
+            for region in world.regions.values():
+                states = [v for k, v in region.metrics().items() if k.startswith("relay_cluster_peer_state")]
+                assert states == [0.0, 0.0], (region.name, states)  # alive: indirect probes go via 3
+            assert still_receiving(c, a) and still_receiving(c, b)
+            b.send(f"chat {ACROSS_THE_CUT}")
+            a.wait_for(lambda s: chats(a, ACROSS_THE_CUT) == 1, 15)  # by gossip, through region 3
+        finally:
+            world.wan.heal(1, 2)
+        healed_at = time.monotonic()
+        for x, other in ((a, b), (b, a)):
+            pid = other.latest()["participant_id"]
+            seen = x.latest()["frames"].get(pid, {}).get("video", 0)
+            x.wait_for(lambda s, pid=pid, seen=seen: s["frames"][pid]["video"] > seen + 5, 45)
+        print(
+            f"\ntwo-region cut: media between them back {time.monotonic() - healed_at:.1f} s after the heal"
+        )
+        assert chats(a, ACROSS_THE_CUT) == 1 and chats(c, ACROSS_THE_CUT) == 1
 
 
 def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -> None:
