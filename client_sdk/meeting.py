@@ -64,11 +64,15 @@ class Meeting:
         publish: dict[str, MediaStreamTrack],
         region: str | None,
         video_codec: str,
+        pin_region: bool = False,
     ) -> None:
         self.client = client
         self.meeting_id = meeting_id
         self.local_tracks = dict(publish)
         self.region = region
+        #: Only ever use relays of ``region`` (data residency, or a bot that must sit in one region),
+        #: also when reconnecting; the other participants' media reaches it by the relays' cascade.
+        self.pin_region = pin_region and region is not None
         self.video_codec = video_codec
         self.connection: RelayConnection | None = None
         self.relay_url = ""
@@ -99,13 +103,15 @@ class Meeting:
         region: str | None = None,
         video_codec: str = "video/VP8",
         background: bool = True,
+        pin_region: bool = False,
     ) -> Meeting:
         """Join and publish. With ``background`` the user's background setting (blur, or an image) is
-        applied to the camera before it leaves this machine."""
+        applied to the camera before it leaves this machine. ``region`` ranks the relays (the nearest by
+        measured round trip wins); with ``pin_region`` only that region's relays are used."""
         publish = dict(publish or {})
         if background and "camera" in publish:
             publish["camera"] = await apply_background_setting(client, publish["camera"])
-        meeting = cls(client, meeting_id, publish, region, video_codec)
+        meeting = cls(client, meeting_id, publish, region, video_codec, pin_region)
         await meeting._connect(passcode)
         return meeting
 
@@ -113,7 +119,12 @@ class Meeting:
         admission = await self.client.join_meeting(self.meeting_id, passcode, region=self.region)
         self.role = admission.role
         self.participant_id = admission.participant_id
-        candidates = await rank_relays([(r.url, r.region) for r in admission.relays])
+        offered = [(r.url, r.region) for r in admission.relays]
+        if self.pin_region:
+            offered = [(url, region) for url, region in offered if region == self.region]
+            if not offered:
+                raise NoRelayReachable(f"no relay in region {self.region}", code="no_relay_in_region")
+        candidates = await rank_relays(offered)
         urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
         errors = []
         for url in urls:

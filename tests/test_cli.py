@@ -153,6 +153,7 @@ def test_demo_runs_a_whole_meeting_on_the_local_stack() -> None:
         "Alice joined as host",
         "3 messages stored (the retried send once), 2 reactions",
         "Bob and Carol were told: host_ended",
+        "the relays cascade the meeting: 2 relays, 1 link between them",
         "a later join is refused",
         "demo finished",
     ):
@@ -160,7 +161,7 @@ def test_demo_runs_a_whole_meeting_on_the_local_stack() -> None:
     for viewer, sender, track in (
         ("Alice", "Bob", "camera"),
         ("Bob", "Carol", "screen"),
-        ("Carol", "Alice", "microphone"),
+        ("Carol", "Alice", "microphone"),  # Carol is on the other relay: across the cascade
     ):
         assert re.search(rf"{viewer}\s+│\s+{sender}\s+│\s+{track}\s+│\s+[1-9]\d*", out), (
             viewer,

@@ -1,9 +1,11 @@
 """``meet demo``: a whole meeting of bots on the local stack, narrated, with a summary at the end.
 
 Three bots register and meet: Alice hosts, Bob and Carol join with the passcode (after a wrong guess is
-refused). Everyone publishes a camera (a generated pattern stamped with its capture time) and a
-microphone (a tone); Carol shares a screen; they chat (one send is retried with the same key and stored
-once) and react; Bob records everyone into one file and uploads it; Alice ends the meeting.
+refused). Alice and Bob take the nearest relay; Carol joins "from Europe", pinned to the eu-west-1
+relay, so the two relays cascade the meeting (each track crosses between them once). Everyone publishes
+a camera (a generated pattern stamped with its capture time) and a microphone (a tone); Carol shares a
+screen; they chat (one send is retried with the same key and stored once) and react; Bob records
+everyone into one file and uploads it; Alice ends the meeting.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 import av
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -26,7 +30,11 @@ from client_sdk.client import Client, new_idempotency_key
 from client_sdk.errors import MeetingEnded, WrongPasscode
 from client_sdk.media.recorder import MeetingRecorder
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
-from client_sdk.meeting import Meeting
+from client_sdk.meeting import Meeting, NoRelayReachable
+from client_sdk.relay_select import health_url
+
+#: The demo's second region: Carol joins there (the local stack starts one relay per region).
+FAR_REGION = "eu-west-1"
 
 console = Console()
 
@@ -67,7 +75,10 @@ async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
         result["meeting_id"] = mid
         say.ok(f"meeting {mid[:3]} {mid[3:6]} {mid[6:]}, passcode {created.passcode}")
 
-        say.step("Bob guesses the passcode wrong, then everyone joins the nearest relay with camera and mic")
+        say.step(
+            f"Bob guesses the passcode wrong; then Alice and Bob join the nearest relay, Carol one in "
+            f"{FAR_REGION}, each with camera and mic"
+        )
         try:
             await bob.join_meeting(mid, "WRONGPASS")
         except WrongPasscode as exc:
@@ -78,9 +89,8 @@ async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
             (carol, "Carol", (512, 384), 550),
         ):
             publish = {"camera": PatternVideoTrack(w, h, fps=15), "microphone": ToneAudioTrack(hz)}
-            meeting = await Meeting.join(
-                client, mid, None if client is alice else created.passcode, publish=publish
-            )
+            passcode = None if client is alice else created.passcode
+            meeting = await _join(client, mid, passcode, publish, FAR_REGION if client is carol else None)
             meetings.append(meeting)
             say.ok(f"{name} joined as {meeting.role} via {meeting.relay_url}")
         a, b, c = meetings
@@ -105,6 +115,15 @@ async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
         await asyncio.sleep(seconds)
         for meeting in meetings:
             await meeting.outbox.flush()
+        result["relays"] = await _relays(
+            {name: m.relay_url for name, m in zip(("Alice", "Bob", "Carol"), meetings, strict=True)}
+        )
+        links = sum(r["links"] for r in result["relays"])
+        if links:
+            pairs = links // 2  # each link is counted by the relays at both of its ends
+            say.ok(
+                f"the relays cascade the meeting: {len(result['relays'])} relays, {pairs} link between them"
+            )
         history = [m async for m in alice.chat_history(mid)]
         result["duplicate_refused"] = first.message_id == again.message_id
         result["messages"] = [(m.sender_name, m.text) for m in history]
@@ -143,6 +162,45 @@ async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
             await client.aclose()
 
 
+async def _join(
+    client: Client, mid: str, passcode: str | None, publish: dict[str, Any], region: str | None
+) -> Meeting:
+    """Pinned to ``region`` when given; a stack without a relay there (``--api``) gets the nearest."""
+    if region is not None:
+        try:
+            return await Meeting.join(client, mid, passcode, publish=publish, region=region, pin_region=True)
+        except NoRelayReachable:
+            pass
+    return await Meeting.join(client, mid, passcode, publish=publish)
+
+
+async def _relays(where: dict[str, str]) -> list[dict[str, Any]]:
+    """Per relay used: who is on it, and what crosses its cascade links (from its /metrics)."""
+    rows = []
+    async with httpx.AsyncClient(timeout=5) as http:
+        for url in dict.fromkeys(where.values()):
+            metrics_url = health_url(url).removesuffix("/healthz") + "/metrics"
+            values: dict[str, float] = {}
+            for line in (await http.get(metrics_url)).text.splitlines():
+                if line and not line.startswith("#"):
+                    name, value = line.rsplit(" ", 1)
+                    values[name] = float(value)
+
+            def total(prefix: str, values: dict[str, float] = values) -> int:
+                return int(sum(v for k, v in values.items() if k.startswith(prefix)))
+
+            rows.append(
+                {
+                    "url": url,
+                    "participants": [name for name, used in where.items() if used == url],
+                    "links": int(values.get("relay_cascade_links", 0)),
+                    "tracks_out": total("relay_cascade_tracks_out"),
+                    "tracks_in": total("relay_cascade_tracks_in"),
+                }
+            )
+    return rows
+
+
 def _probe_recording(path: Path, size: int) -> dict[str, Any]:
     with av.open(str(path)) as container:
         video = sum(1 for _ in container.decode(video=0))
@@ -163,6 +221,18 @@ def _summary(result: dict[str, Any]) -> None:
                 name, sender, source, str(frames), f"{latency:.0f} ms" if latency is not None else "-"
             )
     console.print(table)
+    relays = Table(title="Relays (each track crosses a relay pair once)")
+    for column in ("relay", "participants", "cascade links", "tracks sent over links", "tracks received"):
+        relays.add_column(column)
+    for r in result["relays"]:
+        relays.add_row(
+            urlparse(r["url"]).netloc,
+            ", ".join(r["participants"]),
+            str(r["links"]),
+            str(r["tracks_out"]),
+            str(r["tracks_in"]),
+        )
+    console.print(relays)
     chat = Table(title=f"Stored for meeting {result['meeting_id']}")
     chat.add_column("from")
     chat.add_column("chat / reaction")
@@ -186,8 +256,11 @@ def demo(
 
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         started = time.monotonic()
-        with console.status("starting the local stack (moto for DynamoDB + S3, a relay, the API) ..."):
-            stack = LocalStack().start()
+        with console.status("starting the local stack (moto for DynamoDB + S3, two relays, the API) ..."):
+            # Emulated distance (no netem): the far region's relay answers the RTT probe 40 ms later.
+            stack = LocalStack(
+                relay_regions=["local", FAR_REGION], relay_probe_delay_ms={FAR_REGION: 40}
+            ).start()
         api = stack.api_url
         console.print(f"[bold green]local stack up[/] in {time.monotonic() - started:.1f} s: API {api}")
     try:

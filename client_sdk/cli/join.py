@@ -162,6 +162,9 @@ def join(
     ] = None,
     duration: Annotated[float, typer.Option(min=1, help="Seconds to stay before leaving.")] = 30,
     region: Annotated[str | None, typer.Option(help="Your region, to rank relays.")] = None,
+    pin_region: Annotated[
+        bool, typer.Option(help="Only use relays of --region (the others reach you by cascade).")
+    ] = False,
     api: ApiOption = None,
 ) -> None:
     """Join a meeting, show what arrives live, leave after --duration (or when the host ends it)."""
@@ -169,7 +172,12 @@ def join(
     async def go() -> None:
         async with credentials.client(api) as client:
             meeting = await Meeting.join(
-                client, meeting_id, passcode, publish=_local_tracks(publish, audio, screen), region=region
+                client,
+                meeting_id,
+                passcode,
+                publish=_local_tracks(publish, audio, screen),
+                region=region,
+                pin_region=pin_region,
             )
             console.print(f"joined via {meeting.relay_url} as {meeting.role}")
             recorder = MeetingRecorder(record, grid=True) if record else None

@@ -8,9 +8,11 @@ import asyncio
 import secrets
 from urllib.parse import urlparse
 
+import pytest
+
 from client_sdk.client import Client
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
-from client_sdk.meeting import Meeting, MeetingEvent
+from client_sdk.meeting import Meeting, MeetingEvent, NoRelayReachable
 from functions.services.relays import CACHE_S
 from tests.relay.media import wait_until
 from tests.tcp_proxies import SwitchableProxy
@@ -146,6 +148,14 @@ async def test_the_nearest_relay_is_picked_by_measured_rtt(stack) -> None:
         local = next(r for r in stack.relays if r.region == "local")
         assert meeting.relay_url == local.url
         await meeting.leave()
+        # Pinned to its region, the client takes that region's relay although another is nearer.
+        pinned = await Meeting.join(client, created.meeting_id, region="eu-west-1", pin_region=True)
+        far = next(r for r in stack.relays if r.region == "eu-west-1")
+        assert pinned.relay_url == far.url
+        await pinned.leave()
+        with pytest.raises(NoRelayReachable) as refused:
+            await Meeting.join(client, created.meeting_id, region="ap-south-1", pin_region=True)
+        assert refused.value.code == "no_relay_in_region"
     finally:
         await client.aclose()
 
