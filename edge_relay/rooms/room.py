@@ -299,11 +299,11 @@ class Room:
         """Periodic upkeep (every ~200 ms): keyframes for waiting subscribers, NACK retries; with
         ``report`` (every second) receiver reports and bitrate estimates to the publishers."""
         now_ms = time.monotonic() * 1000
-        for participant in list(self.participants.values()):
-            for track, _ in participant.tracks:
-                await track.upkeep(now_ms)
-                if report and track.ssrc:
-                    await track.upstream.report(track)
+        linked = [t for link in list(self.links.values()) for t in link.tracks]
+        for track, _ in [*self.local_tracks(), *linked]:  # a linked track's upstream is the link
+            await track.upkeep(now_ms)
+            if report and track.ssrc:
+                await track.upstream.report(track)
 
 
 def _encode(event: dict[str, Any]) -> str:
