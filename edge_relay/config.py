@@ -54,6 +54,10 @@ class RelayConfig(BaseSettings):
     cluster_advertise: str = ""
     #: Initial peers ("host:port" comma list); with ``registry`` the registered relays are seeds too.
     cluster_seeds: str = ""
+    #: A second port serving ``/ws`` over TLS (a certificate made at start-up, its fingerprint gossiped),
+    #: where the other relays dial links to this very process; 0: they dial ``url`` (fine with one
+    #: relay per URL; behind a load balancer with several tasks, a link could reach the wrong one).
+    cascade_port: int = 0
     #: Heartbeat into the relay registry (DynamoDB table ``MEETUP_TABLE_PREFIX`` + "relays").
     registry: bool = False
     heartbeat_s: float = 2.0

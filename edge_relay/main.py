@@ -7,13 +7,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import uvicorn
 
-from edge_relay.cluster.config import ClusterConfig
-from edge_relay.cluster.coordinator import Coordinator
-from edge_relay.cluster.node import Cluster
-from edge_relay.cluster.public_address import public_ip
+from edge_relay.cluster.bootstrap import link_host, refresh_seeds, start_cluster
+from edge_relay.cluster.link_tls import LinkIdentity
 from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
@@ -31,21 +30,7 @@ async def serve(config: RelayConfig) -> None:
     if config.ice_addresses:
         seams.use_ice_host_addresses(a.strip() for a in config.ice_addresses.split(",") if a.strip())
     relay = Relay(config, census)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            relay.app,
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            access_log=False,
-            ws_max_size=MAX_MESSAGE_BYTES + 1024,
-            ws_ping_interval=config.ping_interval_s,
-            ws_ping_timeout=config.ping_timeout_s,
-            lifespan="off",
-        )
-    )
-    # uvicorn would take SIGTERM/SIGINT for itself (and stop at once); the relay drains first instead.
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    server = _server(relay.app, config, config.port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -77,17 +62,24 @@ async def serve(config: RelayConfig) -> None:
             draining=lambda: relay.draining,
             interval_s=config.heartbeat_s,
         )
-    cluster = None
+    cluster, link_server, identity = None, None, None
     if config.cluster:
-        cluster = await start_cluster(config, relay, registrar)
+        if config.cascade_port:  # links reach this very process, over TLS pinned through the gossip
+            identity = LinkIdentity.generate(link_host(config))
+            certfile, keyfile = identity.write()
+            link_server = _server(relay.link_app, config, config.cascade_port, certfile, keyfile)
+            tasks.append(asyncio.ensure_future(link_server.serve()))
+        cluster = await start_cluster(config, relay, registrar, identity)
         tasks.append(asyncio.ensure_future(relay.coordinator.run()))  # type: ignore[union-attr]
         if registrar is not None:
-            tasks.append(asyncio.ensure_future(_refresh_seeds(cluster, registrar)))
+            tasks.append(asyncio.ensure_future(refresh_seeds(cluster, registrar)))
     if registrar is not None:
         tasks.append(asyncio.ensure_future(registrar.run()))
     log.info("relay up", extra={"url": config.url, "region": config.region, "relay_id": relay.relay_id})
     await stop.wait()
     server.should_exit = True
+    if link_server is not None:
+        link_server.should_exit = True
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(tasks[0], timeout=5)
     for task in tasks[1:]:
@@ -98,42 +90,27 @@ async def serve(config: RelayConfig) -> None:
         await registrar.deregister()
 
 
-async def start_cluster(config: RelayConfig, relay: Relay, registrar: Registrar | None) -> Cluster:
-    """Join the gossip (seeds: configured, plus the registry's relays) and let the coordinator link
-    this relay's rooms to the other relays holding the same meetings."""
-    if not config.cluster_secret:
-        raise RuntimeError("set MEETUP_CLUSTER_SECRET: relays authenticate gossip and links with it")
-    seeds = config.seeds + (await registrar.peers() if registrar is not None else [])
-    advertise = config.cluster_advertise or None
-    if advertise == "stun":  # a cloud task: its public address, as the STUN servers see it
-        advertise = await public_ip(config.stun_servers)
-    cluster = Cluster(
-        ClusterConfig.preset(
-            config.cluster_preset,
-            relay.relay_id,
-            secrets=(config.cluster_secret,),
-            bind_host=config.cluster_bind or config.host,
-            bind_port=config.cluster_port,
-            advertise_host=advertise,
-            seeds=tuple(seeds),
-            region=config.region,
-            signalling_url=config.url,
+def _server(
+    app: Any, config: RelayConfig, port: int, certfile: str | None = None, keyfile: str | None = None
+) -> uvicorn.Server:
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            ws_max_size=MAX_MESSAGE_BYTES + 1024,
+            ws_ping_interval=config.ping_interval_s,
+            ws_ping_timeout=config.ping_timeout_s,
+            lifespan="off",
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
         )
     )
-    relay.coordinator = Coordinator(cluster, relay.rooms, config.cluster_secret, config.stun_servers)
-    await cluster.start()
-    host, port = cluster.address
-    if registrar is not None:
-        registrar.gossip = f"{host}:{port}"
-    log.info("cluster joined", extra={"gossip": f"{host}:{port}", "seeds": len(seeds)})
-    return cluster
-
-
-async def _refresh_seeds(cluster: Cluster, registrar: Registrar, interval_s: float = 30.0) -> None:
-    """Relays that registered after us are seeds too (a cluster split at start-up finds itself)."""
-    while True:
-        await asyncio.sleep(interval_s)
-        cluster.add_seeds(await registrar.peers())
+    # uvicorn would take SIGTERM/SIGINT for itself (and stop at once); the relay drains first instead.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    return server
 
 
 def main() -> None:

@@ -87,8 +87,7 @@ class InfraConfig:
     relay_cpu: int = 1024
     relay_memory_mib: int = 2048
     relay_min_tasks: int = 1
-    #: 1 until each task has its own TLS endpoint for cascade links (infra/README.md, "Regions").
-    relay_max_tasks: int = 1
+    relay_max_tasks: int = 4
     relay_target_cpu_percent: int = 60
     #: Scale out before a task's ``max_participants`` is reached (target for the per-task average).
     relay_target_participants: int = 150
@@ -96,6 +95,8 @@ class InfraConfig:
     relay_port: int = 7001
     #: UDP + TCP port of the relays' gossip (membership and room state across regions).
     relay_cluster_port: int = 7946
+    #: TLS port where each relay task takes cascade links from other relays (pinned by the gossip).
+    relay_cascade_port: int = 7443
     #: UDP ports of ICE host candidates (the kernel's ephemeral range inside each task, by sysctl).
     relay_media_ports: str = "40000-49999"
     relay_drain_grace_s: int = 30

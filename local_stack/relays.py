@@ -29,6 +29,8 @@ class RelayProcess:
         self.netns = netns
         self.host = host
         self.port = port or (free_port(host) if netns is None else 7001)
+        #: The relay's TLS endpoint for links from other relays (see edge_relay/cluster/link_tls.py).
+        self.cascade_port = free_port(host) if netns is None else 7443
         self.url = f"ws://{host}:{self.port}/ws"
         self.http_url = f"http://{host}:{self.port}"
         self._env = {
@@ -46,6 +48,7 @@ class RelayProcess:
             "MEETUP_RELAY_CLUSTER": "true" if os.environ.get("MEETUP_CLUSTER_SECRET") else "false",
             "MEETUP_RELAY_CLUSTER_PRESET": "local",
             "MEETUP_RELAY_CLUSTER_PORT": "0",
+            "MEETUP_RELAY_CASCADE_PORT": str(self.cascade_port),
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -27,6 +27,7 @@ from aiortc import (
 )
 from aiortc.sdp import SessionDescription
 
+from edge_relay.cluster import link_tls
 from edge_relay.cluster.credentials import LinkClaims, issue_link_token
 from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
@@ -51,11 +52,20 @@ class CascadeLink:
 
     is_link = True
 
-    def __init__(self, room: Room, peer_relay_id: str, peer_url: str, secret: str, stun: list[str]) -> None:
+    def __init__(
+        self,
+        room: Room,
+        peer_relay_id: str,
+        peer_url: str,
+        secret: str,
+        stun: list[str],
+        pin: str | None = None,
+    ) -> None:
         self.room = room
         self.relay_id = peer_relay_id
         self.peer_url = peer_url
         self.secret = secret
+        self.pin = pin  # the peer's gossiped certificate fingerprint (its own TLS link endpoint)
         self.state = LinkState(relay_id=peer_relay_id)
         ice = [RTCIceServer(urls=url) for url in stun]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
@@ -75,8 +85,11 @@ class CascadeLink:
 
     async def start(self, max_participants: int, meeting_ends_at: int) -> None:
         claims = LinkClaims(self.room.relay_id, self.room.meeting_id, max_participants, meeting_ends_at)
+        tls: dict[str, Any] = {"ssl": link_tls.client_context()} if self.pin else {}
         self._ws = await websockets.connect(
             self.peer_url,
+            # Pinned to the gossiped certificate; a public wss:// URL is verified as usual.
+            **tls,
             max_size=MAX_MESSAGE_BYTES,
             open_timeout=5,
             # A link across a partition must not hold its room for websockets' 20 + 20 s defaults; the
@@ -85,6 +98,12 @@ class CascadeLink:
             ping_timeout=5,
             close_timeout=1,
         )
+        if self.pin:  # before the token leaves: only the relay we mean may see it
+            try:
+                link_tls.check_pin(self._ws, self.pin)
+            except link_tls.PinMismatch:
+                await self._ws.close()
+                raise
         join = {"type": "cascade_join", "token": issue_link_token(self.secret, claims)}
         await self._ws.send(json.dumps({**join, "state": self.room.local_state().model_dump()}))
         self._reader = asyncio.ensure_future(self._read())

@@ -25,6 +25,7 @@ from typing import Any
 
 from edge_relay.cluster.cascade import CascadeLink
 from edge_relay.cluster.crdt import RoomDiff
+from edge_relay.cluster.link_tls import CERT_KEY
 from edge_relay.cluster.members import Member
 from edge_relay.cluster.node import Cluster
 from edge_relay.rooms.room import Room, Rooms
@@ -56,7 +57,13 @@ class Coordinator:
         self._dialing: set[tuple[str, str]] = set()
         self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # -> (count, retry after)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.counters: dict[str, int] = {"dials": 0, "dial_failures": 0, "remote_ends": 0, "gossip_chat": 0}
+        self.counters: dict[str, int] = {
+            "dials": 0,
+            "pinned_dials": 0,  # to the peer's own TLS endpoint
+            "dial_failures": 0,
+            "remote_ends": 0,
+            "gossip_chat": 0,
+        }
         rooms.listener = self
         cluster.on_room_change(self._on_room_change)
         cluster.on_member_change(self._on_member_change)
@@ -170,7 +177,13 @@ class Coordinator:
     async def _dial(self, room: Room, member: Member) -> None:
         key = (room.meeting_id, member.id)
         self.counters["dials"] += 1
-        link = CascadeLink(room, member.id, member.signalling_url, self.secret, self.stun_servers)
+        # The peer's own TLS endpoint when it has one (pinned by the gossiped fingerprint), else the
+        # URL its clients use.
+        url, pin = member.signalling_url, None
+        if member.cascade_url and member.extra.get(CERT_KEY):
+            url, pin = member.cascade_url, member.extra[CERT_KEY]
+            self.counters["pinned_dials"] += 1
+        link = CascadeLink(room, member.id, url, self.secret, self.stun_servers, pin)
         try:
             await link.start(room.max_participants, int(room.ends_at))
             if room.ended or not room.participants or self.rooms.rooms.get(room.meeting_id) is not room:

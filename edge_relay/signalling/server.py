@@ -44,6 +44,8 @@ class Relay:
         self.lag = metrics.LoopLag()
         self.draining = False
         self.coordinator: Coordinator | None = None  # with the cluster on (edge_relay/main.py)
+        #: The TLS link endpoint (``cascade_port``): other relays only, so only the WebSocket.
+        self.link_app = Starlette(routes=[WebSocketRoute("/ws", self.websocket)])
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/ws", self.websocket),

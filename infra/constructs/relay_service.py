@@ -88,6 +88,7 @@ class RelayService(Construct):
                 "MEETUP_RELAY_CLUSTER_BIND": "0.0.0.0",  # noqa: S104 (the task's own network namespace)
                 "MEETUP_RELAY_CLUSTER_PORT": str(config.relay_cluster_port),
                 "MEETUP_RELAY_CLUSTER_ADVERTISE": "stun",
+                "MEETUP_RELAY_CASCADE_PORT": str(config.relay_cascade_port),
             },
             secrets={
                 "MEETUP_JOIN_PUBLIC_KEY": ecs.Secret.from_secrets_manager(join_public_key),
@@ -98,6 +99,9 @@ class RelayService(Construct):
                     container_port=config.relay_port, protocol=ecs.Protocol.TCP, name="signalling"
                 ),
                 ecs.PortMapping(container_port=config.relay_cluster_port, protocol=ecs.Protocol.UDP),
+                ecs.PortMapping(
+                    container_port=config.relay_cascade_port, protocol=ecs.Protocol.TCP, name="links"
+                ),
                 ecs.PortMapping(
                     container_port=config.relay_cluster_port, protocol=ecs.Protocol.TCP, name="gossip"
                 ),
@@ -147,13 +151,20 @@ class RelayService(Construct):
         self.security_group.add_ingress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(gossip), "relay gossip push-pull (other regions' relays)"
         )
+        self.security_group.add_ingress_rule(
+            ec2.Peer.any_ipv4(),
+            ec2.Port.tcp(config.relay_cascade_port),
+            "cascade links from other relays (TLS, pinned)",
+        )
         acknowledge(
             self.security_group,
             "EC23",
             "WebRTC media must reach the relay from any client address; only the pinned UDP ICE port range "
             "is open, and every packet there is ICE-authenticated (STUN integrity) then DTLS/SRTP. The "
             "gossip port takes other regions' relays, whose public IPs change with every task: every "
-            "message is AES-GCM sealed with the cluster secret, fresh and accepted once (replay window)",
+            "message is AES-GCM sealed with the cluster secret, fresh and accepted once (replay window). "
+            "The cascade port takes links from those relays: TLS with a certificate pinned through the "
+            "gossip, and a link token signed with the cluster secret before anything else is accepted",
         )
         self.service = ecs.FargateService(
             self,

@@ -65,12 +65,12 @@ def test_media_udp_range_is_pinned_and_open_on_the_tasks_public_ips(synth: Synth
         "IpProtocol": "udp",
         "ToPort": high,
     } in ingress
-    # Besides media, only the gossip port (UDP probes, TCP push-pull) is open to the internet.
+    # Besides media, only the gossip port (UDP probes, TCP push-pull) and the TLS link port are open.
+    links = synth.meetup.config.relay_cascade_port
     others = [rule for rule in ingress if rule["FromPort"] != low]
-    assert sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others) == [
-        ("tcp", gossip, gossip),
-        ("udp", gossip, gossip),
-    ]
+    assert sorted((r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in others) == sorted(
+        [("tcp", gossip, gossip), ("udp", gossip, gossip), ("tcp", links, links)]
+    )
     service = _one(synth, stack, "AWS::ECS::Service")
     assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "ENABLED"
     assert service["LaunchType"] == "FARGATE"
@@ -157,6 +157,8 @@ def test_relay_configuration(synth: Synth, region: str) -> None:
     assert env["MEETUP_RELAY_CLUSTER"] == "true" and env["MEETUP_RELAY_CLUSTER_PRESET"] == "wan"
     assert env["MEETUP_RELAY_CLUSTER_ADVERTISE"] == "stun"
     assert env["MEETUP_RELAY_CLUSTER_PORT"] == str(config.relay_cluster_port)
+    # Links reach each task itself (several tasks per region behind one NLB), over pinned TLS.
+    assert env["MEETUP_RELAY_CASCADE_PORT"] == str(config.relay_cascade_port)
     assert RelayConfig.model_validate(
         {k.removeprefix("MEETUP_RELAY_").lower(): v for k, v in env.items() if k.startswith("MEETUP_RELAY_")}
     ).cluster

@@ -65,9 +65,10 @@ async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, st
                 if o is not p
             )
 
-        assert await wait_until(everyone_flowing, 30), {
-            p.name: {k: v.frames for k, v in p.received.items()} for p in peers
-        }
+        assert await wait_until(everyone_flowing, 30), (
+            ids,
+            {p.name: {k: v.frames for k, v in p.received.items()} for p in peers},
+        )
         # Each track crosses the pair once: A's two to the far relay, B's and C's four to the near one,
         # although two participants on the far relay subscribe to A's.
         m_near, m_far = metrics(stack, near), metrics(stack, far)
@@ -76,6 +77,8 @@ async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, st
         assert m_far[f'relay_cascade_tracks_out{{peer="{near_id}"}}'] == 4
         assert m_far[f'relay_cascade_tracks_in{{peer="{near_id}"}}'] == 2
         assert m_near["relay_cascade_links"] == m_far["relay_cascade_links"] == 1
+        # The link went to the dialed relay's own TLS endpoint, pinned by the gossiped fingerprint.
+        assert m_near["relay_cluster_pinned_dials_total"] + m_far["relay_cluster_pinned_dials_total"] >= 1
         assert m_near['relay_codec_instances_total{type="decoder"}'] == 0
 
         # Chat from the far relay reaches the near one once (link and gossip both carry it).
