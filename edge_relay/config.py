@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 
 from pydantic import Field
@@ -33,6 +34,9 @@ class RelayConfig(BaseSettings):
     messages_per_second: float = 20.0
     #: On SIGTERM: refuse new joins, keep serving rooms this long, then tell clients to move.
     drain_grace_s: float = 30.0
+    #: Who may read /metrics (CIDR list): the task's own scraper by default. Signalling is public (the
+    #: load balancer forwards the port), and room and participant counts are nobody else's business.
+    metrics_from: str = "127.0.0.0/8,::1/128"
     #: Participants per relay process beyond which joins are refused (capacity, not the meeting limit).
     max_participants: int = 500
     #: Delay added to /healthz answers, emulating distance for the SDK's RTT probe in tests and demos on
@@ -65,6 +69,12 @@ class RelayConfig(BaseSettings):
     @property
     def stun_servers(self) -> list[str]:
         return [u.strip() for u in self.stun_urls.split(",") if u.strip()]
+
+    @property
+    def metrics_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(n.strip(), strict=False) for n in self.metrics_from.split(",") if n.strip()
+        ]
 
     @property
     def seeds(self) -> list[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import uuid
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -68,7 +69,10 @@ class Relay:
         headers = {"Access-Control-Allow-Origin": "*"}
         return JSONResponse(body, status_code=503 if self.draining else 200, headers=headers)
 
-    async def metrics(self, _: Request) -> PlainTextResponse:
+    async def metrics(self, request: Request) -> Response:
+        if not _allowed(request, self.config.metrics_networks):
+            error = {"code": "forbidden", "message": "metrics are served to the local scraper only"}
+            return JSONResponse({"error": error}, status_code=403)
         text = metrics.render(self.rooms, self.census, self.lag, self.draining, self.coordinator)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
@@ -129,3 +133,11 @@ class Relay:
             for participant in list(room.participants.values()):
                 await room.remove(participant, reason="relay_draining", notify=False)
                 await participant.disconnect("relay_draining")
+
+
+def _allowed(request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

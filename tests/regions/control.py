@@ -62,6 +62,7 @@ class ControlPlane:
             "MEETUP_RELAY_REGISTRY": "true",
             "MEETUP_RELAY_ICE_ADDRESSES": ip,  # RelayProcess defaults to 127.0.0.1
             "MEETUP_RELAY_CLUSTER": "false",
+            "MEETUP_RELAY_METRICS_FROM": "0.0.0.0/0",  # the test scrapes from the control site
             **(env or {}),
         }
         relay = RelayProcess(

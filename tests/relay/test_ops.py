@@ -127,3 +127,27 @@ def test_stun_servers_reach_the_peer_connections() -> None:
     participant = Participant(None, "p", "u", "n", "guest", nothing, nothing, config.stun_servers)  # type: ignore[arg-type]
     servers = participant.pc._RTCPeerConnection__configuration.iceServers  # aiortc keeps it private
     assert [s.urls for s in servers] == config.stun_servers
+
+
+async def test_metrics_are_for_the_local_scraper_only(stack) -> None:
+    """Signalling is public (the load balancer forwards the port); /metrics answers loopback (the task's
+    own scraper) and the networks in MEETUP_RELAY_METRICS_FROM, nobody else."""
+    from starlette.requests import Request
+
+    from edge_relay.config import RelayConfig
+    from edge_relay.sfu.seams import CodecCensus
+    from edge_relay.signalling.server import Relay
+
+    relay = next(r for r in stack.relays if r.region == "local")
+    assert httpx.get(f"{relay.http_url}/metrics").status_code == 200  # from 127.0.0.1
+    for allowed, client, expected in (
+        ("127.0.0.0/8,::1/128", "203.0.113.9", 403),
+        ("10.0.0.0/8", "10.1.2.3", 200),
+        ("10.0.0.0/8", "not-an-address", 403),
+    ):
+        config = RelayConfig(join_public_key=stack.join_public_key, metrics_from=allowed)
+        scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": [], "client": (client, 4000)}
+        answer = await Relay(config, CodecCensus()).metrics(Request(scope))
+        assert answer.status_code == expected, (allowed, client)
+        if expected == 403:
+            assert json.loads(bytes(answer.body))["error"]["code"] == "forbidden"
