@@ -159,14 +159,20 @@ class Cluster(LocalRoomOps):
                     self._call(callback, remote.meeting_id, diff)
 
     def _reassert(self, meeting_id: str, room: RoomState) -> None:
-        """Our participant was evicted by the other side of a partition: we are alive, so put it back.
-        Moved to another relay (a later join elsewhere): no longer ours."""
+        """Our participant is still connected here (``_local`` forgets it when it leaves us), yet the
+        merged state says otherwise:
+
+        - evicted by the other side of a partition: we are alive, so put it back;
+        - tombstoned by another relay (that relay closed its own, older session of the participant, but
+          late: after the participant had joined us, during a partition): put it back too;
+        - present on another relay (a later join elsewhere): no longer ours.
+        """
         local = self._local.get(meeting_id, {})
         for pid, (name, role) in list(local.items()):
             entry = room.p.get(pid)
             if entry is None or (entry.present and entry.relay_id != self.node_id) or room.ended:
                 local.pop(pid)
-            elif not entry.present and entry.reason == "evicted":
+            elif not entry.present and (entry.reason == "evicted" or entry.relay_id != self.node_id):
                 self.join(meeting_id, pid, name, role)
             elif not entry.present:
                 local.pop(pid)

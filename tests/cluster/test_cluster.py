@@ -128,6 +128,31 @@ async def test_a_participant_who_moved_is_not_removed_by_the_old_relay() -> None
         assert a.room("m").p["pat"].reason == "evicted"  # type: ignore[union-attr]
 
 
+async def test_a_late_leave_from_the_old_relay_during_a_partition_does_not_undo_a_move() -> None:
+    """Cut off from A, the participant rejoins on B; A closes its stale session later still (a later
+    timestamp than B's join). After the heal the participant is on B everywhere: B still holds it, so
+    B puts it back over A's tombstone."""
+    async with LocalCluster(2) as lc:
+        a, b = lc.nodes
+        await wait_until(lambda: lc.sees(lc.nodes, {n.node_id for n in lc.nodes}), 5.0)
+        a.join("m", "pat", "Pat", "guest")
+        await wait_until(lambda: lc.rooms_identical(lc.nodes), 3.0)
+        lc.partition([a], [b])
+        b.join("m", "pat", "Pat", "guest")
+        await asyncio.sleep(0.05)
+        a.leave("m", "pat")  # A's tombstone is the newest write
+        assert a.room("m").p["pat"].ts > b.room("m").p["pat"].ts  # type: ignore[union-attr]
+        lc.heal()
+
+        def on_b_everywhere() -> bool:
+            rooms = [n.room("m") for n in lc.nodes]
+            return all(r is not None and r.participants().get("pat", None) is not None
+                       and r.participants()["pat"].relay_id == b.node_id for r in rooms)  # fmt: skip
+
+        await wait_until(on_b_everywhere, a.config.convergence_bound_s(2) + 3)
+        await wait_until(lambda: lc.rooms_identical(lc.nodes), 3.0)
+
+
 async def test_loss_still_converges() -> None:
     async with LocalCluster(4) as lc:
         ids = {n.node_id for n in lc.nodes}
