@@ -1,8 +1,8 @@
 """Relay-to-relay credentials: a short-lived token signed with the cluster's shared secret.
 
-A relay that joins a meeting on another relay (a cascade) presents one instead of a user's join token.
-It carries the meeting's limits (taken from the joining relay's own participants' tokens), so the relay
-accepting the link learns them even when none of its own participants is in the meeting yet.
+A relay that joins a meeting on another relay (a cascade) presents one instead of a user's join token,
+valid for a minute, for one meeting. It also carries the meeting's limits (from the dialing relay's own
+participants' tokens). The accepting relay takes links only for meetings it has participants in.
 """
 
 from __future__ import annotations
