@@ -2,9 +2,12 @@
 
 ``--api``: API load and Lambda cold starts on the local stack, to ``bench/results/latest.json``.
 ``--relay``: the edge relay's media plane (``bench.relay_bench``), to ``bench/results/relay.json``.
-Neither flag runs both. Every figure comes with a ratio against a baseline measured in the same run
-(``GET /healthz`` for load, a warm invocation for cold starts, aiortc's MediaRelay and a direct aiortc
-path for the relay), since absolute numbers on a shared 2-core machine move from run to run.
+``--cluster``: the relays as one cluster: gossip detection, healing and load at 3/10/30 relays against
+SWIM's expectations (``bench.cluster_gossip``), and a cascade against one relay (``bench.relay_cascade``).
+No flag runs the API and relay benchmarks. Every figure comes with a ratio against a baseline measured
+in the same run (``GET /healthz`` for load, a warm invocation for cold starts, aiortc's MediaRelay and a
+direct aiortc path for the relay, one relay for the cascade), since absolute numbers on a shared 2-core
+machine move from run to run.
 """
 
 from __future__ import annotations
@@ -221,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api", action="store_true", help="only the control-plane benchmark")
     parser.add_argument("--relay", action="store_true", help="only the media relay benchmark")
     parser.add_argument(
+        "--cluster", action="store_true", help="only the cluster benchmarks (gossip, cascade)"
+    )
+    parser.add_argument(
         "--concurrency", help="comma-separated client counts, e.g. 1,8 (default: 1,8; quick: 8)"
     )
     parser.add_argument("--skip-load", action="store_true", help="skip the API load benchmark")
@@ -238,6 +244,12 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     if not console.is_terminal:  # CI logs and pipes: wide enough for the tables instead of 80 columns
         console = Console(width=160)
+    if args.cluster:
+        from bench import cluster_gossip, relay_cascade
+
+        cluster_gossip.main(["--sizes", "3,10"] if args.quick else [])
+        relay_cascade.main(["--quick"] if args.quick else [])
+        return
     if args.api or not args.relay:
         api_main(args, console)
     if args.relay or not args.api:

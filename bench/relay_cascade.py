@@ -179,10 +179,10 @@ def show(result: dict[str, Any], console: Console) -> None:
     console.print(table)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     console = Console()
     result = asyncio.run(run(QUICK if args.quick else FULL, console))
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
