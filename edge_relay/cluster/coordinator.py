@@ -140,6 +140,8 @@ class Coordinator:
         await self.reconcile(meeting_id)
 
     async def _on_member_change(self, kind: str, member: Member) -> None:
+        if kind != "update":  # load and metadata changes are routine; the rest is worth a line
+            log.info("cluster member", extra={"change": kind, "peer": member.id, "region": member.region})
         if kind in ("dead", "left"):
             for key in [k for k in self._failures if k[1] == member.id]:
                 del self._failures[key]

@@ -17,7 +17,14 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 
 NAMESPACE = "MeetupEdge/Relay"
 #: The relay's series worth keeping in CloudWatch (edge_relay/ops/metrics.py names them).
-SERIES = ("relay_participants", "relay_rooms", "relay_tracks", "relay_draining")
+SERIES = (
+    "relay_participants",
+    "relay_rooms",
+    "relay_tracks",
+    "relay_draining",
+    "relay_cluster_live_peers",  # other relays this one sees alive: a split cluster shows here
+    "relay_cascade_links",
+)
 SCRAPE_INTERVAL_S = 15
 
 
@@ -63,6 +70,17 @@ def agent_config(log_group_name: str) -> str:
                 "force_flush_interval": 5,
             },
         }
+    )
+
+
+def live_peers(service: str) -> cloudwatch.Metric:
+    """The fewest other relays any task of the service sees alive, per minute."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name="relay_cluster_live_peers",
+        dimensions_map={"Service": service},
+        statistic="Minimum",
+        period=Duration.minutes(1),
     )
 
 

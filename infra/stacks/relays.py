@@ -23,6 +23,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import InfraConfig
+from infra.constructs import relay_metrics
 from infra.constructs.alarm_topic import AlarmTopic
 from infra.constructs.buckets import log_bucket
 from infra.constructs.lambda_bundle import REPO
@@ -187,7 +188,9 @@ class RelayStack(Stack):
         return nlb
 
     def _alarms(self, config: InfraConfig) -> None:
-        """No healthy relay task behind the NLB: this region cannot take joins."""
+        """No healthy relay task behind the NLB: this region cannot take joins. A relay that sees fewer
+        peers than there are other regions: the cluster is split (or a region is down), so meetings
+        spanning the cut lose the media between its sides."""
         topic = AlarmTopic(
             self, "Alarms", name=f"{config.name}-{self.relay_region}", email=config.alarm_email
         )
@@ -210,3 +213,15 @@ class RelayStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
         alarm.add_alarm_action(cw_actions.SnsAction(topic.topic))
+        other_regions = len(config.regions) - 1
+        if other_regions:
+            split = relay_metrics.live_peers(self.relays.service_name).create_alarm(
+                self,
+                "ClusterSplit",
+                alarm_description=f"{self.relay_region}: a relay sees < {other_regions} other relays",
+                threshold=other_regions,
+                evaluation_periods=5,
+                comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            split.add_alarm_action(cw_actions.SnsAction(topic.topic))

@@ -194,7 +194,23 @@ def test_scaling_on_cpu_and_participants_per_task(synth: Synth, region: str) -> 
         f"localhost:{config.relay_port}"
     ]
     assert sidecar["Essential"] is False
-    assert "relay_participants" in (REPO / "edge_relay/ops/metrics.py").read_text()
+    exposed = (REPO / "edge_relay/ops/metrics.py").read_text()
+    assert all(f'"{name}"' in exposed for name in relay_metrics.SERIES)  # every series exists
+
+
+def test_a_split_cluster_raises_an_alarm(synth: Synth, region: str) -> None:
+    """A relay that sees fewer other relays than there are other regions: the cluster is split."""
+    others = len(synth.meetup.config.regions) - 1
+    alarms = synth.resources(synth.meetup.relays[region], "AWS::CloudWatch::Alarm").values()
+    split = [
+        a["Properties"] for a in alarms if a["Properties"].get("MetricName") == "relay_cluster_live_peers"
+    ]
+    assert len(split) == (1 if others else 0)
+    if split:
+        (alarm,) = split
+        assert alarm["Threshold"] == others and alarm["ComparisonOperator"] == "LessThanThreshold"
+        assert alarm["Statistic"] == "Minimum" and alarm["Namespace"] == relay_metrics.NAMESPACE
+        assert alarm["AlarmActions"]
 
 
 def test_registry_access_is_this_regions_entries_only(synth: Synth, region: str) -> None:
