@@ -143,3 +143,46 @@ async def test_a_cascade_join_needs_the_cluster_secret_and_participants_here(sta
             assert reply["type"] == "error" and reply["code"] == code, reply
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_a_draining_relay_hands_its_participants_over_and_the_meeting_goes_on(stack) -> None:
+    """Scale-in: the relay of one side of a cascaded meeting gets SIGTERM. It refuses joins, serves its
+    grace period, then tells its participants to move; they reconnect to the next relay, and media
+    flows both ways again (now on one relay, or across another link)."""
+    import signal
+
+    from client_sdk.meeting import Meeting
+    from functions.services.relays import CACHE_S
+    from tests.sdk.test_meeting import Watcher, new_client
+
+    leaving = stack.add_relay("scale-in")  # no emulated distance: the nearest for an unpinned client
+    await asyncio.sleep(CACHE_S + 0.1)
+    alice, bob = await new_client(stack.api_url, "Alice"), await new_client(stack.api_url, "Bob")
+    created = await alice.create_meeting()
+    publish = {"camera": PatternVideoTrack(320, 240), "microphone": ToneAudioTrack()}
+    a = await Meeting.join(alice, created.meeting_id, publish=publish)
+    b = await Meeting.join(
+        bob, created.meeting_id, created.passcode, publish={"camera": PatternVideoTrack(320, 240)},
+        region="eu-west-1", pin_region=True,
+    )  # fmt: skip
+    wa, wb = Watcher(a), Watcher(b)
+    try:
+        assert a.relay_url == leaving.url and b.relay_url != leaving.url  # a cascaded meeting
+        assert await wait_until(lambda: wb.frames.get((a.participant_id, "camera"), 0) >= 10, 20)
+        assert await wait_until(lambda: wa.frames.get((b.participant_id, "camera"), 0) >= 10, 20)
+        assert leaving.proc is not None
+        leaving.proc.send_signal(signal.SIGTERM)  # drain grace: 2 s in the local stack
+        assert await wait_until(lambda: len(wa.of("reconnected")) == 1, 20), wa.of("reconnecting")
+        assert a.relay_url != leaving.url
+        seen_b, seen_a = wb.frames[(a.participant_id, "camera")], wa.frames[(b.participant_id, "camera")]
+        assert await wait_until(lambda: wb.frames[(a.participant_id, "camera")] >= seen_b + 10, 20)
+        assert await wait_until(lambda: wa.frames[(b.participant_id, "camera")] >= seen_a + 10, 20)
+        assert leaving.proc.wait(15) == 0  # drained and exited cleanly
+    finally:
+        wa.stop()
+        wb.stop()
+        for meeting in (a, b):
+            await meeting.leave()
+        await alice.aclose()
+        await bob.aclose()
+        leaving.stop()
