@@ -9,6 +9,7 @@ tracks. Changes made while an offer is out are batched into the next offer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ class Participant:
         self.negotiation = 0
         self.awaiting_answer: int | None = None
         self._dirty = False
+        #: One offer at a time: two callers (our own join, another participant's new track) must not
+        #: interleave at createOffer's await and send two offers, of which the client answers the stale one.
+        self._offering = asyncio.Lock()
         self._tapped = False
         self.connected = False
         self.closed = False
@@ -124,6 +128,10 @@ class Participant:
 
     async def negotiate(self) -> None:
         """Bring the connection in line with what this participant publishes and should receive."""
+        async with self._offering:
+            await self._offer()
+
+    async def _offer(self) -> None:
         if self.closed:
             return
         if self.awaiting_answer is not None:
