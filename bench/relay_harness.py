@@ -29,6 +29,7 @@ from bench.common import _CLK_TCK, ROOT, percentile, proc_cpu_seconds
 from bench.rtp_media import Clip, OutStream, Scheduler
 from bench.rtp_sink import CountingSink, SinkPool, Totals
 from client_sdk.rtc.connection import RelayConnection
+from edge_relay.ops.metrics import parse as parse_metrics
 from functions.core.tokens import JoinClaims, generate_join_keypair, issue_join_token, load_private_key
 from local_stack.aws import free_port
 
@@ -119,13 +120,7 @@ class RelayUnderTest:
 
     async def metrics(self) -> dict[str, float]:
         async with httpx.AsyncClient(timeout=10) as http:
-            text = (await http.get(f"{self.http_url}/metrics")).text
-        values = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values
+            return parse_metrics((await http.get(f"{self.http_url}/metrics")).text)
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) -> None:

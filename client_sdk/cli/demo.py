@@ -32,6 +32,7 @@ from client_sdk.media.recorder import MeetingRecorder
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.meeting import Meeting, NoRelayReachable
 from client_sdk.relay_select import health_url
+from edge_relay.ops.metrics import parse as parse_metrics
 
 #: The demo's second region: Carol joins there (the local stack starts one relay per region).
 FAR_REGION = "eu-west-1"
@@ -180,11 +181,7 @@ async def _relays(where: dict[str, str]) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(timeout=5) as http:
         for url in dict.fromkeys(where.values()):
             metrics_url = health_url(url).removesuffix("/healthz") + "/metrics"
-            values: dict[str, float] = {}
-            for line in (await http.get(metrics_url)).text.splitlines():
-                if line and not line.startswith("#"):
-                    name, value = line.rsplit(" ", 1)
-                    values[name] = float(value)
+            values = parse_metrics((await http.get(metrics_url)).text)
 
             def total(prefix: str, values: dict[str, float] = values) -> int:
                 return int(sum(v for k, v in values.items() if k.startswith(prefix)))

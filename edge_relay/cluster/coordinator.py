@@ -215,9 +215,11 @@ class Coordinator:
                 log.exception("reconcile failed")
 
     def _schedule(self, coro: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing to dial
-            task = asyncio.get_running_loop().create_task(coro)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no running loop: nothing to dial
+            coro.close()
             return
-        coro.close()
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

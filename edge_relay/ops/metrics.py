@@ -126,33 +126,35 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def parse(text: str) -> dict[str, float]:
+    """The exposition back into values, keyed by series with its labels (``name{label="v"}``): for the
+    tests, the benchmarks and the demo, which read relays' /metrics."""
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            values[series] = float(value)
+    return values
+
+
 def _cluster(metric: Callable[..., None], rooms: Rooms, coordinator: Coordinator) -> None:
     """Members by state and per peer; links with the tracks each carries (each track crosses a relay
     pair once: the multi-region tests assert it from here)."""
     from edge_relay.cluster.members import State
 
     cluster = coordinator.cluster
-    members = cluster.members(include_self=False, include_suspect=True)
-    everyone = [m for m in (cluster.member(m_id) for m_id in cluster.swim.table.members) if m is not None]
+    peers = cluster.swim.table.others(*State)  # every other relay known, in any state
     for state in State:
-        count = sum(1 for m in everyone if m.state == state and m.id != cluster.node_id)
+        count = sum(1 for m in peers if m.state == state)
+        label = f'{{state="{state.name.lower()}"}}'
+        metric("relay_cluster_members", "gauge", "Other relays known, by state.", count, label)
+    for m in peers:
+        label = f'{{peer="{m.id}"}}'
         metric(
-            "relay_cluster_members",
-            "gauge",
-            "Other relays known, by state.",
-            count,
-            f'{{state="{state.name.lower()}"}}',
+            "relay_cluster_peer_state", "gauge", "0 alive, 1 suspect, 2 dead, 3 left.", int(m.state), label
         )
-    for m in everyone:
-        if m.id != cluster.node_id:
-            metric(
-                "relay_cluster_peer_state",
-                "gauge",
-                "0 alive, 1 suspect, 2 dead, 3 left.",
-                int(m.state),
-                f'{{peer="{m.id}"}}',
-            )
-    metric("relay_cluster_live_peers", "gauge", "Other relays alive or suspect.", len(members))
+    live = sum(1 for m in peers if m.live)
+    metric("relay_cluster_live_peers", "gauge", "Other relays alive or suspect.", live)
     metric("relay_cluster_rooms", "gauge", "Meetings in the replicated room state.", len(cluster.rooms))
     for name, value in coordinator.counters.items():
         metric(f"relay_cluster_{name}_total", "counter", f"Coordinator: {name.replace('_', ' ')}.", value)

@@ -73,22 +73,21 @@ def agent_config(log_group_name: str) -> str:
     )
 
 
-def live_peers(service: str) -> cloudwatch.Metric:
-    """The fewest other relays any task of the service sees alive, per minute."""
+def series(name: str, service: str, statistic: str) -> cloudwatch.Metric:
+    """One of :data:`SERIES` across the service's tasks, per minute."""
     return cloudwatch.Metric(
         namespace=NAMESPACE,
-        metric_name="relay_cluster_live_peers",
+        metric_name=name,
         dimensions_map={"Service": service},
-        statistic="Minimum",
+        statistic=statistic,
         period=Duration.minutes(1),
     )
+
+
+def live_peers(service: str) -> cloudwatch.Metric:
+    """The fewest other relays any task of the service sees alive."""
+    return series("relay_cluster_live_peers", service, "Minimum")
 
 
 def participants_per_task(service: str) -> cloudwatch.Metric:
-    return cloudwatch.Metric(
-        namespace=NAMESPACE,
-        metric_name="relay_participants",
-        dimensions_map={"Service": service},
-        statistic="Average",
-        period=Duration.minutes(1),
-    )
+    return series("relay_participants", service, "Average")

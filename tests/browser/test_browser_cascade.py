@@ -14,7 +14,8 @@ from client_sdk.meeting import Meeting
 from tests.browser.conftest import Launch
 from tests.browser.harness import video_plays
 from tests.relay.media import wait_until
-from tests.relay.test_cascade import metrics, relay_id
+from tests.relay.test_cascade import relay_id
+from tests.relay.test_media_e2e import relay_metrics
 from tests.sdk.test_meeting import Watcher, new_client
 
 
@@ -51,7 +52,7 @@ async def test_browser_and_sdk_on_two_relays(stack, launch: Launch, codec: str) 
             ),
             20,
         ), seen.frames
-        m_near, far_id = metrics(stack, "local"), relay_id(stack, "eu-west-1")
+        m_near, far_id = relay_metrics(stack, "local"), relay_id(stack, "eu-west-1")
         assert m_near[f'relay_cascade_tracks_out{{peer="{far_id}"}}'] == 2  # the browser's camera + mic
         assert m_near[f'relay_cascade_tracks_in{{peer="{far_id}"}}'] == 2  # the SDK's
         assert m_near['relay_codec_instances_total{type="decoder"}'] == 0

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from edge_relay.cluster.config import ClusterConfig
+from edge_relay.ops.metrics import parse as parse_metrics
 from tests.conftest import Api
 from tests.regions.agents import Agent
 from tests.regions.control import ControlPlane
@@ -52,12 +53,7 @@ class Region:
     relay_id: str
 
     def metrics(self) -> dict[str, float]:
-        values = {}
-        for line in httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text.splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                values[name] = float(value)
-        return values
+        return parse_metrics(httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text)
 
 
 @dataclass
@@ -165,6 +161,31 @@ def chats(a: Agent, text: str) -> int:
     return sum(1 for c in a.latest()["chats"] if c["text"] == text)
 
 
+def one_per_region(world: World, stack: ExitStack, meeting: dict, host: Any) -> list[Agent]:
+    """The host in region 1 and a guest in each of regions 2 and 3."""
+    users = [host, world.api.new_user("B"), world.api.new_user("C")]
+    return [
+        agent(world, stack, site, user, meeting, "abc"[site - 1])
+        for site, user in zip(REGIONS, users, strict=True)
+    ]
+
+
+def all_receive_all(agents: list[Agent], timeout_s: float = 60) -> None:
+    for a in agents:
+        a.wait_for(receiving(a, [o for o in agents if o is not a]), timeout_s)
+
+
+def seconds_until_declared_dead(world: World, site: int, since: float) -> float:
+    """Until every other region's relay says region ``site``'s relay is dead (peer state 2)."""
+    gone = world.regions[site]
+    series = f'relay_cluster_peer_state{{peer="{gone.relay_id}"}}'
+    others = [r for s, r in world.regions.items() if s != site]
+    assert wait(lambda: all(r.metrics()[series] == 2 for r in others), DETECTION_BOUND_S + 2), (
+        f"region {site}'s relay was not declared dead in time"
+    )
+    return time.monotonic() - since
+
+
 def test_each_participant_on_its_nearest_relay_receives_everyone(world: World) -> None:
     host = world.api.new_user("Host")
     meeting = world.api.new_meeting(host)
@@ -173,8 +194,7 @@ def test_each_participant_on_its_nearest_relay_receives_everyone(world: World) -
         agents = {site: agent(world, stack, site, users[site], meeting, f"a{site}") for site in REGIONS}
         for site, a in agents.items():  # the SDK's RTT probe picked the relay of its own region
             assert a.latest()["relay"] == world.regions[site].relay.url, (site, a.latest()["relay"])
-        for site, a in agents.items():
-            a.wait_for(receiving(a, [o for s, o in agents.items() if s != site]), 60)
+        all_receive_all(list(agents.values()))
 
         # The cascade carries each track once per relay pair: two links per relay, and on each link
         # the two tracks (camera, microphone) of the one participant on either side.
@@ -200,23 +220,11 @@ def test_partition_keeps_each_side_serving_and_merges_after_heal(world: World) -
         a2 = agent(world, stack, 1, world.api.new_user("A2"), meeting, "a2")
         b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
         c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
-        everyone = [a1, a2, b, c]
-        for a in everyone:
-            a.wait_for(receiving(a, [o for o in everyone if o is not a]), 60)
+        all_receive_all([a1, a2, b, c])
 
         # Cut region 1 off from regions 2 and 3.
         world.isolate(1)
-        cut_at = time.monotonic()
-        r1 = world.regions[1]
-        assert wait(
-            lambda: all(
-                r.metrics()[f'relay_cluster_peer_state{{peer="{r1.relay_id}"}}'] == 2
-                for s, r in world.regions.items()
-                if s != 1
-            ),
-            DETECTION_BOUND_S + 2,
-        ), "regions 2 and 3 did not declare region 1 dead in time"
-        detected_s = time.monotonic() - cut_at
+        detected_s = seconds_until_declared_dead(world, 1, since=time.monotonic())
         # Each side keeps its own media flowing.
         assert still_receiving(a2, a1) and still_receiving(a1, a2)
         assert still_receiving(b, c) and still_receiving(c, b)
@@ -234,8 +242,7 @@ def test_partition_keeps_each_side_serving_and_merges_after_heal(world: World) -
         world.heal(1)
         healed_at = time.monotonic()
         survivors = [a1, a2, b, d]
-        for a in survivors:
-            a.wait_for(receiving(a, [o for o in survivors if o is not a]), HEAL_BOUND_S + 30)
+        all_receive_all(survivors, HEAL_BOUND_S + 30)
         for a in survivors:  # the join and the leave, everywhere
             status = a.wait_for(lambda s: d_id in s["participants"] or s["participant_id"] == d_id, 10)
             assert c_id not in status["participants"], (a.name, status["participants"])
@@ -257,12 +264,8 @@ def test_cut_between_two_regions_only(world: World) -> None:
     host = world.api.new_user("Host")
     meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a = agent(world, stack, 1, host, meeting, "a")
-        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
-        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
-        everyone = [a, b, c]
-        for x in everyone:
-            x.wait_for(receiving(x, [o for o in everyone if o is not x]), 60)
+        a, b, c = one_per_region(world, stack, meeting, host)
+        all_receive_all([a, b, c])
         world.wan.cut(1, 2)
         try:
             time.sleep(PRESET.suspicion_timeout_s(3) + 2)  # long enough to be declared dead, were it so
@@ -289,9 +292,7 @@ def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -
     host = world.api.new_user("Host")
     meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a1 = agent(world, stack, 1, host, meeting, "a1")
-        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
-        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
+        a1, b, c = one_per_region(world, stack, meeting, host)
         b.wait_for(receiving(b, [a1, c]), 60)
         world.isolate(1)
         try:
@@ -311,25 +312,11 @@ def test_crashed_relay_is_declared_dead_and_its_participants_move(world: World) 
     host = world.api.new_user("Host")
     meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a1 = agent(world, stack, 1, host, meeting, "a1")
-        b = agent(world, stack, 2, world.api.new_user("B"), meeting, "b")
-        c = agent(world, stack, 3, world.api.new_user("C"), meeting, "c")
-        everyone = [a1, b, c]
-        for a in everyone:
-            a.wait_for(receiving(a, [o for o in everyone if o is not a]), 60)
+        a1, b, c = one_per_region(world, stack, meeting, host)
+        all_receive_all([a1, b, c])
 
-        r3 = world.regions[3]
-        r3.relay.kill()  # SIGKILL: no drain, no goodbye
-        killed_at = time.monotonic()
-        assert wait(
-            lambda: all(
-                r.metrics()[f'relay_cluster_peer_state{{peer="{r3.relay_id}"}}'] == 2
-                for s, r in world.regions.items()
-                if s != 3
-            ),
-            DETECTION_BOUND_S + 2,
-        ), "the crash was not detected within the bound"
-        detected_s = time.monotonic() - killed_at
+        world.regions[3].relay.kill()  # SIGKILL: no drain, no goodbye
+        detected_s = seconds_until_declared_dead(world, 3, since=time.monotonic())
         # C reconnects to the next nearest relay (region 2: 20 ms; region 1 is 40 ms away) and receives
         # everyone again; everyone receives C again.
         status = c.wait_for(lambda s: s["reconnects"] >= 1, 30)

@@ -18,16 +18,7 @@ from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.rtc.connection import RelayConnection
 from tests.conftest import Api, User
 from tests.relay.media import Peer, wait_until
-
-
-def metrics(stack, region: str) -> dict[str, float]:
-    relay = next(r for r in stack.relays if r.region == region)
-    values = {}
-    for line in httpx.get(f"{relay.http_url}/metrics").text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+from tests.relay.test_media_e2e import relay_metrics
 
 
 def relay_id(stack, region: str) -> str:
@@ -71,7 +62,7 @@ async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, st
         )
         # Each track crosses the pair once: A's two to the far relay, B's and C's four to the near one,
         # although two participants on the far relay subscribe to A's.
-        m_near, m_far = metrics(stack, near), metrics(stack, far)
+        m_near, m_far = relay_metrics(stack, near), relay_metrics(stack, far)
         assert m_near[f'relay_cascade_tracks_out{{peer="{far_id}"}}'] == 2
         assert m_near[f'relay_cascade_tracks_in{{peer="{far_id}"}}'] == 4
         assert m_far[f'relay_cascade_tracks_out{{peer="{near_id}"}}'] == 4
@@ -94,8 +85,8 @@ async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, st
         peers = [a]
         assert await wait_until(
             lambda: (
-                metrics(stack, near)["relay_cascade_links"] == 0
-                and metrics(stack, far)["relay_cascade_links"] == 0
+                relay_metrics(stack, near)["relay_cascade_links"] == 0
+                and relay_metrics(stack, far)["relay_cascade_links"] == 0
             ),
             10,
         )

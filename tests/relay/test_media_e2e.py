@@ -9,18 +9,14 @@ from __future__ import annotations
 import httpx
 
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
+from edge_relay.ops.metrics import parse as parse_metrics
 from tests.conftest import Api
 from tests.relay.media import join, wait_until
 
 
 def relay_metrics(stack, region: str = "local") -> dict[str, float]:
     relay = next(r for r in stack.relays if r.region == region)
-    values = {}
-    for line in httpx.get(f"{relay.http_url}/metrics").text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name] = float(value)
-    return values
+    return parse_metrics(httpx.get(f"{relay.http_url}/metrics").text)
 
 
 async def test_three_participants_see_and_hear_each_other(api: Api, stack) -> None:
@@ -51,9 +47,9 @@ async def test_three_participants_see_and_hear_each_other(api: Api, stack) -> No
                     got = p.received[f"{ids[o.name]}/camera"]
                     assert got.size == sizes[o.name]
                     assert got.info["source"] == "camera" and got.info["participant_id"] == ids[o.name]
-        metrics = relay_metrics(stack)
-        assert metrics['relay_codec_instances_total{type="decoder"}'] == 0
-        assert metrics['relay_codec_instances_total{type="encoder"}'] == 0
+        values = relay_metrics(stack)
+        assert values['relay_codec_instances_total{type="decoder"}'] == 0
+        assert values['relay_codec_instances_total{type="encoder"}'] == 0
     finally:
         for p in peers:
             await p.close()
