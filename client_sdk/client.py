@@ -25,7 +25,7 @@ from client_sdk.errors import (
 )
 from functions.schemas.auth import TokenResponse, UserOut
 from functions.schemas.base import Page
-from functions.schemas.chat import ChatMessageOut, ReactionOut
+from functions.schemas.chat import ChatMessageOut, ChatMessagePosted, ReactionOut, ReactionPosted
 from functions.schemas.meetings import JoinResponse, MeetingCreated, MeetingOut, ParticipantOut
 from functions.schemas.recordings import RecordingOut, UploadPlan
 from functions.schemas.settings import ImageUploadResponse, SettingsOut
@@ -209,15 +209,16 @@ class Client:
 
     async def send_chat(
         self, meeting_id: str, text: str, idempotency_key: str | None = None
-    ) -> ChatMessageOut:
+    ) -> ChatMessagePosted:
         """Send a message; retries reuse one idempotency key, so the message is stored exactly once."""
         body = {"text": text, "idempotency_key": idempotency_key or new_idempotency_key()}
-        return await self._json(ChatMessageOut, "POST", f"/meetings/{meeting_id}/chat", json=body, retry=True)
+        path = f"/meetings/{meeting_id}/chat"
+        return await self._json(ChatMessagePosted, "POST", path, json=body, retry=True)
 
-    async def react(self, meeting_id: str, emoji: str, idempotency_key: str | None = None) -> ReactionOut:
+    async def react(self, meeting_id: str, emoji: str, idempotency_key: str | None = None) -> ReactionPosted:
         body = {"emoji": emoji, "idempotency_key": idempotency_key or new_idempotency_key()}
         return await self._json(
-            ReactionOut, "POST", f"/meetings/{meeting_id}/reactions", json=body, retry=True
+            ReactionPosted, "POST", f"/meetings/{meeting_id}/reactions", json=body, retry=True
         )
 
     async def chat_page(

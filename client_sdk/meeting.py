@@ -24,7 +24,7 @@ from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
-from functions.schemas.chat import ChatMessageOut, ReactionOut
+from functions.schemas.chat import ChatMessagePosted, ReactionPosted
 
 log = logging.getLogger("client_sdk.meeting")
 
@@ -177,6 +177,9 @@ class Meeting:
             if event.type == "meeting_ended":
                 await self._finish(event.data.get("reason", "ended"))
                 return
+            if event.type == "removed":  # left through the API (e.g. another device): do not come back
+                await self._finish("left")
+                return
             if event.type == "migrate":
                 reconnect_from = connection.url
                 continue
@@ -268,12 +271,13 @@ class Meeting:
         return self.outbox.put("reaction", emoji)
 
     async def _announce(self, item: OutboxItem, stored: Any) -> None:
-        """After the API stored it: fan it out live through the relay (receivers deduplicate by id)."""
-        if isinstance(stored, ChatMessageOut):
-            self.chat[stored.message_id] = stored.model_dump(mode="json")
-            body = {"type": "chat", "message_id": stored.message_id, "text": stored.text}
-        elif isinstance(stored, ReactionOut):
-            body = {"type": "reaction", "emoji": stored.emoji}
+        """After the API stored it: fan it out live through the relay, which takes the API's signed
+        notice of the stored item and nothing else (receivers deduplicate by id)."""
+        if isinstance(stored, ChatMessagePosted):
+            self.chat[stored.message_id] = stored.model_dump(mode="json", exclude={"relay_notice"})
+            body = {"type": "chat", "notice": stored.relay_notice}
+        elif isinstance(stored, ReactionPosted):
+            body = {"type": "reaction", "notice": stored.relay_notice}
         else:
             return
         if self.connection is not None and not self.connection.closed.is_set():

@@ -23,7 +23,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.errors import MeetupError
 from edge_relay.sfu.seams import use_ice_host_addresses
-from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES, TrackInfo
+from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo, load_json
 
 log = logging.getLogger("client_sdk.rtc")
 
@@ -124,8 +124,13 @@ class RelayConnection:
     async def _read(self) -> None:
         try:
             async for raw in self._ws:
-                msg = json.loads(raw)
-                await self._dispatch(msg)
+                try:
+                    msg = load_json(raw if isinstance(raw, str) else raw.decode())
+                except (ProtocolError, UnicodeDecodeError):
+                    log.warning("the relay sent a malformed frame")
+                    continue
+                if isinstance(msg, dict):
+                    await self._dispatch(msg)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -147,7 +152,7 @@ class RelayConnection:
             if not self._welcome.done():
                 self._welcome.set_exception(RelayError(msg.get("message", ""), code=self.close_reason))
             await self.events.put(Event("error", msg))
-        elif kind in ("meeting_ended", "migrate"):
+        elif kind in ("meeting_ended", "migrate", "removed"):
             self.close_reason = msg.get("reason", kind)
             await self.events.put(Event(kind, msg))
         else:

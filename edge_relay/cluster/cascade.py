@@ -32,7 +32,13 @@ from edge_relay.cluster.credentials import LinkClaims, issue_link_token
 from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES, LinkState, TrackInfo
+from edge_relay.signalling.protocol import (
+    MAX_MESSAGE_BYTES,
+    LinkState,
+    ProtocolError,
+    TrackInfo,
+    load_json,
+)
 
 if TYPE_CHECKING:
     from edge_relay.rooms.room import Room
@@ -111,7 +117,13 @@ class CascadeLink:
     async def _read(self) -> None:
         try:
             async for raw in self._ws:
-                msg = json.loads(raw)
+                try:
+                    msg = load_json(raw if isinstance(raw, str) else raw.decode())
+                except (ProtocolError, UnicodeDecodeError):
+                    log.warning("peer relay sent a malformed frame", extra={"peer": self.relay_id})
+                    continue
+                if not isinstance(msg, dict):
+                    continue
                 kind = msg.get("type")
                 if kind == "offer":
                     await self._answer(msg)

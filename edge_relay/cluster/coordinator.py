@@ -28,7 +28,8 @@ from edge_relay.cluster.crdt import RoomDiff
 from edge_relay.cluster.link_tls import CERT_KEY
 from edge_relay.cluster.members import Member
 from edge_relay.cluster.node import Cluster
-from edge_relay.rooms.room import Room, Rooms
+from edge_relay.rooms.directory import Rooms
+from edge_relay.rooms.room import Room
 
 log = logging.getLogger("edge_relay.coordinator")
 
@@ -103,10 +104,13 @@ class Coordinator:
             self._tracks.pop(mid, None)
         self._schedule(self.reconcile(mid))
 
-    def ended(self, room: Room, reason: str) -> None:
-        self.cluster.end_meeting(room.meeting_id, reason)
-        self._participants.pop(room.meeting_id, None)
-        self._tracks.pop(room.meeting_id, None)
+    def ended(self, meeting_id: str, reason: str) -> None:
+        self.cluster.end_meeting(meeting_id, reason)
+        self._participants.pop(meeting_id, None)
+        self._tracks.pop(meeting_id, None)
+
+    def revoked(self, meeting_id: str, participant_id: str, generation: int) -> None:
+        self.cluster.revoke(meeting_id, participant_id, generation)
 
     def chat(self, room: Room, event: dict[str, Any]) -> None:
         sender = str(event.get("participant_id", ""))
@@ -117,11 +121,10 @@ class Coordinator:
     async def _on_room_change(self, meeting_id: str, diff: RoomDiff) -> None:
         if diff.ended is not None:
             self.counters["remote_ends"] += 1
-            self.rooms.ended.setdefault(meeting_id, diff.ended.reason)
-            room = self.rooms.rooms.get(meeting_id)
-            if room is not None:
-                await room.end(diff.ended.reason, relay=False)
+            await self.rooms.end_meeting(meeting_id, diff.ended.reason, spread=False)
             return
+        for participant_id, generation in diff.revoked:
+            await self.rooms.revoke(meeting_id, participant_id, generation, spread=False)
         room = self.rooms.rooms.get(meeting_id)
         if room is None:
             return

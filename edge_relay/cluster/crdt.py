@@ -11,7 +11,9 @@ is a few dozen fixed-size entries that fit one datagram. The semantics needed ar
 - tracks: the same per ``(participant, track)``, the value being kind/source/muted;
 - ended: a grow-only flag; once any replica has it, every merge keeps it (the earliest end wins the
   reason), and an ended room drops its participants, tracks and chat (they can no longer matter);
-- chat: a grow-only set of notifications keyed by message id, bounded to the newest ``chat_keep``.
+- chat: a grow-only set of notifications keyed by message id, bounded to the newest ``chat_keep``;
+- revoked: per participant, the newest revoked generation of its join tokens (a max register: a
+  participant who left through the API may not come back with a token issued before the leave).
 
 Every merge is ``max`` over a total order (entries are NamedTuples led by their HLC timestamp) or a
 bounded union, so merges are commutative, associative and idempotent; tests/cluster/test_crdt.py checks
@@ -92,10 +94,17 @@ class RoomDiff:
     tracks_removed: list[tuple[str, str]] = field(default_factory=list)
     ended: Ended | None = None
     chat: list[ChatMessage] = field(default_factory=list)
+    revoked: list[tuple[str, int]] = field(default_factory=list)  # (participant id, generation)
 
     def __bool__(self) -> bool:
         return bool(
-            self.joined or self.left or self.tracks_added or self.tracks_removed or self.ended or self.chat
+            self.joined
+            or self.left
+            or self.tracks_added
+            or self.tracks_removed
+            or self.ended
+            or self.chat
+            or self.revoked
         )
 
 
@@ -113,6 +122,7 @@ class RoomState:
         self.t: dict[str, dict[str, TEntry]] = {}
         self.ended: Ended | None = None
         self.c: dict[str, Chat] = {}
+        self.r: dict[str, int] = {}
         self._digest: bytes | None = None
 
     # -- visible state ------------------------------------------------------------------------------
@@ -160,10 +170,15 @@ class RoomState:
             mine_c = self.c.get(mid)
             if mine_c is None or ce > mine_c:
                 self.c[mid] = won.c[mid] = ce
+        revoked = []
+        for pid, generation in other.r.items():
+            if generation > self.r.get(pid, -1):
+                self.r[pid] = won.r[pid] = generation
+                revoked.append((pid, generation))
         self._trim()
         won.c = {mid: e for mid, e in won.c.items() if mid in self.c}
         if self.ended is not None:
-            won.p, won.t, won.c = {}, {}, {}
+            won.p, won.t, won.c, won.r = {}, {}, {}, {}
         self._digest = None
         diff = RoomDiff(ended=newly_ended)
         if self.ended is None:
@@ -173,17 +188,18 @@ class RoomState:
             diff.tracks_added = [v for k, v in after_t.items() if before_t.get(k) != v]
             diff.tracks_removed = [k for k in before_t if k not in after_t]
             diff.chat = [m for m in self.chat() if m.message_id not in before_c]
+            diff.revoked = revoked
         return won, diff
 
     def _trim(self) -> None:
         if self.ended is not None:  # an ended meeting keeps only the flag: nothing else can matter now
-            self.p, self.t, self.c = {}, {}, {}
+            self.p, self.t, self.c, self.r = {}, {}, {}, {}
         elif len(self.c) > self.chat_keep:
             keep = sorted(self.c.items(), key=lambda kv: (kv[1], kv[0]))[-self.chat_keep :]
             self.c = dict(keep)
 
     def is_empty(self) -> bool:
-        return not (self.p or self.t or self.ended or self.c)
+        return not (self.p or self.t or self.ended or self.c or self.r)
 
     def max_ts(self) -> Ts | None:
         stamps = [e.ts for e in self.p.values()] + [e.ts for e in self.c.values()]
@@ -207,6 +223,8 @@ class RoomState:
             out["e"] = _flat(self.ended)
         if self.c:
             out["c"] = [[k, *_flat(e)] for k, e in sorted(self.c.items())]
+        if self.r:
+            out["r"] = [[k, v] for k, v in sorted(self.r.items())]
         return out
 
     @classmethod
@@ -227,6 +245,8 @@ class RoomState:
                 room.ended = Ended(_ts(row[0:3]), _str(row[3]), _str(row[4]))
             for row in data.get("c", []):
                 room.c[_str(row[0])] = Chat(_ts(row[1:4]), _str(row[4]), _str(row[5]), _float(row[6]))
+            for pid, generation in data.get("r", []):
+                room.r[_str(pid)] = _int(generation)
         except (IndexError, TypeError, ValueError) as exc:
             raise DecodeError(f"malformed room {meeting_id!r}: {exc!r}"[:200]) from None
         room._trim()
@@ -262,6 +282,12 @@ def _ts(row: Any) -> Ts:
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise DecodeError("expected a string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise DecodeError("expected a non-negative integer")
     return value
 
 

@@ -88,6 +88,10 @@ class LocalRoomOps:
         self._record(meeting_id, lambda d: setattr(d, "ended", ended))
         self._local.pop(meeting_id, None)
 
+    def revoke(self, meeting_id: str, participant_id: str, generation: int) -> None:
+        """The API revoked a participant's join tokens up to ``generation``: every relay refuses them."""
+        self._record(meeting_id, lambda d: d.r.__setitem__(participant_id, generation))
+
     def add_chat(
         self, meeting_id: str, message_id: str, sender: str, text: str, created_at: float | None = None
     ) -> None:

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from edge_relay.signalling.protocol import too_deep
+
 try:  # msgpack is a declared dependency; JSON keeps the library importable without it
     import msgpack
 
@@ -61,7 +63,10 @@ def decode(codec: int, body: bytes) -> Any:
     if codec == 1 and msgpack is not None:
         return msgpack.unpackb(body, raw=False, strict_map_key=False)
     if codec == 2:
-        return json.loads(body)
+        text = body.decode()
+        if too_deep(text):  # msgpack bounds its own nesting (StackError, a ValueError)
+            raise ValueError("nested too deep")
+        return json.loads(text)
     raise ValueError("unknown codec")
 
 
@@ -147,7 +152,11 @@ class Codec:
         if body is None:  # forged, tampered with, or sealed with a key we do not have
             self.rejected["bad_mac"] += 1
             return None
-        fields = decode(head[2], body)
+        try:
+            fields = decode(head[2], body)
+        except (ValueError, RecursionError):  # a peer with the key, but a bug or a bad version
+            self.rejected["malformed"] += 1
+            return None
         if not isinstance(fields, list) or len(fields) != 6:
             self.rejected["malformed"] += 1
             return None

@@ -16,7 +16,7 @@ from edge_relay.sfu.forwarder import STATS
 
 if TYPE_CHECKING:
     from edge_relay.cluster.coordinator import Coordinator
-    from edge_relay.rooms.room import Rooms
+    from edge_relay.rooms.directory import Rooms
     from edge_relay.sfu.seams import CodecCensus
 
 

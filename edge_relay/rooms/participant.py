@@ -70,9 +70,11 @@ class Participant:
         send: Callable[[str], Awaitable[None]],
         disconnect: Callable[[str], Awaitable[None]],
         stun_servers: list[str] | None = None,
+        generation: int = 0,
     ) -> None:
         self.room = room
         self.id = participant_id
+        self.generation = generation  # of the join token it joined with (see Rooms.revoke)
         self.user_id = user_id
         self.name = name
         self.role = role

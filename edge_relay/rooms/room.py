@@ -2,7 +2,7 @@
 
 Limits travel in the join token (max participants, end of the meeting's maximum duration), so the relay
 enforces them without calling the API. A room ends when its host ends it, when its time is up, or when
-the relay drains; an ended meeting stays refused on this relay.
+the relay drains; an ended meeting stays refused on this relay (edge_relay/rooms/directory.py).
 
 When the meeting also has participants on other relays, the room holds one *link* per such relay
 (edge_relay/cluster/cascade.py): each of our participants' tracks crosses a link once, whatever the
@@ -70,8 +70,11 @@ class RoomListener(Protocol):
     def changed(self, room: Room) -> None:
         """Our participants, their tracks or their mute states changed."""
 
-    def ended(self, room: Room, reason: str) -> None:
-        """The meeting ended here (not: learnt from another relay)."""
+    def ended(self, meeting_id: str, reason: str) -> None:
+        """The meeting ended here, or the API told us it ended (not: learnt from another relay)."""
+
+    def revoked(self, meeting_id: str, participant_id: str, generation: int) -> None:
+        """The API revoked a participant's join tokens up to ``generation`` (they left)."""
 
     def chat(self, room: Room, event: dict[str, Any]) -> None:
         """One of our participants sent a chat message."""
@@ -153,7 +156,7 @@ class Room:
         self.ended = reason
         self._deadline.cancel()
         if relay and self.listener is not None:
-            self.listener.ended(self, reason)
+            self.listener.ended(self.meeting_id, reason)
         await self.broadcast(message("meeting_ended", reason=reason))
         for link in list(self.links.values()):
             if relay:
@@ -252,7 +255,8 @@ class Room:
     async def relay_event(self, event: dict[str, Any], source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
         if event.get("type") == "chat":
-            self.first_sight_of_chat(str(event.get("message_id", "")))
+            if not self.first_sight_of_chat(str(event.get("message_id", ""))):
+                return  # the same stored message announced again (a retry, or a replay): once only
             if self.listener is not None:
                 self.listener.chat(self, event)
         elif event.get("type") == "track_muted" and self.listener is not None:
@@ -309,64 +313,3 @@ class Room:
 def _encode(event: dict[str, Any]) -> str:
     fields = {k: v for k, v in event.items() if k != "type"}
     return message(str(event["type"]), **fields)
-
-
-ENDED_KEPT = 100_000
-
-
-class BoundedDict(OrderedDict[str, str]):
-    """A dict that forgets its oldest entries beyond ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
-
-
-class Rooms:
-    """All rooms of this relay process, by meeting id."""
-
-    def __init__(self) -> None:
-        self.rooms: dict[str, Room] = {}
-        #: Meeting id -> reason, so an ended meeting stays refused (the newest ENDED_KEPT; older ones
-        #: are refused by the API, whose join tokens they would need).
-        self.ended: BoundedDict = BoundedDict(ENDED_KEPT)
-        self.relay_id = ""
-        self.listener: RoomListener | None = None
-
-    def room_for(self, meeting_id: str, max_participants: int, ends_at: float) -> Room:
-        if meeting_id in self.ended:
-            raise JoinRefused("meeting_ended", "the meeting has ended")
-        if ends_at <= time.time():
-            raise JoinRefused("meeting_ended", "the meeting has reached its maximum duration")
-        room = self.rooms.get(meeting_id)
-        if room is None:
-            room = Room(meeting_id, max_participants, ends_at, self._forget)
-            room.relay_id, room.listener = self.relay_id, self.listener
-            self.rooms[meeting_id] = room
-        return room
-
-    def _forget(self, room: Room) -> None:
-        if self.rooms.get(room.meeting_id) is room:
-            del self.rooms[room.meeting_id]
-        if room.ended:
-            self.ended[room.meeting_id] = room.ended
-
-    @property
-    def participant_count(self) -> int:
-        return sum(len(r.participants) for r in self.rooms.values())
-
-    async def tick_forever(self, interval_s: float = 0.2, report_every: int = 5) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(interval_s)
-            ticks += 1
-            for room in list(self.rooms.values()):
-                try:
-                    await room.tick(report=ticks % report_every == 0)
-                except Exception:
-                    log.exception("room tick failed", extra={"meeting_id": room.meeting_id})

@@ -11,8 +11,8 @@ Client -> relay
     unpublish   {source}
     answer      {negotiation, sdp}           to the relay's offer with that number
     mute        {source, muted}
-    reaction    {emoji}                      fanned out to the room
-    chat        {message_id, text}           after the API stored it; fanned out to the room
+    reaction    {notice}                     the API's signed notice of the stored reaction; fanned out
+    chat        {notice}                     the API's signed notice of the stored message; fanned out
     end         {}                           host only: the meeting ends for everyone
     leave       {}
     ping        {}
@@ -28,8 +28,9 @@ Relay -> client
     offer       {negotiation, sdp, tracks}   tracks: mid -> TrackInfo (remote) or {publish: source}
     participant_joined {participant} / participant_left {participant_id, reason}
     track_published {track} / track_unpublished {track_id} / track_muted {track_id, muted}
-    reaction    {participant_id, name, emoji} / chat {participant_id, name, message_id, text}
+    reaction    {participant_id, name, emoji} / chat {participant_id, name, message_id, text, created_at}
     meeting_ended {reason}                   then the relay closes the connection
+    removed     {reason}                     this participant left (through the API): do not reconnect
     error       {code, message}              a bad message is answered and otherwise ignored
     pong        {}
 """
@@ -37,12 +38,17 @@ Relay -> client
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with dozens of m-lines fits; anything larger is refused
+#: Arrays and objects inside each other: the deepest real message (a cascade state) has 6 levels.
+MAX_NESTING = 16
+#: A signed notice (functions/core/tokens.py): a chat message of 2000 characters, base64, fits.
+Notice = Annotated[str, StringConstraints(min_length=1, max_length=16 * 1024)]
 
 Source = Literal["camera", "microphone", "screen"]
 Kind = Literal["audio", "video"]
@@ -116,14 +122,17 @@ class Mute(_Message):
 
 
 class Reaction(_Message):
+    """A reaction the API stored: the relay fans out what the notice says, nothing the sender adds."""
+
     type: Literal["reaction"]
-    emoji: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    notice: Notice
 
 
 class Chat(_Message):
+    """A chat message the API stored (the notice carries its id, sender and text, signed)."""
+
     type: Literal["chat"]
-    message_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    notice: Notice
 
 
 class End(_Message):
@@ -206,16 +215,42 @@ class ProtocolError(Exception):
         self.message = message
 
 
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def too_deep(text: str, limit: int = MAX_NESTING) -> bool:
+    """Whether JSON ``text`` nests arrays and objects deeper than ``limit``, found before parsing (Python's
+    json recurses once per level: 200,000 ``[`` would raise RecursionError). Every step is a regular
+    expression over the whole text, so the cost is a few linear passes in C, whatever the input."""
+    skeleton = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton, removed = _INNERMOST.subn("", skeleton)
+        if not removed:  # unbalanced: not JSON; short enough for the parser to say so safely?
+            return len(skeleton) > limit
+    return bool(skeleton)
+
+
+def load_json(raw: str) -> Any:
+    """``json.loads`` for text from the network: bounded nesting, one error type (ProtocolError)."""
+    if too_deep(raw):
+        raise ProtocolError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError("malformed_json", "the message is not valid JSON") from None
+
+
 def parse_client_message(raw: str | bytes) -> Any:
     """Validate one frame from a client. Raises ProtocolError with a code the client can act on."""
     if isinstance(raw, bytes):
         raise ProtocolError("binary_frame", "send JSON text frames")
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError("message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise ProtocolError("malformed_json", "the message is not valid JSON") from None
+    data = load_json(raw)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("invalid_message", "a message is a JSON object with a string 'type'")
     try:

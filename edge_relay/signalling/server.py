@@ -1,4 +1,5 @@
-"""The relay's network face: ``/ws`` (signalling), ``/healthz`` and ``/metrics``, on one port."""
+"""The relay's network face: ``/ws`` (signalling), ``/notices`` (from the API), ``/healthz`` and
+``/metrics``, on one port."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from edge_relay.config import RelayConfig
 from edge_relay.ops import metrics
-from edge_relay.rooms.room import Rooms
+from edge_relay.rooms import notices
+from edge_relay.rooms.directory import Rooms
 from edge_relay.sfu.seams import CodecCensus
 from edge_relay.signalling import protocol
 from edge_relay.signalling.session import Closed, Session
@@ -50,10 +52,33 @@ class Relay:
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/ws", self.websocket),
+                Route("/notices", self.notices, methods=["POST"]),
                 Route("/healthz", self.healthz),
                 Route("/metrics", self.metrics),
             ]
         )
+
+    async def notices(self, request: Request) -> JSONResponse:
+        """A notice the API pushes (a meeting ended, a participant's tokens revoked): ``{"notice": JWS}``.
+        Public like ``/ws``; only a notice signed with the API's key is acted on."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > NOTICE_MAX_BYTES:
+                return _error(413, "too_large", f"a notice body is at most {NOTICE_MAX_BYTES} bytes")
+        try:
+            token = protocol.load_json(body.decode())["notice"]
+            if not isinstance(token, str):
+                raise TypeError
+            changed = await notices.apply_pushed(self.rooms, notices.verified(token, self.public_key))
+        except protocol.ProtocolError as exc:
+            return _error(400, exc.code, exc.message)
+        except (KeyError, TypeError, UnicodeDecodeError):
+            return _error(400, "invalid_message", 'send {"notice": "<the API\'s signed notice>"}')
+        except notices.NoticeRefused as exc:
+            metrics.COUNTERS.rejects[exc.code] += 1
+            return _error(403 if exc.code == "not_allowed" else 401, exc.code, exc.message)
+        return JSONResponse({"changed": changed})
 
     async def healthz(self, _: Request) -> JSONResponse:
         if self.config.probe_delay_ms:
@@ -71,8 +96,7 @@ class Relay:
 
     async def metrics(self, request: Request) -> Response:
         if not _allowed(request, self.config.metrics_networks):
-            error = {"code": "forbidden", "message": "metrics are served to the local scraper only"}
-            return JSONResponse({"error": error}, status_code=403)
+            return _error(403, "forbidden", "metrics are served to the local scraper only")
         text = metrics.render(self.rooms, self.census, self.lag, self.draining, self.coordinator)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
@@ -133,6 +157,13 @@ class Relay:
             for participant in list(room.participants.values()):
                 await room.remove(participant, reason="relay_draining", notify=False)
                 await participant.disconnect("relay_draining")
+
+
+NOTICE_MAX_BYTES = 8 * 1024
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
 def _allowed(request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

@@ -15,9 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_relay.cluster.credentials import LinkTokenError, verify_link_token
 from edge_relay.config import RelayConfig
 from edge_relay.ops.metrics import COUNTERS
+from edge_relay.rooms import notices
 from edge_relay.rooms.cascade_peer import CascadePeer
+from edge_relay.rooms.directory import Rooms
 from edge_relay.rooms.participant import Participant
-from edge_relay.rooms.room import JoinRefused, Room, Rooms
+from edge_relay.rooms.room import JoinRefused, Room
 from edge_relay.signalling import protocol as p
 from functions.core.tokens import TokenError, verify_join_token
 
@@ -96,7 +98,13 @@ class Session:
         if handler is None:  # only join lacks one: joining twice
             await self.error("already_joined", "this connection has joined already")
             return
-        await handler(msg)
+        try:
+            await handler(msg)
+        except (Closed, ConnectionError):
+            raise
+        except Exception:  # a bug here must not cost the participant its meeting: answer, go on
+            log.exception("message failed", extra={"type": msg.type})
+            await self.error("internal_error", f"'{msg.type}' could not be handled")
 
     async def _join(self, msg: p.Join) -> None:
         if msg.protocol != p.PROTOCOL_VERSION:
@@ -110,6 +118,12 @@ class Session:
         except TokenError as exc:
             await self.error(exc.code, str(exc))
             raise Closed(4401, exc.code) from None
+        try:
+            self.rooms.check_token(claims.meeting_id, claims.participant_id, claims.generation)
+        except JoinRefused as exc:
+            log.info("join refused", extra={"meeting_id": claims.meeting_id, "code": exc.code})
+            await self.error(exc.code, exc.message)
+            raise Closed(4403, exc.code) from None
         if self.rooms.participant_count >= self.config.max_participants:
             await self.error("relay_full", "this relay is at capacity; use another")
             raise Closed(4503, "relay full")
@@ -128,6 +142,7 @@ class Session:
             self.send,
             self.disconnect,
             self.config.stun_servers,
+            generation=claims.generation,
         )
         for source in msg.publish:
             participant.want(source, msg.video_codec)
@@ -214,17 +229,36 @@ class Session:
         event = {"type": "track_muted", "track_id": track_id, "muted": msg.muted}
         await self.room.relay_event(event, source=self.participant)
 
+    async def _stored(self, token: str, kind: str) -> dict[str, object] | None:
+        """The content of the API's notice of what this participant stored, or None (answered)."""
+        assert self.participant is not None and self.room is not None
+        try:
+            notice = notices.verified(token, self.public_key, kind)
+        except notices.NoticeRefused as exc:
+            await self.error(exc.code, exc.message)
+            return None
+        data = notice.data
+        if notice.meeting_id != self.room.meeting_id or data.get("participant_id") != self.participant.id:
+            await self.error("not_allowed", f"that {kind} is not yours in this meeting")
+            return None
+        return data
+
     async def _on_reaction(self, msg: p.Reaction) -> None:
         assert self.participant is not None and self.room is not None
-        event = {"type": "reaction", "participant_id": self.participant.id, "name": self.participant.name}
-        await self.room.relay_event({**event, "emoji": msg.emoji})
+        data = await self._stored(msg.notice, "reaction")
+        if data is not None:
+            event = {"type": "reaction", "participant_id": self.participant.id}
+            event |= {"name": data.get("name", ""), "emoji": data.get("emoji", "")}
+            await self.room.relay_event(event)
 
     async def _on_chat(self, msg: p.Chat) -> None:
         assert self.participant is not None and self.room is not None
-        event = {"type": "chat", "participant_id": self.participant.id, "name": self.participant.name}
-        await self.room.relay_event(
-            {**event, "message_id": msg.message_id, "text": msg.text}, self.participant
-        )
+        data = await self._stored(msg.notice, "chat")
+        if data is not None:
+            fields = ("name", "message_id", "text", "created_at")
+            event = {"type": "chat", "participant_id": self.participant.id}
+            event |= {k: data.get(k) for k in fields}
+            await self.room.relay_event(event, self.participant)
 
     async def _on_end(self, msg: p.End) -> None:
         assert self.participant is not None and self.room is not None

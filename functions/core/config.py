@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     join_private_key: SecretStr | None = None
     join_private_key_arn: str | None = None
     join_token_ttl_s: int = 300
+    #: Notices for the relays (functions/core/tokens.py): how long a chat notice may still be announced
+    #: (a sender's outbox retries across a reconnect), and how long the API waits for a relay's answer.
+    notice_ttl_s: int = 600
+    relay_push_timeout_s: float = 2.0
 
     # Password/passcode hashing (argon2id). Defaults are OWASP's minimum (19 MiB, t=2, p=1).
     argon2_time_cost: int = 2

@@ -3,6 +3,11 @@
 Only PyJWT here, so that a relay can import this module to verify join tokens without the API's stack.
 Access tokens are HS256 (the API alone signs and verifies them). Join tokens are EdDSA (Ed25519): the API
 holds the private key, relays get the public key only, so a compromised relay cannot mint tokens.
+
+*Notices* are what else the API tells relays, signed with the same key: a meeting ended, a participant's
+tokens revoked (they left), and each chat message or reaction the API stored. A relay acts only on a
+notice it verified, so what it fans out or enforces is exactly what the API accepted, whoever carries it
+(the API itself, or the sender's client).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +50,22 @@ class JoinClaims:
     expires_at: int
     meeting_ends_at: int
     max_participants: int
+    #: How many times the API admitted this participant (a leave and a new join make a new one): a
+    #: relay refuses the tokens of a generation that was revoked by a leave.
+    generation: int = 0
+
+
+NoticeKind = Literal["meeting_ended", "participant_revoked", "chat", "reaction"]
+NOTICE_KINDS: tuple[str, ...] = ("meeting_ended", "participant_revoked", "chat", "reaction")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A fact about a meeting, signed by the API for the relays (see the module docstring)."""
+
+    kind: NoticeKind
+    meeting_id: str
+    data: dict[str, Any]
 
 
 def _decode(token: str, key: object, algorithm: str, audience: str, typ: str) -> dict:
@@ -99,6 +120,7 @@ def issue_join_token(claims: JoinClaims, private_key: Ed25519PrivateKey) -> str:
         "role": claims.role,
         "mend": claims.meeting_ends_at,
         "maxp": claims.max_participants,
+        "gen": claims.generation,
     }
     return jwt.encode(payload, private_key, algorithm="EdDSA")
 
@@ -116,6 +138,7 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
             expires_at=int(c["exp"]),
             meeting_ends_at=int(c["mend"]),
             max_participants=int(c["maxp"]),
+            generation=int(c.get("gen", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenError("token_invalid", "the join token lacks required claims") from exc
@@ -124,6 +147,34 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
     if meeting_id is not None and claims.meeting_id != meeting_id:
         raise TokenError("token_wrong_meeting", "the join token is for another meeting")
     return claims
+
+
+def issue_notice(
+    kind: NoticeKind, meeting_id: str, data: dict[str, Any], private_key: Ed25519PrivateKey, ttl_s: int
+) -> str:
+    """Sign a notice for the relays; ``data`` holds plain JSON values only."""
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "aud": JOIN_AUDIENCE,
+        "sub": meeting_id,
+        "typ": "notice",
+        "iat": now,
+        "exp": now + ttl_s,
+        "knd": kind,
+        "dat": data,
+    }
+    return jwt.encode(payload, private_key, algorithm="EdDSA")
+
+
+def verify_notice(token: str, public_key: Ed25519PublicKey, kind: str | None = None) -> Notice:
+    """Verify a notice offline (signature, expiry, audience, and its kind when given)."""
+    c = _decode(token, public_key, "EdDSA", JOIN_AUDIENCE, "notice")
+    if c.get("knd") not in NOTICE_KINDS or not isinstance(c.get("dat"), dict):
+        raise TokenError("token_invalid", "the notice is not well-formed")
+    if kind is not None and c["knd"] != kind:
+        raise TokenError("token_invalid", f"the notice is not a {kind} notice")
+    return Notice(kind=c["knd"], meeting_id=str(c["sub"]), data=c["dat"])
 
 
 def generate_join_keypair() -> tuple[str, str]:

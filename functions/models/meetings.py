@@ -47,3 +47,6 @@ class ParticipantModel(Model):
     joined_at = UTCDateTimeAttribute()
     left_at = UTCDateTimeAttribute(null=True)
     active = BooleanAttribute(default=False)
+    #: Admissions so far (a leave and a join again make the next): join tokens carry it, and a leave
+    #: revokes it at the relays, so a token from before the leave is refused there.
+    generation = NumberAttribute(default=0)

@@ -18,7 +18,15 @@ from functions.core.security import normalize_meeting_id
 from functions.models import ChatItemModel
 from functions.models.base import utcnow
 from functions.schemas.base import MeetingIdPath, Page
-from functions.schemas.chat import ChatMessageOut, ChatPost, ReactionOut, ReactionPost
+from functions.schemas.chat import (
+    ChatMessageOut,
+    ChatMessagePosted,
+    ChatPost,
+    ReactionOut,
+    ReactionPost,
+    ReactionPosted,
+)
+from functions.services import relay_notices
 from functions.services.meetings import meeting_for_member, require_active
 
 router = APIRouter(prefix="/meetings", tags=["chat"], responses=error_responses(400, 401, 404, 422))
@@ -51,9 +59,10 @@ def _decode_cursor(cursor: str | None, meeting_id: str) -> dict[str, Any] | None
 
 def _post(
     meeting_id: str, user: Any, kind: str, body: str, idempotency_key: str
-) -> tuple[ChatItemModel, bool]:
-    """Store the item once per (sender, idempotency key); return it and whether it was new."""
-    meeting, _ = meeting_for_member(meeting_id, user.user_id)
+) -> tuple[ChatItemModel, bool, str]:
+    """Store the item once per (sender, idempotency key); return it, whether it was new, and the
+    sender's participant id (the relay checks that the notice is its sender's)."""
+    meeting, participant = meeting_for_member(meeting_id, user.user_id)
     require_active(meeting)
     item_hash = hashlib.sha256(f"{user.user_id}\x00{idempotency_key}".encode()).hexdigest()[:32]
     item_id = f"{kind}#{item_hash}"
@@ -71,14 +80,14 @@ def _post(
     )
     try:
         item.save(condition=ChatItemModel.item_id.does_not_exist())
-        return item, True
+        return item, True, participant.participant_id
     except PutError as exc:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
     existing = ChatItemModel.get(meeting.meeting_id, item_id, consistent_read=True)
     if existing.body != body:
         raise ApiError(409, "idempotency_key_reused", "this idempotency key was used for different content")
-    return existing, False
+    return existing, False, participant.participant_id
 
 
 def _page(
@@ -130,14 +139,14 @@ def _reaction_out(item: ChatItemModel) -> ReactionOut:
 
 def _store(
     meeting_id: str, user: Any, kind: str, body: str, key: str, response: Response, metric: str
-) -> ChatItemModel:
+) -> tuple[ChatItemModel, str]:
     """Store once; a retry answers 200 with the first item instead of 201."""
-    item, created = _post(normalize_meeting_id(meeting_id), user, kind, body, key)
+    item, created, participant_id = _post(normalize_meeting_id(meeting_id), user, kind, body, key)
     if created:
         count(metric)
     else:
         response.status_code = 200
-    return item
+    return item, participant_id
 
 
 _POST_RESPONSES = {
@@ -149,9 +158,21 @@ _POST_RESPONSES = {
 @router.post("/{meeting_id}/chat", status_code=201, responses=_POST_RESPONSES)
 def post_message(
     meeting_id: MeetingIdPath, body: ChatPost, user: CurrentUser, response: Response
-) -> ChatMessageOut:
-    item = _store(meeting_id, user, "msg", body.text, body.idempotency_key, response, "ChatMessages")
-    return _message_out(item)
+) -> ChatMessagePosted:
+    item, participant_id = _store(
+        meeting_id, user, "msg", body.text, body.idempotency_key, response, "ChatMessages"
+    )
+    out = _message_out(item)
+    notice = {
+        "participant_id": participant_id,
+        "name": out.sender_name,
+        "message_id": out.message_id,
+        "text": out.text,
+        "created_at": out.created_at.isoformat(),
+    }
+    return ChatMessagePosted(
+        **out.model_dump(), relay_notice=relay_notices.sign("chat", item.meeting_id, notice)
+    )
 
 
 @router.get("/{meeting_id}/chat")
@@ -168,9 +189,15 @@ def list_messages(
 @router.post("/{meeting_id}/reactions", status_code=201, responses=_POST_RESPONSES)
 def post_reaction(
     meeting_id: MeetingIdPath, body: ReactionPost, user: CurrentUser, response: Response
-) -> ReactionOut:
-    item = _store(meeting_id, user, "react", body.emoji, body.idempotency_key, response, "Reactions")
-    return _reaction_out(item)
+) -> ReactionPosted:
+    item, participant_id = _store(
+        meeting_id, user, "react", body.emoji, body.idempotency_key, response, "Reactions"
+    )
+    out = _reaction_out(item)
+    notice = {"participant_id": participant_id, "name": out.sender_name, "emoji": out.emoji}
+    return ReactionPosted(
+        **out.model_dump(), relay_notice=relay_notices.sign("reaction", item.meeting_id, notice)
+    )
 
 
 @router.get("/{meeting_id}/reactions")

@@ -35,6 +35,7 @@ from functions.schemas.meetings import (
     MeetingOut,
     ParticipantOut,
 )
+from functions.services import relay_notices
 from functions.services.meetings import (
     NOT_FOUND,
     find_meeting,
@@ -165,6 +166,7 @@ def join_meeting(
             joined_at=utcnow(),
         )
     if not participant.active:
+        participant.generation = int(participant.generation or 0) + 1
         participant.active = True
         participant.left_at = None
         participant.display_name = user.display_name
@@ -181,6 +183,7 @@ def join_meeting(
         expires_at=expires_at,
         meeting_ends_at=int(meeting.ends_at.timestamp()),
         max_participants=int(meeting.max_participants),
+        generation=int(participant.generation or 0),
     )
     return JoinResponse(
         join_token=issue_join_token(claims, join_signing_key()),
@@ -225,12 +228,18 @@ def leave_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> Response:
         except TransactWriteError:
             pass  # a concurrent leave already did it
         count("Leaves")
+        if meeting.status == "active":
+            # The relays refuse this admission's join tokens from now on, and close its session if open.
+            generation = int(participant.generation or 0)
+            data = {"participant_id": participant.participant_id, "generation": generation}
+            relay_notices.push("participant_revoked", meeting.meeting_id, data)
     return Response(status_code=204)
 
 
 @router.post("/{meeting_id}/end", responses=error_responses(403))
 def end_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> MeetingOut:
-    """End the meeting for everyone (host only). Later joins are refused; ending twice is fine."""
+    """End the meeting for everyone (host only): the relays close it and refuse its join tokens, and
+    later joins are refused here. Ending twice is fine (and tells the relays again)."""
     meeting, participant = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
     if participant.role != "host":
         raise ApiError(403, "not_host", "only the host can end the meeting")
@@ -247,4 +256,5 @@ def end_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> MeetingOut:
             count("MeetingsEnded")
         except UpdateError:
             meeting.refresh(consistent_read=True)
+    relay_notices.push("meeting_ended", meeting.meeting_id, {"reason": meeting.end_reason or "host_ended"})
     return meeting_out(meeting)

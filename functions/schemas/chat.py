@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from functions.schemas.base import IdempotencyKey, StrictRequest
 
@@ -42,3 +42,17 @@ class ReactionOut(BaseModel):
     emoji: Emoji
     idempotency_key: str
     created_at: datetime
+
+
+_NOTICE_DOC = (
+    "The API's signed notice of this stored item, for the sender to hand to its relay "
+    "(`{type: chat|reaction, notice}`): relays fan out only what such a notice says."
+)
+
+
+class ChatMessagePosted(ChatMessageOut):
+    relay_notice: str = Field(description=_NOTICE_DOC)
+
+
+class ReactionPosted(ReactionOut):
+    relay_notice: str = Field(description=_NOTICE_DOC)

@@ -20,8 +20,9 @@ _cache: tuple[float, list[RelayModel]] = (0.0, [])
 CACHE_S = 1.0
 
 
-def live_relays() -> list[RelayModel]:
-    """Registry entries that may take a join now (cached for a second: every join reads this)."""
+def registered_relays() -> list[RelayModel]:
+    """Registry entries whose heartbeat is fresh, draining or full ones too (cached for a second:
+    every join reads this)."""
     global _cache
     now = time.time()
     if now - _cache[0] > CACHE_S:
@@ -31,11 +32,12 @@ def live_relays() -> list[RelayModel]:
             logger.exception("relay registry unavailable")
             entries = []
         _cache = (now, entries)
-    return [
-        r
-        for r in _cache[1]
-        if now - float(r.heartbeat_at) < HEARTBEAT_FRESH_S and not r.draining and r.participants < r.capacity
-    ]
+    return [r for r in _cache[1] if now - float(r.heartbeat_at) < HEARTBEAT_FRESH_S]
+
+
+def live_relays() -> list[RelayModel]:
+    """Registered relays that may take a join now."""
+    return [r for r in registered_relays() if not r.draining and r.participants < r.capacity]
 
 
 def rank_relays(region_hint: str | None) -> list[RelayOut]:

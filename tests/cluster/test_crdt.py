@@ -33,6 +33,7 @@ update = st.one_of(
     st.tuples(st.just("t"), pids, st.sampled_from(["t1", "t2"]), tentry),
     st.tuples(st.just("e"), ended),
     st.tuples(st.just("c"), st.sampled_from([f"m{i}" for i in range(6)]), chat),
+    st.tuples(st.just("r"), pids, st.integers(0, 3)),
 )
 
 
@@ -44,6 +45,8 @@ def delta(u: tuple[Any, ...]) -> RoomState:
         room.t[u[1]] = {u[2]: u[3]}
     elif u[0] == "e":
         room.ended = u[1]
+    elif u[0] == "r":
+        room.r[u[1]] = u[2]
     else:
         room.c[u[1]] = u[2]
     return room
@@ -176,3 +179,14 @@ def test_typical_room_fits_one_datagram() -> None:
     one.p["p0"] = room.p["p00000000"]
     assert encoded_size(["meeting-0123456789", one.to_wire()]) < 120
     assert 1400 < encoded_size(["meeting-0123456789", room.to_wire()]) < 2500
+
+
+def test_revocations_keep_the_newest_generation_and_are_reported_once() -> None:
+    room = RoomState("m", KEEP)
+    _, diff = room.merge(delta(("r", "p1", 2)))
+    assert diff.revoked == [("p1", 2)] and room.r == {"p1": 2}
+    _, diff = room.merge(delta(("r", "p1", 1)))  # an older revocation arriving late changes nothing
+    assert not diff and room.r == {"p1": 2}
+    assert copy(room).r == {"p1": 2}  # survives the wire form
+    room.merge(delta(("e", Ended(Ts(9, 0, "a"), "host", "r1"))))
+    assert room.r == {}  # an ended meeting refuses every token anyway

@@ -73,7 +73,12 @@ async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, st
         assert m_near['relay_codec_instances_total{type="decoder"}'] == 0
 
         # Chat from the far relay reaches the near one once (link and gossip both carry it).
-        await b.conn.send_message({"type": "chat", "message_id": "m-1", "text": "hello from afar"})
+        stored = api.post(
+            f"/meetings/{meeting['meeting_id']}/chat",
+            guests[0],
+            json={"text": "hello from afar", "idempotency_key": "cascade-chat-1"},
+        ).json()
+        await b.conn.send_message({"type": "chat", "notice": stored["relay_notice"]})
         assert await wait_until(lambda: any(e.type == "chat" for e in a.events), 5)
         await asyncio.sleep(1.0)  # the gossip copy arrives meanwhile, and must not be delivered again
         chats = [e for e in a.events if e.type == "chat"]

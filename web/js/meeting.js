@@ -255,13 +255,14 @@ export class Meeting extends Emitter {
         participant_id: msg.participant_id,
         sender_name: msg.name,
         text: msg.text,
-        created_at: new Date().toISOString(),
+        created_at: msg.created_at ?? new Date().toISOString(),
         own: false,
       }),
     );
     connection.on("reaction", (msg) => this.emit("reaction", msg));
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
+    connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
     connection.on("closed", ({ reason }) => {
       if (this.connection !== connection || this._leaving || this.ended) return;
       if (reason === "meeting_ended" || reason === "host_ended") this._finish(reason);
@@ -318,9 +319,10 @@ export class Meeting extends Emitter {
   _announce(item, stored) {
     if (item.kind === "chat") {
       this._addChat({ ...stored, own: true });
-      this.connection?.send({ type: "chat", message_id: stored.message_id, text: stored.text });
+      // The relay fans out only the API's signed notice of what it stored, never text of our own.
+      this.connection?.send({ type: "chat", notice: stored.relay_notice });
     } else if (this.connection?.open) {
-      this.connection.send({ type: "reaction", emoji: stored.emoji }); // the relay echoes it to us too
+      this.connection.send({ type: "reaction", notice: stored.relay_notice }); // the relay echoes it to us too
     } else {
       this.emit("reaction", { participant_id: this.participantId, name: this.selfName, emoji: stored.emoji });
     }

@@ -125,6 +125,7 @@ export class RelayConnection extends Emitter {
         return;
       case "meeting_ended":
       case "migrate":
+      case "removed":
         this.closeReason = msg.reason ?? msg.type;
         break;
       case "participant_joined":
@@ -213,7 +214,7 @@ export class RelayConnection extends Emitter {
     this._send({ type: "mute", source, muted });
   }
 
-  /** chat {message_id, text} (after the API stored it), reaction {emoji}, end {} ... */
+  /** chat {notice}, reaction {notice} (the API's signed notices of what it stored), end {} ... */
   send(body) {
     this._send(body);
   }
