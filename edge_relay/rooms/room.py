@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from edge_relay.rooms.participant import Participant
@@ -158,9 +158,9 @@ class Room:
         if relay and self.listener is not None:
             self.listener.ended(self.meeting_id, reason)
         await self.broadcast(message("meeting_ended", reason=reason))
+        if relay:
+            await self._to_links(lambda link: link.send_relayed({"type": "meeting_ended", "reason": reason}))
         for link in list(self.links.values()):
-            if relay:
-                await link.send_relayed({"type": "meeting_ended", "reason": reason})
             await self.remove_link(link, announce=False)
         for participant in list(self.participants.values()):
             await participant.close()
@@ -218,9 +218,12 @@ class Room:
         if not self.links:
             return
         state = self.local_state()
-        for link in list(self.links.values()):
+
+        async def update(link: Link) -> None:
             await link.send_state(state)
             await link.negotiate()
+
+        await self._to_links(update)
 
     async def add_link(self, link: Link) -> None:
         previous = self.links.get(link.relay_id)
@@ -228,8 +231,12 @@ class Room:
             await self.remove_link(previous, announce=False)
         self.links[link.relay_id] = link
         await self.on_link_state(link, LinkState(relay_id=link.relay_id), link.state)
-        await link.send_state(self.local_state())
-        await link.negotiate()
+
+        async def introduce(link: Link) -> None:
+            await link.send_state(self.local_state())
+            await link.negotiate()
+
+        await self._to_links(introduce, [link])
 
     async def remove_link(self, link: Link, announce: bool = True) -> None:
         if self.links.get(link.relay_id) is not link:
@@ -241,6 +248,22 @@ class Room:
             await self.on_link_state(link, link.state, LinkState(relay_id=link.relay_id))
             if gone:
                 await self.on_tracks_changed(link, unpublished=gone)
+
+    async def _to_links(
+        self, speak: Callable[[Link], Awaitable[None]], links: Iterable[Link] | None = None
+    ) -> None:
+        """Say something to each link (all by default). A link that cannot be spoken to is dead (its
+        socket closed, e.g. by a keepalive during a cut): it is dropped, so that the coordinator dials
+        the peer again once it answers, and nothing it says later counts. Never raises: the caller is
+        acting for one of our participants, who must not pay for another relay's connection."""
+        for link in list(self.links.values() if links is None else links):
+            if self.links.get(link.relay_id) is not link:
+                continue
+            try:
+                await speak(link)
+            except Exception as exc:
+                log.warning("link unusable: dropped", extra={"peer": link.relay_id, "error": repr(exc)[:200]})
+                await self.remove_link(link)
 
     async def on_link_state(self, link: Link, old: LinkState, new: LinkState) -> None:
         """Tell our participants who joined or left on the other relay."""
@@ -262,8 +285,7 @@ class Room:
         elif event.get("type") == "track_muted" and self.listener is not None:
             self.listener.changed(self)
         await self.broadcast(_encode(event), exclude=source)
-        for link in list(self.links.values()):
-            await link.send_relayed(event)
+        await self._to_links(lambda link: link.send_relayed(event))
 
     async def on_relayed(self, link: Link, event: dict[str, Any]) -> None:
         """An event from a linked relay's participant: to ours only (never relayed on)."""

@@ -134,8 +134,11 @@ class Agent:
                 self.spawn(self.chat(rest))
             elif verb in ("mute", "unmute") and rest:
                 await self.meeting.mute(rest, verb == "mute")
-            elif verb == "end":
+            elif verb == "end":  # through the API (which tells every relay) and the relay
                 await self.meeting.end()
+            elif verb == "end-on-relay":  # the host's relay only: the cluster must carry it
+                assert self.meeting.connection is not None
+                await self.meeting.connection.send_message({"type": "end"})
             elif verb in ("leave", "quit"):
                 if not self.meeting.ended.is_set():
                     await self.meeting.leave()

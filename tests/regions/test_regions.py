@@ -289,6 +289,8 @@ def test_cut_between_two_regions_only(world: World) -> None:
 
 
 def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -> None:
+    """The host ends the meeting on its relay alone, which is cut off from the others: they learn it
+    from the cluster state at the heal. (An end through the API reaches every relay at once: below.)"""
     host = world.api.new_user("Host")
     meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
@@ -296,7 +298,7 @@ def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -
         b.wait_for(receiving(b, [a1, c]), 60)
         world.isolate(1)
         try:
-            a1.send("end")
+            a1.send("end-on-relay")
             a1.wait_for(lambda s: s["ended"], 10)
             time.sleep(1)
             assert b.latest()["ended"] is None and c.latest()["ended"] is None  # cut off: not yet
@@ -306,6 +308,24 @@ def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -
             status = a.wait_for(lambda s: s["ended"], HEAL_BOUND_S)
             assert status["ended"] == "host_ended", status["ended"]
         # An ended meeting stays ended on every relay: a late join is refused.
+
+
+def test_end_through_the_api_reaches_relays_cut_off_from_the_hosts(world: World) -> None:
+    """Region 1 is cut off from the other relays (not from the API): ending the meeting through the API
+    reaches regions 2 and 3 at once, because the API tells every registered relay itself."""
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        a1, b, c = one_per_region(world, stack, meeting, host)
+        b.wait_for(receiving(b, [a1, c]), 60)
+        world.isolate(1)
+        try:
+            a1.send("end")
+            for a in (a1, b, c):
+                status = a.wait_for(lambda s: s["ended"], 10)
+                assert status["ended"] == "host_ended", (a.name, status["ended"])
+        finally:
+            world.heal(1)
 
 
 def test_crashed_relay_is_declared_dead_and_its_participants_move(world: World) -> None:
