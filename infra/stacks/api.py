@@ -70,7 +70,10 @@ ACCESS: dict[str, Access] = {
         join_key=True,
         relays=True,
     ),
-    "chat": Access(tables={"chat": WRITE, "meetings": WRITE, "participants": READ, "users": READ}),
+    # The join key signs the relay notice of each stored message (functions/services/relay_notices.py).
+    "chat": Access(
+        tables={"chat": WRITE, "meetings": WRITE, "participants": READ, "users": READ}, join_key=True
+    ),
     "recordings": Access(
         tables={"recordings": WRITE, "meetings": WRITE, "participants": READ},
         bucket_prefix="recordings/",

@@ -61,7 +61,7 @@ def test_one_arm64_function_per_concern_running_the_real_handlers(synth: Synth) 
         assert env["MEETUP_TABLE_PREFIX"] == config.table_prefix
         assert "Ref" in env["MEETUP_JWT_SECRET_ARN"]
         assert ("MEETUP_BUCKET" in env) == (concern in ("settings", "recordings"))
-        assert ("MEETUP_JOIN_PRIVATE_KEY_ARN" in env) == (concern == "meetings")
+        assert ("MEETUP_JOIN_PRIVATE_KEY_ARN" in env) == (concern in ("meetings", "chat"))
     assert functions[f"{config.name}-auth"]["Properties"]["MemorySize"] == config.lambda_auth_memory_mib
 
 
