@@ -189,6 +189,9 @@ class Participant:
         changed = False
         for track_id, (track, info) in wanted.items():
             slot = self.receive_slots.get(track_id)
+            if slot is not None and slot.track is not track:  # the same id from a new source (a
+                self._retire(self.receive_slots.pop(track_id))  # participant moved relays): re-offer
+                slot = None
             if slot is not None:
                 slot.info = info
                 continue
@@ -199,12 +202,15 @@ class Participant:
             self.receive_slots[track_id] = EgressSlot(transceiver, track, info)
             changed = True
         for track_id in set(self.receive_slots) - set(wanted):
-            slot = self.receive_slots.pop(track_id)
-            slot.transceiver.direction = "inactive"
-            if slot.subscription in slot.track.subscriptions:
-                slot.track.subscriptions.remove(slot.subscription)
+            self._retire(self.receive_slots.pop(track_id))
             changed = True
         return changed
+
+    @staticmethod
+    def _retire(slot: EgressSlot) -> None:
+        slot.transceiver.direction = "inactive"
+        if slot.subscription in slot.track.subscriptions:
+            slot.track.subscriptions.remove(slot.subscription)
 
     async def on_answer(self, negotiation: int, sdp: str) -> None:
         if negotiation != self.awaiting_answer:

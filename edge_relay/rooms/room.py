@@ -114,12 +114,33 @@ class Room:
 
     def head_count(self) -> int:
         """Participants of the meeting here and on every linked relay."""
-        return len(self.participants) + sum(len(link.state.participants) for link in self.links.values())
+        return len(self.visible())
+
+    def visible(self, skip: object = None) -> dict[str, ParticipantInfo]:
+        """Who is in the meeting as seen from here: our participants, and those the current links
+        announce (without ``skip``). Ours win: a participant who moved here from another relay is here,
+        whatever a late state of that relay's link still says; two links saying the same, one counts."""
+        seen: dict[str, ParticipantInfo] = {}
+        for link in self.links.values():
+            if link is not skip:
+                for info in link.state.participants:
+                    seen.setdefault(info.participant_id, info)
+        for participant in self.participants.values():
+            if participant is not skip:
+                seen[participant.id] = participant.info()
+        return seen
 
     def everyone_else(self, participant: Participant) -> list[ParticipantInfo]:
         """What a joining participant is told about the others, local or behind a link."""
-        local = [p.info() for p in self.participants.values() if p is not participant]
-        return local + [info for link in self.links.values() for info in link.state.participants]
+        return [info for pid, info in self.visible().items() if pid != participant.id]
+
+    async def _announce(self, before: dict[str, ParticipantInfo], after: dict[str, ParticipantInfo]) -> None:
+        """Tell our participants who appeared or disappeared between two views of the meeting."""
+        for pid, info in after.items():
+            if pid not in before:
+                await self.broadcast(message("participant_joined", participant=info))
+        for pid in before.keys() - after.keys():
+            await self.broadcast(message("participant_left", participant_id=pid, reason="left"))
 
     async def add(self, participant: Participant) -> None:
         self.check_admission(participant.id)
@@ -138,10 +159,10 @@ class Room:
         del self.participants[participant.id]
         gone = [info for _, info in participant.tracks]
         await participant.close()
-        if notify:
+        if notify and participant.id not in self.visible():  # not: moved to a linked relay already
             await self.broadcast(message("participant_left", participant_id=participant.id, reason=reason))
         if gone:
-            await self.on_tracks_changed(participant, unpublished=gone)
+            await self._tracks_changed(participant, unpublished=gone)
         else:
             await self.sync_links()
         if not self.participants:
@@ -175,11 +196,30 @@ class Room:
 
     def tracks_for(self, peer: Participant | Link) -> list[tuple[PublishedTrack, TrackInfo]]:
         """The tracks ``peer`` should receive: a participant gets everyone else's, local or linked; a
-        link gets only our own participants' (each track crosses a relay pair once, never back)."""
+        link gets only our own participants' (each track crosses a relay pair once, never back). A
+        linked track of a participant who is here now is stale (it moved here), and is left out."""
         if getattr(peer, "is_link", False):
             return self.local_tracks()
-        linked = [t for link in self.links.values() for t in link.tracks]
-        return [t for other in self.participants.values() if other is not peer for t in other.tracks] + linked
+        tracks = [t for other in self.participants.values() if other is not peer for t in other.tracks]
+        ids = {track.track_id for track, _ in tracks}
+        for link in self.links.values():
+            for track, info in link.tracks:
+                if info.participant_id not in self.participants and track.track_id not in ids:
+                    ids.add(track.track_id)
+                    tracks.append((track, info))
+        return tracks
+
+    def _track_ids(self, skip: object = None) -> set[str]:
+        """Track ids visible here (our participants' and the current links' announcements)."""
+        ids = {info.track_id for p in self.participants.values() if p is not skip for _, info in p.tracks}
+        for link in self.links.values():
+            if link is not skip:
+                ids |= {
+                    t.info.track_id
+                    for t in link.state.tracks
+                    if t.info.participant_id not in self.participants
+                }
+        return ids
 
     async def on_tracks_changed(
         self,
@@ -187,6 +227,21 @@ class Room:
         published: Iterable[TrackInfo] = (),
         unpublished: Iterable[TrackInfo] = (),
     ) -> None:
+        """A participant's or a link's tracks changed (a stale link speaks for nobody)."""
+        if getattr(publisher, "is_link", False) and not self.is_current(publisher):  # type: ignore[arg-type]
+            return
+        await self._tracks_changed(publisher, published, unpublished)
+
+    async def _tracks_changed(
+        self,
+        publisher: Participant | Link,
+        published: Iterable[TrackInfo] = (),
+        unpublished: Iterable[TrackInfo] = (),
+    ) -> None:
+        if getattr(publisher, "is_link", False):  # a link's news of a participant who is here: stale
+            published = [i for i in published if i.participant_id not in self.participants]
+        still = self._track_ids(skip=publisher)  # the same ids from elsewhere: re-offered, not gone
+        unpublished = [i for i in unpublished if i.track_id not in still]
         for info in published:
             await self.broadcast(message("track_published", track=info), exclude=publisher)
         for info in unpublished:
@@ -225,12 +280,19 @@ class Room:
 
         await self._to_links(update)
 
+    def is_current(self, link: Link) -> bool:
+        """Whether ``link`` is this room's link to its relay (not one replaced, dropped or never added)."""
+        return self.links.get(link.relay_id) is link
+
     async def add_link(self, link: Link) -> None:
         previous = self.links.get(link.relay_id)
-        if previous is not None and previous is not link:
+        if previous is not None and previous is not link:  # the peer dialed anew: the old link is stale
             await self.remove_link(previous, announce=False)
+        before = self.visible(skip=link)
+        if previous is not None and previous is not link:
+            before = {**{i.participant_id: i for i in previous.state.participants}, **before}
         self.links[link.relay_id] = link
-        await self.on_link_state(link, LinkState(relay_id=link.relay_id), link.state)
+        await self._announce(before, self.visible())
 
         async def introduce(link: Link) -> None:
             await link.send_state(self.local_state())
@@ -241,13 +303,13 @@ class Room:
     async def remove_link(self, link: Link, announce: bool = True) -> None:
         if self.links.get(link.relay_id) is not link:
             return
+        before = self.visible()
         del self.links[link.relay_id]
         gone = [info for _, info in link.tracks]
         await link.close()
         if announce:
-            await self.on_link_state(link, link.state, LinkState(relay_id=link.relay_id))
-            if gone:
-                await self.on_tracks_changed(link, unpublished=gone)
+            await self._announce(before, self.visible())
+            await self._tracks_changed(link, unpublished=gone)
 
     async def _to_links(
         self, speak: Callable[[Link], Awaitable[None]], links: Iterable[Link] | None = None
@@ -257,7 +319,7 @@ class Room:
         the peer again once it answers, and nothing it says later counts. Never raises: the caller is
         acting for one of our participants, who must not pay for another relay's connection."""
         for link in list(self.links.values() if links is None else links):
-            if self.links.get(link.relay_id) is not link:
+            if not self.is_current(link):
                 continue
             try:
                 await speak(link)
@@ -266,14 +328,15 @@ class Room:
                 await self.remove_link(link)
 
     async def on_link_state(self, link: Link, old: LinkState, new: LinkState) -> None:
-        """Tell our participants who joined or left on the other relay."""
-        before = {p.participant_id for p in old.participants}
-        after = {p.participant_id: p for p in new.participants}
-        for pid, info in after.items():
-            if pid not in before:
-                await self.broadcast(message("participant_joined", participant=info))
-        for pid in before - set(after):
-            await self.broadcast(message("participant_left", participant_id=pid, reason="left"))
+        """Tell our participants who joined or left on the other relay: only what changes the meeting
+        as seen from here (someone who moved from that relay to this one or a third has not left), and
+        only from the current link to that relay (a replaced one's late update speaks for nobody)."""
+        if not self.is_current(link):
+            return
+        others = self.visible(skip=link)
+        before = {**{i.participant_id: i for i in old.participants}, **others}
+        after = {**{i.participant_id: i for i in new.participants}, **others}
+        await self._announce(before, after)
 
     async def relay_event(self, event: dict[str, Any], source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
@@ -289,6 +352,8 @@ class Room:
 
     async def on_relayed(self, link: Link, event: dict[str, Any]) -> None:
         """An event from a linked relay's participant: to ours only (never relayed on)."""
+        if not self.is_current(link):
+            return  # a replaced or dropped link's late event: the current one, or the gossip, has it
         if event.get("type") == "meeting_ended":
             await self.end(str(event.get("reason", "host_ended")), relay=False)
         elif event.get("type") == "chat":

@@ -136,6 +136,9 @@ class Agent:
                 await self.meeting.mute(rest, verb == "mute")
             elif verb == "end":  # through the API (which tells every relay) and the relay
                 await self.meeting.end()
+            elif verb == "move":  # drop this relay's connection: the SDK moves to the next nearest
+                assert self.meeting.connection is not None
+                await self.meeting.connection.close(leave=False)
             elif verb == "end-on-relay":  # the host's relay only: the cluster must carry it
                 assert self.meeting.connection is not None
                 await self.meeting.connection.send_message({"type": "end"})
