@@ -81,6 +81,10 @@ class Meeting:
         self.ended = asyncio.Event()
         self.end_reason = ""
         self.chat: dict[str, dict[str, Any]] = {}  # message id -> message, deduplicated
+        #: Our stored messages the relay has not acknowledged yet: announced again after a reconnect
+        #: (the API's notice stays valid for minutes), so a message confirmed by the API reaches the
+        #: others live even if the connection it was first announced on died.
+        self._unacked: dict[str, dict[str, Any]] = {}
         self._queue: asyncio.Queue[MeetingEvent] = asyncio.Queue()
         self._callbacks: dict[str, list[Callable[[MeetingEvent], Any]]] = {}
         self._leaving = False
@@ -163,6 +167,7 @@ class Meeting:
                 delay = min(5.0, delay * 2)
                 continue
             await self._emit(MeetingEvent("reconnected", {"relay": self.relay_url}))
+            await self._announce_unacked()
             await self._catch_up_chat()
             return
 
@@ -202,6 +207,8 @@ class Meeting:
                 await self._emit(MeetingEvent("chat", data))
         elif kind in ("participant_joined", "participant_left", "track_muted", "reaction", "track_published"):
             await self._emit(MeetingEvent(kind, data))
+        elif kind == "chat_ack":
+            self._unacked.pop(str(data.get("message_id")), None)
         elif kind == "error":
             log.warning("relay error", extra={"code": data.get("code")})
 
@@ -276,13 +283,24 @@ class Meeting:
         if isinstance(stored, ChatMessagePosted):
             self.chat[stored.message_id] = stored.model_dump(mode="json", exclude={"relay_notice"})
             body = {"type": "chat", "notice": stored.relay_notice}
-        elif isinstance(stored, ReactionPosted):
+            self._unacked[stored.message_id] = body
+        elif isinstance(stored, ReactionPosted):  # a reaction is of the moment: no second try
             body = {"type": "reaction", "notice": stored.relay_notice}
         else:
             return
+        await self._send_to_relay(body)
+
+    async def _send_to_relay(self, body: dict[str, Any]) -> None:
+        """Best effort: a failure here is a dead connection, which reconnecting deals with."""
         if self.connection is not None and not self.connection.closed.is_set():
-            with contextlib.suppress(Exception):
+            try:
                 await self.connection.send_message(body)
+            except Exception as exc:
+                log.info("relay send failed", extra={"type": body.get("type"), "error": repr(exc)[:200]})
+
+    async def _announce_unacked(self) -> None:
+        for body in list(self._unacked.values()):
+            await self._send_to_relay(body)
 
     async def _catch_up_chat(self) -> None:
         """After a reconnect: messages sent while this client was away, from the API's history."""

@@ -208,6 +208,16 @@ class CascadeLink:
         """The peer makes the offers; it learns our new tracks from ``send_state``."""
 
     async def send_state(self, state: LinkState) -> None:
+        """Our participants or tracks changed. A track we forwarded that is gone, or that is another
+        object now under the same id (its participant reconnected), stops here: the peer re-offers what
+        it still wants, and a new m-line is bound to the current track, never the stale one."""
+        local = {track.track_id: track for track, _ in self.room.local_tracks()}
+        for track_id, (_, sub) in list(self.outgoing.items()):
+            current = local.get(track_id)
+            if current is None or (sub is not None and sub.track is not current):
+                del self.outgoing[track_id]
+                if sub is not None and sub in sub.track.subscriptions:
+                    sub.track.subscriptions.remove(sub)
         await self._send({"type": "cascade_update", "state": state.model_dump()})
 
     async def send_relayed(self, event: dict[str, Any]) -> None:

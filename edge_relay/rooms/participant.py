@@ -91,6 +91,7 @@ class Participant:
         self.negotiation = 0
         self.awaiting_answer: int | None = None
         self._dirty = False
+        self._unpublished = False  # a publish m-line went inactive: the peer must hear it (an offer)
         #: One offer at a time: two callers (our own join, another participant's new track) must not
         #: interleave at createOffer's await and send two offers, of which the client answers the stale one.
         self._offering = asyncio.Lock()
@@ -140,7 +141,8 @@ class Participant:
             self._dirty = True
             return
         self._dirty = False
-        changed = self._add_publish_slots() | self._sync_receive_slots()
+        changed = self._add_publish_slots() | self._sync_receive_slots() | self._unpublished
+        self._unpublished = False
         if not changed and self.negotiation > 0:
             return
         if not self.pc.getTransceivers():
@@ -277,6 +279,7 @@ class Participant:
         if slot is None:
             return None
         slot.transceiver.direction = "inactive"
+        self._unpublished = True
         if slot.track is not None:
             self.demux.remove(slot.track)
         return slot.track

@@ -31,6 +31,7 @@ Relay -> client
     reaction    {participant_id, name, emoji} / chat {participant_id, name, message_id, text, created_at}
     meeting_ended {reason}                   then the relay closes the connection
     removed     {reason}                     this participant left (through the API): do not reconnect
+    chat_ack    {message_id}                 the relay has this participant's chat notice: no resend
     error       {code, message}              a bad message is answered and otherwise ignored
     pong        {}
 """

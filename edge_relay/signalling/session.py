@@ -259,6 +259,9 @@ class Session:
             event = {"type": "chat", "participant_id": self.participant.id}
             event |= {k: data.get(k) for k in fields}
             await self.room.relay_event(event, self.participant)
+            # The sender keeps announcing it (after a reconnect) until this: confirmed chat reaches
+            # everyone live even when the first announcement died with a connection.
+            await self.send(p.message("chat_ack", message_id=data.get("message_id")))
 
     async def _on_end(self, msg: p.End) -> None:
         assert self.participant is not None and self.room is not None

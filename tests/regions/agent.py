@@ -177,6 +177,7 @@ async def run(args: argparse.Namespace) -> int:
             args.passcode or None,
             publish={"camera": camera, "microphone": microphone},
             region=args.region,
+            pin_region=args.pin_region,
             background=False,  # the user's background effect would load mediapipe: not what is tested
         )
     except MeetupError as exc:
@@ -223,6 +224,7 @@ def main() -> None:
     parser.add_argument("--meeting", required=True)
     parser.add_argument("--passcode", default="")
     parser.add_argument("--region", default=None, help="region hint for the API's relay ranking")
+    parser.add_argument("--pin-region", action="store_true", help="only that region's relays")
     parser.add_argument("--name", default="agent")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)

@@ -51,7 +51,8 @@ def sees_the_truth(agents: list[Agent], seconds: float = 2.0) -> dict[str, str]:
                     now.get("video", 0) <= then.get("video", 0) + 3
                     or now.get("audio", 0) <= then.get("audio", 0) + 10
                 ):
-                    wrong[a.name] = f"no media from {pid}: {then} -> {now}"
+                    name = next(o.name for o in agents if pids[o.name] == pid)
+                    wrong[a.name] = f"no media from {name}: {then} -> {now}"
     return wrong
 
 
@@ -65,7 +66,10 @@ def converges(agents: list[Agent], timeout_s: float = HEAL_BOUND_S, stays_s: flo
         return not wrong
 
     started = time.monotonic()
-    assert wait(right, timeout_s, step_s=0.0), wrong
+    events = lambda: {n: next(a for a in agents if a.name == n).latest()["events"][-12:] for n in wrong}  # noqa: E731
+    if not wait(right, timeout_s, step_s=0.0):
+        print("\n  last events:", events())
+        raise AssertionError(wrong)
     print(f"\n  converged {time.monotonic() - started:.1f} s after the heal", end="")
     time.sleep(stays_s)
     assert right(), wrong
@@ -109,6 +113,41 @@ def test_a_participant_moves_while_a_link_flaps(world: World) -> None:
         finally:
             world.wan.heal(1, 2)
         converges([a, b, c])
+
+
+def chat_texts(a: Agent) -> list[str]:
+    return [c["text"] for c in a.latest()["chats"]]
+
+
+def test_chat_confirmed_while_cut_off_from_its_relay_reaches_everyone_once(world: World) -> None:
+    """D sits in region 1 but is pinned to region 2's relay. Regions 1 and 2 are cut apart for 25 s:
+    D still reaches the API, which stores and confirms its three messages, but not its relay (its
+    connection dies, and what it had sent on it). After the heal, everyone gets each message once."""
+    host = world.api.new_user("Host")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        a, b, c = one_per_region(world, stack, meeting, host)
+        d = agent(world, stack, 1, world.api.new_user("D"), meeting, "d", region="r2", args=("--pin-region",))
+        assert d.latest()["relay"] == world.regions[2].relay.url
+        everyone = [a, b, c, d]
+        all_receive_all(everyone)
+        texts = [f"confirmed while cut off {i}" for i in range(3)]
+        world.wan.cut(1, 2)
+        try:
+            time.sleep(2)
+            for text in texts:
+                d.send(f"chat {text}")
+            d.wait_for(lambda s: len(s["sent"]) == 3, 20)  # the API stored and confirmed them
+            time.sleep(23)
+        finally:
+            world.wan.heal(1, 2)
+        for x in (a, b, c):
+            x.wait_for(lambda s: all(t in [m["text"] for m in s["chats"]] for t in texts), HEAL_BOUND_S + 20)
+        time.sleep(3)  # a second copy by another path would arrive meanwhile
+        for x in (a, b, c):
+            assert all(chat_texts(x).count(t) == 1 for t in texts), (x.name, chat_texts(x))
+        # D's own connection came back after the heal (within the SDK's 5 s retry back-off).
+        converges(everyone, timeout_s=HEAL_BOUND_S + 15)
 
 
 def test_isolating_a_region_again_and_again_loses_nobody(world: World) -> None:

@@ -110,7 +110,17 @@ def wait(condition: Callable[[], Any], timeout_s: float, step_s: float = 0.2) ->
     return bool(condition())
 
 
-def agent(world: World, stack: ExitStack, site: int, user: Any, meeting: dict, name: str) -> Agent:
+def agent(
+    world: World,
+    stack: ExitStack,
+    site: int,
+    user: Any,
+    meeting: dict,
+    name: str,
+    region: str | None = None,
+    args: tuple[str, ...] = (),
+) -> Agent:
+    """A participant in ``site``, hinting its own region (or ``region``) to the API."""
     joined = world.api.join(meeting, user)
     assert joined.status_code == 200, joined.text
     a = Agent.for_user(
@@ -120,9 +130,9 @@ def agent(world: World, stack: ExitStack, site: int, user: Any, meeting: dict, n
         api=world.control.api_url,
         meeting_id=meeting["meeting_id"],
         passcode=meeting["passcode"],
-        region=REGIONS[site],
+        region=region or REGIONS[site],
         name=name,
-        args=SMALL_VIDEO,
+        args=(*SMALL_VIDEO, *args),
     )
     stack.enter_context(a)
     a.wait_for(lambda s: s.get("participant_id"), 30)

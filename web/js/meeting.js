@@ -44,6 +44,7 @@ export class Meeting extends Emitter {
     this.participants = new Map(); // participant_id -> {participant_id, name, role}
     this.remoteTracks = new Map(); // track_id -> {info, track}
     this.chat = new Map(); // message_id -> message, deduplicated
+    this.unacked = new Map(); // message_id -> our chat announcement the relay has not acknowledged
     this.notices = []; // what the user should know from joining (e.g. no camera)
     this.ended = false;
     this.endReason = "";
@@ -260,6 +261,7 @@ export class Meeting extends Emitter {
       }),
     );
     connection.on("reaction", (msg) => this.emit("reaction", msg));
+    connection.on("chat_ack", ({ message_id }) => this.unacked.delete(message_id));
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
     connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
@@ -292,6 +294,8 @@ export class Meeting extends Emitter {
       try {
         await this._connect(null, previousUrl);
         this.emit("reconnected", { relay: this.relayUrl });
+        // Our stored messages the relay never acknowledged: again (their notices stay valid minutes).
+        for (const body of this.unacked.values()) this.connection?.send(body);
         await this._loadHistory();
         return;
       } catch (error) {
@@ -319,8 +323,11 @@ export class Meeting extends Emitter {
   _announce(item, stored) {
     if (item.kind === "chat") {
       this._addChat({ ...stored, own: true });
-      // The relay fans out only the API's signed notice of what it stored, never text of our own.
-      this.connection?.send({ type: "chat", notice: stored.relay_notice });
+      // The relay fans out only the API's signed notice of what it stored, never text of our own; it
+      // acknowledges it (chat_ack), and until then a reconnect announces it again.
+      const body = { type: "chat", notice: stored.relay_notice };
+      this.unacked.set(stored.message_id, body);
+      this.connection?.send(body);
     } else if (this.connection?.open) {
       this.connection.send({ type: "reaction", notice: stored.relay_notice }); // the relay echoes it to us too
     } else {
