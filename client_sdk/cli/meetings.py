@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from client_sdk.cli import credentials
-from client_sdk.cli.common import ApiOption, console, run
+from client_sdk.cli.common import ApiOption, chat_line, console, run, terminal_text, user_text
 
 MeetingId = Annotated[str, typer.Argument(help="The meeting ID (spaces and dashes are fine).")]
 
@@ -31,11 +32,10 @@ def create(
             options["passcode"] = passcode
         async with credentials.client(api) as client:
             meeting = await client.create_meeting(title, **options)
-        mid = meeting.meeting_id
-        console.print(
-            f"meeting  [bold]{mid[:3]} {mid[3:6]} {mid[6:]}[/]\npasscode [bold]{meeting.passcode}[/]"
-        )
-        console.print(f"ends     {meeting.ends_at:%Y-%m-%d %H:%M} UTC at the latest")
+        mid = terminal_text(meeting.meeting_id)
+        console.print(Text("meeting  ").append(f"{mid[:3]} {mid[3:6]} {mid[6:]}", style="bold"))
+        console.print(Text("passcode ").append_text(user_text(meeting.passcode, "bold")))
+        console.print(Text(f"ends     {meeting.ends_at:%Y-%m-%d %H:%M} UTC at the latest"))
 
     run(go())
 
@@ -47,11 +47,10 @@ def info(meeting_id: MeetingId, api: ApiOption = None) -> None:
         async with credentials.client(api) as client:
             meeting = await client.get_meeting(meeting_id)
             people = await client.participants(meeting.meeting_id)
-        console.print(
-            f"{meeting.title}: {meeting.status}, {meeting.participant_count}/{meeting.max_participants} in"
-        )
+        count = f"{meeting.participant_count}/{meeting.max_participants}"
+        console.print(user_text(f"{meeting.title}: {meeting.status}, {count} in"))
         for p in people:
-            console.print(f"  {'●' if p.active else '○'} {p.display_name} ({p.role})")
+            console.print(user_text(f"  {'●' if p.active else '○'} {p.display_name} ({p.role})"))
 
     run(go())
 
@@ -62,7 +61,7 @@ def end(meeting_id: MeetingId, api: ApiOption = None) -> None:
     async def go() -> None:
         async with credentials.client(api) as client:
             meeting = await client.end_meeting(meeting_id)
-        console.print(f"meeting {meeting.meeting_id} {meeting.status} ({meeting.end_reason})")
+        console.print(user_text(f"meeting {meeting.meeting_id} {meeting.status} ({meeting.end_reason})"))
 
     run(go())
 
@@ -78,10 +77,10 @@ def chat(
         async with credentials.client(api) as client:
             if message is not None:
                 sent = await client.send_chat(meeting_id, message)
-                console.print(f"sent at {sent.created_at:%H:%M:%S} ({sent.message_id})")
+                console.print(user_text(f"sent at {sent.created_at:%H:%M:%S} ({sent.message_id})"))
                 return
             async for item in client.chat_history(meeting_id):
-                console.print(f"[dim]{item.created_at:%H:%M:%S}[/] [bold]{item.sender_name}[/]: {item.text}")
+                console.print(chat_line(item.sender_name, item.text, at=f"{item.created_at:%H:%M:%S}"))
 
     run(go())
 
@@ -96,7 +95,7 @@ def react(
     async def go() -> None:
         async with credentials.client(api) as client:
             await client.react(meeting_id, emoji)
-        console.print(f"reacted {emoji}")
+        console.print(user_text(f"reacted {emoji}"))
 
     run(go())
 
@@ -116,12 +115,12 @@ def recordings(
             table = Table("recording", "file", "size", "finished")
             for rec in items:
                 table.add_row(
-                    rec.recording_id,
-                    rec.filename,
+                    user_text(rec.recording_id),
+                    user_text(rec.filename),
                     f"{rec.size / 1e6:.1f} MB",
                     f"{rec.completed_at:%Y-%m-%d %H:%M}",
                 )
-            console.print(table if items else "no recordings yet")
+            console.print(table if items else Text("no recordings yet"))
             if download:
                 download.mkdir(parents=True, exist_ok=True)
                 for rec in items:
@@ -129,6 +128,6 @@ def recordings(
                     path = await client.download(
                         rec.download_url, download / f"{rec.recording_id}-{rec.filename}"
                     )
-                    console.print(f"downloaded {path}")
+                    console.print(user_text(f"downloaded {path}"))
 
     run(go())
