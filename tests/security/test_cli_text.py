@@ -5,9 +5,7 @@ escape sequences (OSC 8 hyperlinks, screen clears), never reordered by bidi over
 from __future__ import annotations
 
 import io
-import json
 import re
-import secrets
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from client_sdk.cli import common, join
 from client_sdk.cli.common import chat_line, terminal_text, user_text
 from client_sdk.errors import MeetupError
 from client_sdk.meeting import MeetingEvent
-from tests.test_cli import run
+from tests.test_cli import logged_in, run
 
 MARKUP_NAME = "[bold red]x[/] [link=https://evil.example]click[/link]"
 HOSTILE_CHAT = [
@@ -138,16 +136,6 @@ async def test_meet_join_prints_names_chat_and_reactions_as_text(monkeypatch: py
 # --- `meet chat` and `meet info` over the real stack --------------------------------------------------------
 
 
-def _session(tmp_path: Any, api_url: str, user: Any) -> dict[str, str]:
-    """A saved CLI session for ``user`` (what ``meet login`` writes), without another login."""
-    home = tmp_path / secrets.token_hex(4)
-    (home / "meetup-edge").mkdir(parents=True)
-    session = {"api_url": api_url, "email": user.email}
-    session |= {"access_token": user.access_token, "refresh_token": user.refresh_token}
-    (home / "meetup-edge" / "session.json").write_text(json.dumps(session))
-    return {"MEETUP_API_URL": api_url, "XDG_CONFIG_HOME": str(home)}
-
-
 def test_meet_chat_history_and_info_print_hostile_text_as_text(stack, api, tmp_path) -> None:
     host, guest = api.new_user("Host"), api.new_user("Guest")
     # The API refuses C0 controls in display names; markup, C1 controls and bidi overrides get through.
@@ -162,7 +150,7 @@ def test_meet_chat_history_and_info_print_hostile_text_as_text(stack, api, tmp_p
         r = api.post(f"/meetings/{mid}/chat", guest, json={"text": text, "idempotency_key": f"k-{i:04d}-x"})
         assert r.status_code == 201, r.text
 
-    env = _session(tmp_path, stack.api_url, host)
+    env = logged_in(tmp_path / "host", stack.api_url, host)
     for terminal_env in ({}, {"TTY_COMPATIBLE": "1", "TERM": "xterm-256color", "COLORTERM": "truecolor"}):
         history = run("chat", mid, env={**env, **terminal_env})
         assert history.returncode == 0, history.stdout + history.stderr
