@@ -20,7 +20,7 @@ from rich.text import Text
 
 from client_sdk.cli import credentials
 from client_sdk.cli.common import ApiOption, chat_line, console, run, terminal_text, user_text
-from client_sdk.cli.meetings import MeetingId
+from client_sdk.cli.meetings import MeetingId, meeting_id_of
 from client_sdk.client import Client
 from client_sdk.media.devices import open_source
 from client_sdk.media.recorder import MeetingRecorder
@@ -182,7 +182,7 @@ def join(
         async with credentials.client(api) as client:
             meeting = await Meeting.join(
                 client,
-                meeting_id,
+                meeting_id_of(meeting_id),
                 passcode,
                 publish=_local_tracks(publish, audio, screen),
                 region=region,
