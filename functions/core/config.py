@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     passcode_failures_per_meeting: int = 30
     login_failures_per_email: int = 10
 
+    # Proxies whose X-Forwarded-For is believed (comma-separated networks, e.g. CloudFront's origin-facing
+    # ranges). Empty: the caller is the address that connected (API Gateway's sourceIp in Lambda).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
+
     # Relays offered with a join token until the relay registry exists.
     relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
 
@@ -74,6 +78,13 @@ class Settings(BaseSettings):
             region, sep, url = item.strip().partition("=")
             relays.append({"url": url, "region": region} if sep else {"url": region})
         return relays
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}{name}"

@@ -9,6 +9,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
+from functions.core.client_address import client_address
 from functions.core.config import get_settings
 from functions.core.deps import CurrentUser, UserId
 from functions.core.errors import ApiError, error_responses
@@ -89,10 +90,6 @@ def get_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> MeetingOut:
     return meeting_out(meeting)
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _check_passcode(meeting: MeetingModel, passcode: str | None, user_id: str, ip: str) -> None:
     settings = get_settings()
     attempt = Attempt(
@@ -147,13 +144,13 @@ def join_meeting(
         Attempt(
             [
                 Bucket("passcode-user", user.user_id, settings.passcode_failures_per_user, strict=True),
-                Bucket("passcode-ip", _client_ip(request), settings.passcode_failures_per_ip),
+                Bucket("passcode-ip", client_address(request), settings.passcode_failures_per_ip),
             ]
         ).failed()
         raise NOT_FOUND
     participant = find_participant(meeting.meeting_id, user.user_id)
     if participant is None:
-        _check_passcode(meeting, body.passcode, user.user_id, _client_ip(request))
+        _check_passcode(meeting, body.passcode, user.user_id, client_address(request))
     require_active(meeting)
     if participant is None:
         participant = ParticipantModel(
