@@ -14,7 +14,7 @@ saw and appended. Entries to its left were written by the client and are ignored
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import IPvAnyNetwork
@@ -29,7 +29,7 @@ def client_address(request: Request) -> str:
     return address_from_scope(request.scope, get_settings().trusted_proxies)
 
 
-def address_from_scope(scope: dict[str, Any], trusted: Sequence[IPvAnyNetwork]) -> str:
+def address_from_scope(scope: Mapping[str, Any], trusted: Sequence[IPvAnyNetwork]) -> str:
     """The caller's address for an ASGI ``scope`` (pure: unit-testable with a fake scope)."""
     peer = _peer(scope)
     hop = _parse(peer)
@@ -45,7 +45,7 @@ def address_from_scope(scope: dict[str, Any], trusted: Sequence[IPvAnyNetwork]) 
     return str(hop)
 
 
-def _peer(scope: dict[str, Any]) -> str:
+def _peer(scope: Mapping[str, Any]) -> str:
     event = scope.get("aws.event")
     if isinstance(event, dict):
         context = event.get("requestContext") or {}
@@ -57,7 +57,7 @@ def _peer(scope: dict[str, Any]) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def _forwarded_for(scope: dict[str, Any]) -> list[str]:
+def _forwarded_for(scope: Mapping[str, Any]) -> list[str]:
     values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"x-forwarded-for"]
     return [entry.strip() for value in values for entry in value.split(",") if entry.strip()]
 
