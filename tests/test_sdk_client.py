@@ -50,6 +50,9 @@ async def test_failures_raise_typed_exceptions(api: Api, stack) -> None:
     async with sdk(stack, api.new_user()) as stranger, sdk(stack, guest) as g, sdk(stack, host) as h:
         with pytest.raises(errors.WrongPasscode):
             await stranger.join_meeting(mid, "WRONG")
+        with pytest.raises(errors.MeetingNotFound) as missing:  # answered like a wrong passcode
+            await stranger.join_meeting("1000000000", meeting["passcode"])
+        assert isinstance(missing.value, errors.WrongMeetingOrPasscode) and missing.value.status == 403
         with pytest.raises(errors.MeetingFull):
             await stranger.join_meeting(mid, meeting["passcode"])
         with pytest.raises(errors.MeetingNotFound):

@@ -44,11 +44,12 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
 
-    # Brute-force throttles: failures allowed per fixed window.
+    # Brute-force throttles: failures allowed per fixed window (the reasoning: functions/core/throttle.py).
     throttle_window_s: int = 300
     passcode_failures_per_user: int = 5
     passcode_failures_per_ip: int = 20
-    passcode_failures_per_meeting: int = 30
+    # Wrong passcodes against one meeting, over its lifetime, that raise an alert (never a refusal).
+    passcode_failures_alert_per_meeting: int = 30
     login_failures_per_email: int = 10
 
     # Proxies whose X-Forwarded-For is believed (comma-separated networks, e.g. CloudFront's origin-facing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from functools import lru_cache
 
 from fastapi import APIRouter, Response
 from pynamodb.exceptions import DeleteError, TransactWriteError
@@ -16,6 +15,7 @@ from functions.core.observability import count
 from functions.core.security import (
     access_token_secret,
     digest,
+    dummy_hash,
     hash_secret,
     new_refresh_token,
     verify_secret,
@@ -74,12 +74,6 @@ def register(body: RegisterRequest) -> UserOut:
     return user_out(user)
 
 
-@lru_cache
-def _dummy_hash() -> str:
-    """Verified against when the email is unknown, so both cases cost one argon2 verification."""
-    return hash_secret(uuid.uuid4().hex)
-
-
 @router.post("/login", responses=error_responses(401, 429))
 def login(body: LoginRequest) -> TokenResponse:
     attempt = Attempt([Bucket("login-email", digest(body.email), get_settings().login_failures_per_email)])
@@ -87,7 +81,7 @@ def login(body: LoginRequest) -> TokenResponse:
         user_id = EmailModel.get(body.email, consistent_read=True).user_id
         user = UserModel.get(user_id, consistent_read=True)
     except (EmailModel.DoesNotExist, UserModel.DoesNotExist):
-        verify_secret(_dummy_hash(), body.password)
+        verify_secret(dummy_hash(), body.password)  # both cases cost one verification
         attempt.failed()
         raise ApiError(401, "invalid_credentials", "wrong email or password") from None
     if not verify_secret(user.password_hash, body.password):
