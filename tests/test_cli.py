@@ -105,7 +105,7 @@ def test_every_command_against_the_local_stack(stack, tmp_path: Path) -> None:
     meeting_id = "".join(digits.groups())
 
     wrong = run("join", meeting_id, "--passcode", "WRONGPASS", "--duration", "1", env=bob)
-    assert wrong.returncode == 1 and "wrong_passcode" in wrong.stderr
+    assert wrong.returncode == 1 and "wrong_meeting_or_passcode" in wrong.stderr
 
     host = subprocess.Popen(
         [MEET, "join", meeting_id, "--duration", "10"],

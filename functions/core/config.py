@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -48,12 +48,17 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
 
-    # Brute-force throttles: failures allowed per fixed window.
+    # Brute-force throttles: failures allowed per fixed window (the reasoning: functions/core/throttle.py).
     throttle_window_s: int = 300
     passcode_failures_per_user: int = 5
     passcode_failures_per_ip: int = 20
-    passcode_failures_per_meeting: int = 30
+    # Wrong passcodes against one meeting, over its lifetime, that raise an alert (never a refusal).
+    passcode_failures_alert_per_meeting: int = 30
     login_failures_per_email: int = 10
+
+    # Proxies whose X-Forwarded-For is believed (comma-separated networks, e.g. CloudFront's origin-facing
+    # ranges). Empty: the caller is the address that connected (API Gateway's sourceIp in Lambda).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
 
     # Relays offered with a join token until the relay registry exists.
     relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
@@ -78,6 +83,13 @@ class Settings(BaseSettings):
             region, sep, url = item.strip().partition("=")
             relays.append({"url": url, "region": region} if sep else {"url": region})
         return relays
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}{name}"

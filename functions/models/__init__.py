@@ -8,7 +8,7 @@ from functions.models.chat import ChatItemModel
 from functions.models.meetings import MeetingModel, ParticipantModel
 from functions.models.recordings import RecordingModel
 from functions.models.relays import RelayModel
-from functions.models.sessions import RefreshTokenModel
+from functions.models.sessions import RefreshFamilyModel, RefreshTokenModel
 from functions.models.throttles import ThrottleModel
 from functions.models.users import EmailModel, UserModel
 
@@ -46,6 +46,7 @@ __all__ = [
     "MeetingModel",
     "ParticipantModel",
     "RecordingModel",
+    "RefreshFamilyModel",
     "RefreshTokenModel",
     "RelayModel",
     "ThrottleModel",
