@@ -309,7 +309,10 @@ class Client:
         raise UploadInterrupted(recording_id, failure)
 
     async def fetch(self, url: str) -> bytes:
-        """The bytes behind a presigned URL (a background image, a photo)."""
+        """The bytes behind a link: a presigned URL, or an image link from the settings (relative to the
+        API's base URL: ``photo_url``, ``background_image_url``)."""
+        if url.startswith("/"):
+            url = self.base_url + url
         response = await self._s3.get(url)
         if response.status_code >= 300:
             raise ServerError(f"download failed with HTTP {response.status_code}", code="download_failed")

@@ -54,6 +54,11 @@ class MeetingEnded(MeetupError):
     pass
 
 
+class RecordingQuotaExceeded(Conflict):
+    """No room for another recording upload: too many per participant (or unfinished at once), or the
+    meeting's recordings declare too many bytes. Aborting an unfinished upload frees its share."""
+
+
 class InvalidRequest(MeetupError):
     """The API rejected the request's content (4xx validation errors)."""
 
@@ -84,6 +89,7 @@ _BY_CODE: dict[str, type[MeetupError]] = {
     "meeting_not_found": MeetingNotFound,
     "meeting_full": MeetingFull,
     "meeting_ended": MeetingEnded,
+    "recording_quota_exceeded": RecordingQuotaExceeded,
 }
 _BY_STATUS: dict[int, type[MeetupError]] = {
     401: AuthError,

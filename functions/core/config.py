@@ -65,6 +65,15 @@ class Settings(BaseSettings):
 
     # Uploads (size limits are part of the API schema: functions/schemas)
     presign_ttl_s: int = 900
+
+    # Recording quotas (each recording up to 20 GiB, functions/schemas/recordings.py). Started uploads
+    # count until aborted; an aborted upload gives its share back.
+    recordings_per_participant: int = 5  # per participant and meeting: a few takes, and retries
+    recording_uploads_in_progress: int = 2  # unfinished uploads per participant and meeting at once
+    recording_bytes_per_meeting: int = 60 * 1024**3  # declared bytes of all a meeting's recordings
+    # New uploads are refused this long after the meeting ended (the recorder uploads as it ends);
+    # uploads started before stay resumable.
+    recording_grace_after_end_s: int = 600
     max_request_bytes: int = 2 * 1024 * 1024  # fits the largest valid body (10,000 part ETags)
 
     @field_validator("relays", mode="before")

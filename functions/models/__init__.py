@@ -6,7 +6,7 @@ from pynamodb.models import Model
 
 from functions.models.chat import ChatItemModel
 from functions.models.meetings import MeetingModel, ParticipantModel
-from functions.models.recordings import RecordingModel
+from functions.models.recordings import RecordingModel, RecordingQuotaModel
 from functions.models.relays import RelayModel
 from functions.models.sessions import RefreshFamilyModel, RefreshTokenModel
 from functions.models.throttles import ThrottleModel
@@ -46,6 +46,7 @@ __all__ = [
     "MeetingModel",
     "ParticipantModel",
     "RecordingModel",
+    "RecordingQuotaModel",
     "RefreshFamilyModel",
     "RefreshTokenModel",
     "RelayModel",
