@@ -2,7 +2,8 @@
 
 Responses are parsed into the API's own response models (``functions.schemas``), so the wire format has
 one definition. Access tokens refresh themselves: a 401 for an expired token triggers one refresh and one
-retry. Every failure surfaces as a typed ``client_sdk.errors`` exception.
+retry, one refresh at a time (a refresh token works once: presenting it twice, even concurrently, makes
+the API revoke the whole login). Every failure surfaces as a typed ``client_sdk.errors`` exception.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Client:
         self.refresh_token = refresh_token
         self.user: UserOut | None = None
         self._retries = retries
+        self._refreshing = asyncio.Lock()
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
         # Presigned S3 URLs are absolute and must not carry our Authorization header.
         self._s3 = httpx.AsyncClient(timeout=max(timeout, 60.0))
@@ -99,9 +101,12 @@ class Client:
         self, method: str, path: str, *, auth: bool = True, retry: bool | None = None, **kwargs: Any
     ) -> httpx.Response:
         retry = method == "GET" if retry is None else retry
+        sent_with = self.access_token
         response = await self._send(method, path, auth=auth, retry=retry, **kwargs)
         if response.status_code == 401 and auth and self.refresh_token and _is_expired(response):
-            await self.refresh()
+            async with self._refreshing:
+                if self.access_token == sent_with:  # else a concurrent call refreshed already
+                    await self.refresh()
             response = await self._send(method, path, auth=auth, retry=retry, **kwargs)
         if response.status_code >= 400:
             try:
@@ -304,7 +309,10 @@ class Client:
         raise UploadInterrupted(recording_id, failure)
 
     async def fetch(self, url: str) -> bytes:
-        """The bytes behind a presigned URL (a background image, a photo)."""
+        """The bytes behind a link: a presigned URL, or an image link from the settings (relative to the
+        API's base URL: ``photo_url``, ``background_image_url``)."""
+        if url.startswith("/"):
+            url = self.base_url + url
         response = await self._s3.get(url)
         if response.status_code >= 300:
             raise ServerError(f"download failed with HTTP {response.status_code}", code="download_failed")

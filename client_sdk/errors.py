@@ -36,6 +36,12 @@ class MeetingNotFound(NotFound):
     pass
 
 
+class WrongMeetingOrPasscode(WrongPasscode, MeetingNotFound):
+    """A join with a meeting id that does not exist or a passcode that is not its own: the API answers both
+    alike (so meeting ids cannot be enumerated), and ``except WrongPasscode`` or ``except MeetingNotFound``
+    catches it either way."""
+
+
 class Conflict(MeetupError):
     """The request clashes with the current state (email taken, idempotency key reused ...)."""
 
@@ -46,6 +52,11 @@ class MeetingFull(Conflict):
 
 class MeetingEnded(MeetupError):
     pass
+
+
+class RecordingQuotaExceeded(Conflict):
+    """No room for another recording upload: too many per participant (or unfinished at once), or the
+    meeting's recordings declare too many bytes. Aborting an unfinished upload frees its share."""
 
 
 class InvalidRequest(MeetupError):
@@ -73,10 +84,12 @@ class UploadInterrupted(MeetupError):
 
 
 _BY_CODE: dict[str, type[MeetupError]] = {
-    "wrong_passcode": WrongPasscode,
+    "wrong_meeting_or_passcode": WrongMeetingOrPasscode,
+    "wrong_passcode": WrongPasscode,  # APIs before wrong_meeting_or_passcode
     "meeting_not_found": MeetingNotFound,
     "meeting_full": MeetingFull,
     "meeting_ended": MeetingEnded,
+    "recording_quota_exceeded": RecordingQuotaExceeded,
 }
 _BY_STATUS: dict[int, type[MeetupError]] = {
     401: AuthError,

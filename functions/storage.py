@@ -45,12 +45,19 @@ def ensure_bucket() -> None:
 
 
 def presigned_post(key: str, content_type: str, max_bytes: int) -> dict[str, Any]:
-    """A browser-friendly upload form whose policy pins the key, the type and the size range."""
+    """A browser-friendly upload form whose policy pins the exact key, the type and the size range.
+
+    S3 enforces every condition (moto does not). The form stays usable until it expires, so what it
+    uploads is never served as it is: see ``put_verified``.
+    """
+    if "${filename}" in key:
+        raise ValueError("upload keys are exact: S3 would turn ${filename} into a starts-with condition")
     ttl = get_settings().presign_ttl_s
     return s3().generate_presigned_post(
         Bucket=bucket(),
         Key=key,
         Fields={"Content-Type": content_type},
+        # boto3 adds {"bucket": ...} and {"key": key} (exact, as the key has no ${filename}).
         Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
         ExpiresIn=ttl,
     )
@@ -77,6 +84,34 @@ def read_prefix(key: str, length: int) -> bytes:
     """The first ``length`` bytes of an object (to check its magic number)."""
     resp = s3().get_object(Bucket=bucket(), Key=key, Range=f"bytes=0-{length - 1}")
     return resp["Body"].read()
+
+
+def read_bounded(key: str, max_bytes: int) -> bytes | None:
+    """At most ``max_bytes + 1`` bytes of an object (more than ``max_bytes`` means: too large), or None
+    when it does not exist. One read: what the caller checks is exactly what it then stores or serves."""
+    try:
+        resp = s3().get_object(Bucket=bucket(), Key=key, Range=f"bytes=0-{max_bytes}")
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        if code == "InvalidRange":  # an empty object
+            return b""
+        raise
+    return resp["Body"].read(max_bytes + 1)
+
+
+def put_verified(key: str, data: bytes, content_type: str, filename: str) -> None:
+    """Store checked bytes under a key no presigned form can target, with the type we detected (never
+    the uploader's) and a download disposition, so the object is safe even if served straight from S3."""
+    s3().put_object(
+        Bucket=bucket(),
+        Key=key,
+        Body=data,
+        ContentType=content_type,
+        ContentDisposition=f'attachment; filename="{filename}"',
+        CacheControl="private, max-age=31536000, immutable",
+    )
 
 
 def delete(key: str) -> None:

@@ -105,8 +105,15 @@ class LocalStack:
         app = create_app()
         if WEB_DIR.is_dir():  # the Lambda apps stay API-only: the cloud serves web/ from CloudFront
             app.mount(WEB_PATH, StaticFiles(directory=WEB_DIR, html=True), name="web")
+        # proxy_headers off: uvicorn would take X-Forwarded-For from any client on 127.0.0.1 (every local
+        # client); the API decides the caller's address itself (functions/core/client_address.py).
         config = uvicorn.Config(
-            app, host=self.host, port=self.api_port, log_level="warning", access_log=False
+            app,
+            host=self.host,
+            port=self.api_port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
         )
         return uvicorn.Server(config)
 

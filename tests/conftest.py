@@ -48,6 +48,7 @@ class Api:
     """A thin HTTP client of the local stack with helpers for the common set-up steps."""
 
     def __init__(self, base_url: str, source_ip: str = "127.0.0.1") -> None:
+        self.source_ip = source_ip
         transport = httpx.HTTPTransport(local_address=source_ip)
         self.http = httpx.Client(base_url=base_url, transport=transport, timeout=30)
 

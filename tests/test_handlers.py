@@ -7,6 +7,7 @@ the local stack's moto server, reached over HTTP like AWS.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -66,6 +67,17 @@ def http_api_event(
         "body": json.dumps(body) if body is not None else None,
         "isBase64Encoded": False,
     }
+
+
+@pytest.fixture(autouse=True)
+def lambda_event_loop() -> Any:
+    """A current event loop in the main thread, as in Lambda's runtime (Mangum uses it): a test that ran
+    ``asyncio.run`` earlier in this process (the CLI's) leaves none behind."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 @pytest.fixture

@@ -58,9 +58,9 @@ def test_join_gives_a_join_token_for_the_relays_that_verifies_offline(api: Api, 
 def test_wrong_or_missing_passcode_is_refused(api: Api) -> None:
     host, guest = api.new_user(), api.new_user()
     meeting = api.new_meeting(host)
-    assert error_code(api.join(meeting, guest, "WRONG")) == "wrong_passcode"
+    assert error_code(api.join(meeting, guest, "WRONG")) == "wrong_meeting_or_passcode"
     r = api.post(f"/meetings/{meeting['meeting_id']}/join", guest, json={})
-    assert r.status_code == 403 and error_code(r) == "wrong_passcode"
+    assert r.status_code == 403 and error_code(r) == "wrong_meeting_or_passcode"
     assert api.join(meeting, guest).status_code == 200
     # Once admitted, a participant rejoins (e.g. after a reconnect) without the passcode.
     assert api.post(f"/meetings/{meeting['meeting_id']}/join", guest, json={}).status_code == 200
@@ -161,24 +161,6 @@ def test_passcode_guessing_is_locked_out_per_ip(api_from_new_ip: Api) -> None:
     assert error_code(api.join(meeting, api.new_user())) == "too_many_attempts"
 
 
-def test_passcode_guessing_is_locked_out_per_meeting(stack) -> None:
-    host_api = Api(stack.api_url, "127.0.9.1")
-    meeting = host_api.new_meeting(host_api.new_user())
-    failures = 0
-    for n in range(8):  # eight addresses, a few users each: below the per-IP and per-user limits
-        api = Api(stack.api_url, f"127.0.9.{n + 10}")
-        for user in (api.new_user(f"B{n}a"), api.new_user(f"B{n}b")):
-            for i in range(2):
-                if api.join(meeting, user, f"GUESS{i:03d}").status_code == 403:
-                    failures += 1
-        api.close()
-    assert failures == 30  # MEETUP_PASSCODE_FAILURES_PER_MEETING
-    fresh = Api(stack.api_url, "127.0.9.100")
-    assert error_code(fresh.join(meeting, fresh.new_user())) == "too_many_attempts"
-    fresh.close()
-    host_api.close()
-
-
 def test_guessing_meeting_ids_counts_as_failed_attempts(api_from_new_ip: Api) -> None:
     api = api_from_new_ip
     user = api.new_user()
@@ -186,7 +168,7 @@ def test_guessing_meeting_ids_counts_as_failed_attempts(api_from_new_ip: Api) ->
         api.post(f"/meetings/{1000000000 + i}/join", user, json={"passcode": "X"}).status_code
         for i in range(6)
     ]
-    assert codes == [404] * 5 + [429]
+    assert codes == [403] * 5 + [429]  # answered as wrong passcodes are (tests/security)
 
 
 @pytest.mark.parametrize(

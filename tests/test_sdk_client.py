@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from urllib.parse import urlparse
 
@@ -23,10 +24,9 @@ def sdk(stack, user: User | None = None, base_url: str | None = None) -> Client:
     )
 
 
-async def test_an_expired_access_token_is_refreshed_transparently(api: Api, stack) -> None:
-    user = api.new_user()
+def _expired_token(stack, user: User) -> str:
     now = int(time.time())
-    expired = jwt.encode(
+    return jwt.encode(
         {
             "iss": "meetup-edge",
             "aud": "meetup-api",
@@ -38,10 +38,25 @@ async def test_an_expired_access_token_is_refreshed_transparently(api: Api, stac
         stack.env["MEETUP_JWT_SECRET"],
         algorithm="HS256",
     )
+
+
+async def test_an_expired_access_token_is_refreshed_transparently(api: Api, stack) -> None:
+    user = api.new_user()
+    expired = _expired_token(stack, user)
     async with Client(stack.api_url, access_token=expired, refresh_token=user.refresh_token) as client:
         me = await client.me()
         assert me.user_id == user.user_id
         assert client.access_token != expired and client.refresh_token != user.refresh_token
+
+
+async def test_concurrent_calls_refresh_once(api: Api, stack) -> None:
+    """Two refreshes with one token would be a reuse, and the API would revoke the login."""
+    user = api.new_user()
+    expired = _expired_token(stack, user)
+    async with Client(stack.api_url, access_token=expired, refresh_token=user.refresh_token) as client:
+        answers = await asyncio.gather(*(client.me() for _ in range(4)))
+        assert {me.user_id for me in answers} == {user.user_id}
+        await client.refresh()  # the login is still alive
 
 
 async def test_failures_raise_typed_exceptions(api: Api, stack) -> None:
@@ -50,6 +65,9 @@ async def test_failures_raise_typed_exceptions(api: Api, stack) -> None:
     async with sdk(stack, api.new_user()) as stranger, sdk(stack, guest) as g, sdk(stack, host) as h:
         with pytest.raises(errors.WrongPasscode):
             await stranger.join_meeting(mid, "WRONG")
+        with pytest.raises(errors.MeetingNotFound) as missing:  # answered like a wrong passcode
+            await stranger.join_meeting("1000000000", meeting["passcode"])
+        assert isinstance(missing.value, errors.WrongMeetingOrPasscode) and missing.value.status == 403
         with pytest.raises(errors.MeetingFull):
             await stranger.join_meeting(mid, meeting["passcode"])
         with pytest.raises(errors.MeetingNotFound):

@@ -43,8 +43,14 @@ def test_background_blur_then_image_then_none(api: Api) -> None:
     key = upload(api, user, "background", JPEG, "image/jpeg")
     r = api.patch("/settings", user, json={"background": {"mode": "image", "image_key": key}})
     assert r.status_code == 200
-    assert r.json()["background"] == {"mode": "image", "image_key": key}
-    assert httpx.get(r.json()["background_image_url"]).content == JPEG
+    verified = r.json()["background"]["image_key"]  # the checked copy, not the upload
+    assert r.json()["background"]["mode"] == "image"
+    assert verified.startswith(f"users/{user.user_id}/verified/background-") and verified.endswith(".jpg")
+    image = api.get(r.json()["background_image_url"])  # relative to the API's base URL
+    assert image.content == JPEG and image.headers["content-type"] == "image/jpeg"
+    # Setting the verified key again (e.g. back from blur) keeps the image.
+    r = api.patch("/settings", user, json={"background": {"mode": "image", "image_key": verified}})
+    assert r.status_code == 200 and r.json()["background"]["image_key"] == verified
     r = api.patch("/settings", user, json={"background": {"mode": "none"}})
     assert r.json()["background"] == {"mode": "none", "image_key": None}
 
@@ -53,11 +59,13 @@ def test_profile_photo_upload_download_and_removal(api: Api) -> None:
     user = api.new_user()
     key = upload(api, user, "photo", PNG, "image/png")
     r = api.patch("/settings", user, json={"photo_key": key})
-    assert r.status_code == 200 and r.json()["photo_key"] == key
-    photo = httpx.get(api.get("/settings", user).json()["photo_url"])
+    assert r.status_code == 200 and r.json()["photo_key"].startswith(f"users/{user.user_id}/verified/photo-")
+    photo_url = api.get("/settings", user).json()["photo_url"]
+    photo = api.get(photo_url)  # no token: an <img> loads it
     assert photo.status_code == 200 and photo.content == PNG
     r = api.patch("/settings", user, json={"photo_key": None})
     assert r.json()["photo_key"] is None and r.json()["photo_url"] is None
+    assert error_code(api.get(photo_url)) == "image_not_found"  # removed means gone
 
 
 def test_upload_limits_are_enforced(api: Api) -> None:
@@ -92,7 +100,7 @@ def test_keys_of_other_users_and_missing_keys_are_refused(api: Api) -> None:
     assert r.status_code == 403 and error_code(r) == "forbidden_key"
     traversal = f"users/{thief.user_id}/photo/../../{owner.user_id}/photo/x.png"
     assert error_code(api.patch("/settings", thief, json={"photo_key": traversal})) == "forbidden_key"
-    missing = f"users/{thief.user_id}/photo/none.png"
+    missing = f"users/{thief.user_id}/photo/{'0' * 32}.png"  # well formed, never uploaded
     assert error_code(api.patch("/settings", thief, json={"photo_key": missing})) == "upload_missing"
 
 

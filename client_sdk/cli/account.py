@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from client_sdk.cli import credentials
-from client_sdk.cli.common import ApiOption, console, run
+from client_sdk.cli.common import ApiOption, console, run, user_text
 from client_sdk.client import Client
 
 PasswordOption = Annotated[
@@ -48,7 +49,11 @@ def register(
                     "refresh_token": client.refresh_token,
                 }
             )
-        console.print(f"registered and logged in as [bold]{user.display_name}[/] <{user.email}>")
+        console.print(
+            Text("registered and logged in as ")
+            .append_text(user_text(user.display_name, "bold"))
+            .append_text(user_text(f" <{user.email}>"))
+        )
 
     run(go())
 
@@ -73,7 +78,9 @@ def login(
                 }
             )
         console.print(
-            f"logged in as [bold]{user.display_name}[/] <{user.email}> ({credentials.session_path()})"
+            Text("logged in as ")
+            .append_text(user_text(user.display_name, "bold"))
+            .append_text(user_text(f" <{user.email}> ({credentials.session_path()})"))
         )
 
     run(go())
@@ -98,7 +105,7 @@ def whoami(api: ApiOption = None) -> None:
     async def go() -> None:
         async with credentials.client(api) as client:
             user = await client.me()
-        console.print(f"{user.display_name} <{user.email}> ({user.user_id})")
+        console.print(user_text(f"{user.display_name} <{user.email}> ({user.user_id})"))
 
     run(go())
 
@@ -135,12 +142,15 @@ def settings(
                     raise typer.BadParameter("use --background-image FILE for an image background")
                 changes["background"] = {"mode": background}
             current = await client.update_settings(**changes) if changes else await client.settings()
-        console.print(f"name        {current.display_name}\nemail       {current.email}")
+        console.print(user_text(f"name        {current.display_name}"))
+        console.print(user_text(f"email       {current.email}"))
         console.print(
-            f"background  {current.background.mode}"
-            + (f" ({current.background.image_key})" if current.background.image_key else "")
+            user_text(
+                f"background  {current.background.mode}"
+                + (f" ({current.background.image_key})" if current.background.image_key else "")
+            )
         )
-        console.print(f"photo       {current.photo_key or '-'}")
+        console.print(user_text(f"photo       {current.photo_key or '-'}"))
 
     run(go())
 

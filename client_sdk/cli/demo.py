@@ -24,7 +24,9 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from client_sdk.cli.common import user_text
 from client_sdk.cli.join import Observer
 from client_sdk.client import Client, new_idempotency_key
 from client_sdk.errors import MeetingEnded, WrongPasscode
@@ -41,15 +43,17 @@ console = Console()
 
 
 class Narrator:
+    """Prints the steps; their text holds what the API and the relays answered, so it is never markup."""
+
     def __init__(self) -> None:
         self.n = 0
 
     def step(self, text: str) -> None:
         self.n += 1
-        console.print(f"[bold cyan]{self.n:>2}.[/] {text}")
+        console.print(Text.assemble((f"{self.n:>2}.", "bold cyan"), " ", user_text(text)))
 
     def ok(self, text: str) -> None:
-        console.print(f"    [green]✓[/] {text}")
+        console.print(Text.assemble("    ", ("✓", "green"), " ", user_text(text)))
 
 
 async def _bot(api_url: str, name: str, tag: str) -> Client:
@@ -215,7 +219,11 @@ def _summary(result: dict[str, Any]) -> None:
     for name, received in result["received"].items():
         for (sender, source), (frames, latency) in sorted(received.items()):
             table.add_row(
-                name, sender, source, str(frames), f"{latency:.0f} ms" if latency is not None else "-"
+                user_text(name),
+                user_text(sender),
+                user_text(source),
+                str(frames),
+                f"{latency:.0f} ms" if latency is not None else "-",
             )
     console.print(table)
     relays = Table(title="Relays (each track crosses a relay pair once)")
@@ -223,20 +231,23 @@ def _summary(result: dict[str, Any]) -> None:
         relays.add_column(column)
     for r in result["relays"]:
         relays.add_row(
-            urlparse(r["url"]).netloc,
-            ", ".join(r["participants"]),
+            user_text(urlparse(r["url"]).netloc),
+            user_text(", ".join(r["participants"])),
             str(r["links"]),
             str(r["tracks_out"]),
             str(r["tracks_in"]),
         )
     console.print(relays)
-    chat = Table(title=f"Stored for meeting {result['meeting_id']}")
+    chat = Table(title=user_text(f"Stored for meeting {result['meeting_id']}"))
     chat.add_column("from")
     chat.add_column("chat / reaction")
     for sender, text in result["messages"] + result["reactions"]:
-        chat.add_row(sender, text)
+        chat.add_row(user_text(sender), user_text(text, multiline=True))
     rec = result["recording"]
-    chat.add_row("Bob", f"recording {rec['size']}, {rec['video_frames']} frames, {rec['bytes'] / 1e6:.1f} MB")
+    chat.add_row(
+        "Bob",
+        user_text(f"recording {rec['size']}, {rec['video_frames']} frames, {rec['bytes'] / 1e6:.1f} MB"),
+    )
     console.print(chat)
 
 

@@ -14,12 +14,13 @@ import av
 import typer
 from aiortc.mediastreams import MediaStreamTrack
 from rich.live import Live
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
+from rich.text import Text
 
 from client_sdk.cli import credentials
-from client_sdk.cli.common import ApiOption, console, run
-from client_sdk.cli.meetings import MeetingId
+from client_sdk.cli.common import ApiOption, chat_line, console, run, terminal_text, user_text
+from client_sdk.cli.meetings import MeetingId, meeting_id_of
 from client_sdk.client import Client
 from client_sdk.media.devices import open_source
 from client_sdk.media.recorder import MeetingRecorder
@@ -76,15 +77,17 @@ class Observer:
             self.chat.append(
                 (event.data.get("name") or event.data.get("sender_name", "?"), event.data["text"])
             )
-            self._say(f"[bold]{self.chat[-1][0]}[/]: {self.chat[-1][1]}")
+            self._say(chat_line(*self.chat[-1]))
         elif event.type == "reaction":
             self.reactions.append((event.data.get("name", "?"), event.data["emoji"]))
-            self._say(f"{self.reactions[-1][0]} reacted {self.reactions[-1][1]}")
+            self._say(user_text(f"{self.reactions[-1][0]} reacted {self.reactions[-1][1]}"))
         elif event.type in ("participant_joined", "participant_left", "reconnecting", "reconnected", "ended"):
             who = event.data.get("participant", {}).get("name") or event.data.get("participant_id") or ""
-            self._say(f"[dim]{event.type.replace('_', ' ')} {who} {event.data.get('reason', '')}[/]")
+            self._say(
+                user_text(f"{event.type.replace('_', ' ')} {who} {event.data.get('reason', '')}", "dim")
+            )
 
-    def _say(self, text: str) -> None:
+    def _say(self, text: Text) -> None:
         if not self.quiet:
             console.print(text)
 
@@ -103,7 +106,9 @@ class Observer:
         table = Table("from", "track", "frames", "size", "latency")
         for stats in self.tracks.values():
             latency = f"{stats.latency_ms:.0f} ms" if stats.latency_ms is not None else "-"
-            table.add_row(stats.name, stats.source, str(stats.frames), stats.size, latency)
+            table.add_row(
+                user_text(stats.name), user_text(stats.source), str(stats.frames), stats.size, latency
+            )
         return table
 
     def stop(self) -> None:
@@ -115,16 +120,20 @@ async def upload(client: Client, meeting_id: str, path: Path) -> None:
     """Upload a recording with a progress bar (multipart; a failed part is retried, then resumable)."""
     size = path.stat().st_size
     with Progress(
-        "{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=console
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=console,
     ) as bar:
-        task = bar.add_task(f"uploading {path.name}", total=size)
+        task = bar.add_task(terminal_text(f"uploading {path.name}"), total=size)
         rec = await client.upload_recording(
             meeting_id,
             path,
             _content_type(path),
             on_progress=lambda done, _: bar.update(task, completed=done),
         )
-    console.print(f"stored as recording {rec.recording_id} ({rec.size / 1e6:.1f} MB)")
+    console.print(user_text(f"stored as recording {rec.recording_id} ({rec.size / 1e6:.1f} MB)"))
 
 
 def _content_type(path: Path) -> str:
@@ -173,13 +182,13 @@ def join(
         async with credentials.client(api) as client:
             meeting = await Meeting.join(
                 client,
-                meeting_id,
+                meeting_id_of(meeting_id),
                 passcode,
                 publish=_local_tracks(publish, audio, screen),
                 region=region,
                 pin_region=pin_region,
             )
-            console.print(f"joined via {meeting.relay_url} as {meeting.role}")
+            console.print(user_text(f"joined via {meeting.relay_url} as {meeting.role}"))
             recorder = MeetingRecorder(record, grid=True) if record else None
             observer = Observer(meeting, recorder)
             await observer.start()
@@ -193,7 +202,7 @@ def join(
             observer.stop()
             console.print(observer.table())
             if meeting.end_reason and meeting.end_reason != "left":
-                console.print(f"the meeting ended ({meeting.end_reason})")
+                console.print(user_text(f"the meeting ended ({meeting.end_reason})"))
             if recorder is not None and recorder.started:
                 await recorder.stop()
                 await upload(client, meeting.meeting_id, recorder.path)

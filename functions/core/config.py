@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -48,18 +48,32 @@ class Settings(BaseSettings):
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
 
-    # Brute-force throttles: failures allowed per fixed window.
+    # Brute-force throttles: failures allowed per fixed window (the reasoning: functions/core/throttle.py).
     throttle_window_s: int = 300
     passcode_failures_per_user: int = 5
     passcode_failures_per_ip: int = 20
-    passcode_failures_per_meeting: int = 30
+    # Wrong passcodes against one meeting, over its lifetime, that raise an alert (never a refusal).
+    passcode_failures_alert_per_meeting: int = 30
     login_failures_per_email: int = 10
+
+    # Proxies whose X-Forwarded-For is believed (comma-separated networks, e.g. CloudFront's origin-facing
+    # ranges). Empty: the caller is the address that connected (API Gateway's sourceIp in Lambda).
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(default_factory=list)
 
     # Relays offered with a join token until the relay registry exists.
     relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
 
     # Uploads (size limits are part of the API schema: functions/schemas)
     presign_ttl_s: int = 900
+
+    # Recording quotas (each recording up to 20 GiB, functions/schemas/recordings.py). Started uploads
+    # count until aborted; an aborted upload gives its share back.
+    recordings_per_participant: int = 5  # per participant and meeting: a few takes, and retries
+    recording_uploads_in_progress: int = 2  # unfinished uploads per participant and meeting at once
+    recording_bytes_per_meeting: int = 60 * 1024**3  # declared bytes of all a meeting's recordings
+    # New uploads are refused this long after the meeting ended (the recorder uploads as it ends);
+    # uploads started before stay resumable.
+    recording_grace_after_end_s: int = 600
     max_request_bytes: int = 2 * 1024 * 1024  # fits the largest valid body (10,000 part ETags)
 
     @field_validator("relays", mode="before")
@@ -78,6 +92,13 @@ class Settings(BaseSettings):
             region, sep, url = item.strip().partition("=")
             relays.append({"url": url, "region": region} if sep else {"url": region})
         return relays
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}{name}"

@@ -6,9 +6,9 @@ from pynamodb.models import Model
 
 from functions.models.chat import ChatItemModel
 from functions.models.meetings import MeetingModel, ParticipantModel
-from functions.models.recordings import RecordingModel
+from functions.models.recordings import RecordingModel, RecordingQuotaModel
 from functions.models.relays import RelayModel
-from functions.models.sessions import RefreshTokenModel
+from functions.models.sessions import RefreshFamilyModel, RefreshTokenModel
 from functions.models.throttles import ThrottleModel
 from functions.models.users import EmailModel, UserModel
 
@@ -46,6 +46,8 @@ __all__ = [
     "MeetingModel",
     "ParticipantModel",
     "RecordingModel",
+    "RecordingQuotaModel",
+    "RefreshFamilyModel",
     "RefreshTokenModel",
     "RelayModel",
     "ThrottleModel",

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
-from functools import lru_cache
 
 from fastapi import APIRouter, Response
-from pynamodb.exceptions import DeleteError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 
 from functions.core.config import get_settings
 from functions.core.deps import CurrentUser
@@ -16,15 +14,16 @@ from functions.core.observability import count
 from functions.core.security import (
     access_token_secret,
     digest,
+    dummy_hash,
     hash_secret,
-    new_refresh_token,
     verify_secret,
 )
 from functions.core.throttle import Attempt, Bucket
 from functions.core.tokens import issue_access_token
-from functions.models import EmailModel, RefreshTokenModel, UserModel
+from functions.models import EmailModel, UserModel
 from functions.models.base import transaction, utcnow
 from functions.schemas.auth import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserOut
+from functions.services import sessions
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(400, 422))
 
@@ -35,20 +34,12 @@ def user_out(user: UserModel) -> UserOut:
     )
 
 
-def _issue_tokens(user: UserModel) -> TokenResponse:
+def _tokens(user: UserModel, refresh_token: str) -> TokenResponse:
     settings = get_settings()
-    refresh = new_refresh_token()
-    now = utcnow()
-    RefreshTokenModel(
-        digest(refresh),
-        user_id=user.user_id,
-        created_at=now,
-        expires_at=now + timedelta(seconds=settings.refresh_token_ttl_s),
-    ).save()
     return TokenResponse(
         access_token=issue_access_token(user.user_id, access_token_secret(), settings.access_token_ttl_s),
         expires_in=settings.access_token_ttl_s,
-        refresh_token=refresh,
+        refresh_token=refresh_token,
         user=user_out(user),
     )
 
@@ -74,12 +65,6 @@ def register(body: RegisterRequest) -> UserOut:
     return user_out(user)
 
 
-@lru_cache
-def _dummy_hash() -> str:
-    """Verified against when the email is unknown, so both cases cost one argon2 verification."""
-    return hash_secret(uuid.uuid4().hex)
-
-
 @router.post("/login", responses=error_responses(401, 429))
 def login(body: LoginRequest) -> TokenResponse:
     attempt = Attempt([Bucket("login-email", digest(body.email), get_settings().login_failures_per_email)])
@@ -87,7 +72,7 @@ def login(body: LoginRequest) -> TokenResponse:
         user_id = EmailModel.get(body.email, consistent_read=True).user_id
         user = UserModel.get(user_id, consistent_read=True)
     except (EmailModel.DoesNotExist, UserModel.DoesNotExist):
-        verify_secret(_dummy_hash(), body.password)
+        verify_secret(dummy_hash(), body.password)  # both cases cost one verification
         attempt.failed()
         raise ApiError(401, "invalid_credentials", "wrong email or password") from None
     if not verify_secret(user.password_hash, body.password):
@@ -95,32 +80,26 @@ def login(body: LoginRequest) -> TokenResponse:
         raise ApiError(401, "invalid_credentials", "wrong email or password")
     attempt.succeeded()
     count("Logins")
-    return _issue_tokens(user)
+    return _tokens(user, sessions.start_family(user.user_id))
 
 
 @router.post("/refresh", responses=error_responses(401))
 def refresh(body: RefreshRequest) -> TokenResponse:
-    """Trade a refresh token for new tokens. Each refresh token works once (rotation)."""
-    key = digest(body.refresh_token)
+    """Trade a refresh token for new tokens. Each works once (rotation); presenting a used one again
+    revokes every token of its login (functions/services/sessions.py)."""
+    user_id, refresh_token = sessions.rotate(body.refresh_token)
     try:
-        stored = RefreshTokenModel.get(key, consistent_read=True)
-        # The conditional delete makes concurrent refreshes with one token succeed at most once.
-        stored.delete(condition=RefreshTokenModel.token_digest.exists())
-    except (RefreshTokenModel.DoesNotExist, DeleteError):
-        raise ApiError(401, "token_invalid", "the refresh token is not valid") from None
-    if stored.expires_at <= utcnow():
-        raise ApiError(401, "token_expired", "the refresh token has expired")
-    try:
-        user = UserModel.get(stored.user_id, consistent_read=True)
+        user = UserModel.get(user_id, consistent_read=True)
     except UserModel.DoesNotExist:
         raise ApiError(401, "token_invalid", "the account no longer exists") from None
-    return _issue_tokens(user)
+    return _tokens(user, refresh_token)
 
 
 @router.post("/logout", status_code=204, response_class=Response)
 def logout(body: RefreshRequest) -> Response:
-    """Revoke a refresh token. Unknown tokens are fine: logging out twice is not an error."""
-    RefreshTokenModel(digest(body.refresh_token)).delete()
+    """End the refresh token's login: it and every token rotated from or to it stop working. Access tokens
+    already issued are not tracked: they expire on their own within ``access_token_ttl_s`` (900 s)."""
+    sessions.revoke(body.refresh_token)
     return Response(status_code=204)
 
 

@@ -9,11 +9,13 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
+from functions.core.client_address import client_address
 from functions.core.config import get_settings
 from functions.core.deps import CurrentUser, UserId
 from functions.core.errors import ApiError, error_responses
 from functions.core.observability import count
 from functions.core.security import (
+    dummy_hash,
     hash_secret,
     join_signing_key,
     new_meeting_id,
@@ -22,7 +24,7 @@ from functions.core.security import (
     normalize_passcode,
     verify_secret,
 )
-from functions.core.throttle import Attempt, Bucket
+from functions.core.throttle import Attempt, Bucket, count_meeting_failure, meeting_failures
 from functions.core.tokens import JoinClaims, issue_join_token
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
@@ -37,12 +39,12 @@ from functions.schemas.meetings import (
 )
 from functions.services import relay_notices
 from functions.services.meetings import (
-    NOT_FOUND,
     find_meeting,
     find_participant,
     meeting_for_member,
     meeting_out,
     require_active,
+    wrong_meeting_or_passcode,
 )
 from functions.services.relays import rank_relays
 
@@ -86,28 +88,37 @@ def create_meeting(body: MeetingCreate, user: CurrentUser) -> MeetingCreated:
 
 @router.get("/{meeting_id}")
 def get_meeting(meeting_id: MeetingIdPath, user_id: UserId) -> MeetingOut:
-    meeting, _ = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    """The meeting, to its members; its host also sees how many wrong passcodes were tried."""
+    meeting, participant = meeting_for_member(normalize_meeting_id(meeting_id), user_id)
+    if participant.role == "host":
+        return meeting_out(meeting, failed_join_attempts=meeting_failures(meeting.meeting_id))
     return meeting_out(meeting)
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _check_passcode(
+    meeting_id: str, meeting: MeetingModel | None, passcode: str | None, user_id: str, ip: str
+) -> MeetingModel:
+    """The meeting, if it exists and ``passcode`` is its passcode; else 403 ``wrong_meeting_or_passcode``.
 
-
-def _check_passcode(meeting: MeetingModel, passcode: str | None, user_id: str, ip: str) -> None:
+    A missing meeting and a wrong passcode are answered alike and cost alike (the caller's two buckets, one
+    argon2 verification, one count of the meeting's failures), so meeting ids cannot be enumerated by
+    their answers. Only the caller's own buckets refuse a guess: why, in functions/core/throttle.py.
+    """
     settings = get_settings()
     attempt = Attempt(
         [
             Bucket("passcode-user", user_id, settings.passcode_failures_per_user, strict=True),
             Bucket("passcode-ip", ip, settings.passcode_failures_per_ip),
-            Bucket("passcode-meeting", meeting.meeting_id, settings.passcode_failures_per_meeting),
         ]
     )
-    if passcode is None or not verify_secret(meeting.passcode_hash, normalize_passcode(passcode)):
-        count("WrongPasscodes")
-        attempt.failed()
-        raise ApiError(403, "wrong_passcode", "the passcode is wrong")
-    attempt.succeeded()
+    hashed = meeting.passcode_hash if meeting is not None else dummy_hash()
+    if verify_secret(hashed, normalize_passcode(passcode or "")) and meeting is not None:
+        attempt.succeeded()
+        return meeting
+    count("WrongPasscodes")
+    attempt.failed()
+    count_meeting_failure(meeting_id)
+    raise wrong_meeting_or_passcode()
 
 
 def _admit(meeting: MeetingModel, participant: ParticipantModel) -> None:
@@ -142,19 +153,12 @@ def join_meeting(
 ) -> JoinResponse:
     """Join with the passcode (the host and returning participants need none) and get a join token."""
     settings = get_settings()
-    meeting = find_meeting(normalize_meeting_id(meeting_id))
-    if meeting is None:
-        # Guessing meeting ids costs attempts like guessing passcodes does.
-        Attempt(
-            [
-                Bucket("passcode-user", user.user_id, settings.passcode_failures_per_user, strict=True),
-                Bucket("passcode-ip", _client_ip(request), settings.passcode_failures_per_ip),
-            ]
-        ).failed()
-        raise NOT_FOUND
-    participant = find_participant(meeting.meeting_id, user.user_id)
-    if participant is None:
-        _check_passcode(meeting, body.passcode, user.user_id, _client_ip(request))
+    meeting_id = normalize_meeting_id(meeting_id)
+    meeting = find_meeting(meeting_id)
+    participant = find_participant(meeting_id, user.user_id)  # asked for a missing meeting too: same cost
+    if meeting is None or participant is None:
+        # Guessing meeting ids costs attempts like guessing passcodes does, and is answered the same.
+        meeting = _check_passcode(meeting_id, meeting, body.passcode, user.user_id, client_address(request))
     require_active(meeting)
     if participant is None:
         participant = ParticipantModel(

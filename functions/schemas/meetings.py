@@ -37,6 +37,10 @@ class MeetingOut(BaseModel):
     ended_at: datetime | None
     end_reason: str | None
     participant_count: int
+    failed_join_attempts: int | None = Field(
+        default=None,
+        description="host only: wrong passcodes tried against this meeting so far (none refuse anyone)",
+    )
 
 
 class MeetingCreated(MeetingOut):

@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from functions.schemas.base import DisplayName, StrictRequest
 
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
+#: Images are served through the API (GET /settings/images/...): a Lambda answer is at most 6 MB, and
+#: API Gateway carries binary bodies base64-encoded (4/3 larger), so 4 MiB is the most that fits.
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
 ImageType = Literal["image/jpeg", "image/png", "image/webp"]
 ImageKey = Annotated[str, StringConstraints(max_length=200, pattern=r"^[A-Za-z0-9/_.-]+$")]
 
@@ -38,9 +40,13 @@ class SettingsOut(BaseModel):
     email: str
     display_name: str
     background: Background
-    background_image_url: str | None
+    background_image_url: str | None = Field(
+        description="a signed, expiring link to the image, relative to the API's base URL"
+    )
     photo_key: str | None
-    photo_url: str | None
+    photo_url: str | None = Field(
+        description="a signed, expiring link to the photo, relative to the API's base URL"
+    )
 
 
 class SettingsUpdate(StrictRequest):

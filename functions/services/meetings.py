@@ -16,6 +16,11 @@ from functions.schemas.meetings import MeetingOut
 NOT_FOUND = ApiError(404, "meeting_not_found", "no such meeting")
 
 
+def wrong_meeting_or_passcode() -> ApiError:
+    """What a join gets for a missing meeting and for a wrong passcode alike (ids are enumerable)."""
+    return ApiError(403, "wrong_meeting_or_passcode", "no meeting with this id and passcode")
+
+
 def find_meeting(meeting_id: str) -> MeetingModel | None:
     try:
         meeting = MeetingModel.get(meeting_id, consistent_read=True)
@@ -63,7 +68,8 @@ def require_active(meeting: MeetingModel) -> None:
         raise ApiError(410, "meeting_ended", "the meeting has ended")
 
 
-def meeting_out(meeting: MeetingModel) -> MeetingOut:
+def meeting_out(meeting: MeetingModel, failed_join_attempts: int | None = None) -> MeetingOut:
+    """The public view of a meeting; ``failed_join_attempts`` is for the host's eyes only."""
     return MeetingOut(
         meeting_id=meeting.meeting_id,
         title=meeting.title,
@@ -76,4 +82,5 @@ def meeting_out(meeting: MeetingModel) -> MeetingOut:
         ended_at=meeting.ended_at,
         end_reason=meeting.end_reason,
         participant_count=int(meeting.active_count),
+        failed_join_attempts=failed_join_attempts,
     )

@@ -86,10 +86,10 @@ async def test_account_settings_photo_and_a_refused_join(stack, launch: Launch) 
     await ben.page.fill("#join-form [name=meeting_id]", meeting_id)
     await ben.page.fill("#join-form [name=passcode]", passcode + "X")
     await ben.page.click("#join-form [type=submit]")
-    await ben.page.wait_for_selector(".toast.error:has-text('the passcode is wrong')")
+    await ben.page.wait_for_selector(".toast.error:has-text('no meeting with this id and passcode')")
     assert await ben.page.is_visible("#view-home")
     assert ben.errors == [  # Chromium logs the refused request, the client shows the API's message
         "console.error: Failed to load resource: the server responded with a status of 403 (Forbidden)",
-        "console.error: the passcode is wrong",
+        "console.error: no meeting with this id and passcode",
     ]
     assert not ann.errors, ann.errors

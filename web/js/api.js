@@ -58,6 +58,11 @@ export class Api {
     return this.session?.user ?? null;
   }
 
+  /** An image link from the settings (relative to the API's base URL) as an absolute URL. */
+  mediaUrl(url) {
+    return url && url.startsWith("/") ? this.baseUrl + url : url;
+  }
+
   get signedIn() {
     return Boolean(this.session?.access_token);
   }

@@ -51,7 +51,7 @@ function renderAccount(profile) {
   if (api.session?.user) api.session.user.display_name = profile.display_name;
   const photo = $("#account-photo");
   photo.hidden = !profile.photo_url;
-  if (profile.photo_url) photo.src = profile.photo_url;
+  if (profile.photo_url) photo.src = api.mediaUrl(profile.photo_url);
 }
 
 function route() {

@@ -76,7 +76,7 @@ export function mountHome(api, { onJoin, onProfile }) {
     backgroundImage.hidden = current.background.mode !== "image";
     const photo = $("#photo-preview");
     photo.hidden = !current.photo_url;
-    if (current.photo_url) photo.src = current.photo_url;
+    if (current.photo_url) photo.src = api.mediaUrl(current.photo_url);
     onProfile(current);
   }
 
