@@ -24,6 +24,7 @@ import httpx
 
 from local_stack import LocalStack
 from local_stack.aws import free_port
+from local_stack.stack import MANY_USERS_FROM_ONE_ADDRESS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -98,7 +99,9 @@ class BenchStack:
     _log: Any = None
 
     def start(self, timeout_s: float = 30.0) -> BenchStack:
-        self.local = LocalStack(host=self.host, relay_regions=self.relay_regions)
+        self.local = LocalStack(
+            host=self.host, relay_regions=self.relay_regions, settings=MANY_USERS_FROM_ONE_ADDRESS
+        )
         try:
             self.local.configure()  # moto and relays up, env in os.environ, tables + bucket created
         except BaseException:

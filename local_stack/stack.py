@@ -20,6 +20,14 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 WEB_PATH = "/app"
 
 
+#: Test suites and benchmarks make every account, and every deliberate wrong password, from one loopback
+#: address: the per-address caps on those (functions/core/config.py) would refuse them.
+MANY_USERS_FROM_ONE_ADDRESS = {
+    "MEETUP_REGISTRATIONS_PER_IP": "1000000",
+    "MEETUP_LOGIN_FAILURES_PER_IP": "1000000",
+}
+
+
 def _wait_registered(url: str, timeout_s: float = 10.0) -> None:
     from functions.models import RelayModel
 
@@ -46,6 +54,8 @@ class LocalStack:
     relay_regions: list[str] = field(default_factory=lambda: ["local"])
     #: Emulated distance per region: delay added to that relay's /healthz, which the SDK probes.
     relay_probe_delay_ms: dict[str, float] = field(default_factory=dict)
+    #: API settings (``MEETUP_*``) of this stack on top of the defaults, e.g. MANY_USERS_FROM_ONE_ADDRESS.
+    settings: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     relays: list[RelayProcess] = field(default_factory=list)
     api_url: str = ""
@@ -69,6 +79,7 @@ class LocalStack:
             "MEETUP_JOIN_PUBLIC_KEY": self.join_public_key,
             "MEETUP_CLUSTER_SECRET": secrets.token_urlsafe(32),  # relays' gossip and links
             "POWERTOOLS_METRICS_DISABLED": "true",
+            **self.settings,
         }
         os.environ.update(self.env)
         from functions.core.config import get_settings

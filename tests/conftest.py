@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from local_stack import LocalStack
+from local_stack.stack import MANY_USERS_FROM_ONE_ADDRESS
 
 _ips = itertools.count(2)
 
@@ -25,7 +26,9 @@ _ips = itertools.count(2)
 def stack() -> Iterator[LocalStack]:
     # Emulated distance (no netem here): each relay answers the SDK's RTT probe this much later.
     with LocalStack(
-        relay_regions=["local", "eu-west-1"], relay_probe_delay_ms={"local": 20, "eu-west-1": 80}
+        relay_regions=["local", "eu-west-1"],
+        relay_probe_delay_ms={"local": 20, "eu-west-1": 80},
+        settings=MANY_USERS_FROM_ONE_ADDRESS,
     ) as running:
         yield running
 

@@ -71,6 +71,16 @@ def chat_line(name: object, text: object, at: str | None = None) -> Text:
     return line.append(terminal_text(text, multiline=True).replace("\n", "\n    "))
 
 
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def local_file_name(*parts: object, default: str = "file") -> str:
+    """A file name for this machine made of names the server sent: one path component (no ``/``, no
+    ``..``, no leading dot), portable characters only, at most 200 long."""
+    name = _UNSAFE_IN_FILE_NAMES.sub("_", "-".join(str(p) for p in parts)).lstrip(".-")
+    return name[:200] or default
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)

@@ -12,7 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from client_sdk.cli import credentials
-from client_sdk.cli.common import ApiOption, chat_line, console, run, terminal_text, user_text
+from client_sdk.cli.common import (
+    ApiOption,
+    chat_line,
+    console,
+    local_file_name,
+    run,
+    terminal_text,
+    user_text,
+)
 
 #: Digits in a meeting ID (functions/core/security.py makes them); ``meet create`` prints them 3 3 4.
 MEETING_ID_DIGITS = 10
@@ -199,9 +207,8 @@ def recordings(
                 download.mkdir(parents=True, exist_ok=True)
                 for rec in items:
                     assert rec.download_url is not None
-                    path = await client.download(
-                        rec.download_url, download / f"{rec.recording_id}-{rec.filename}"
-                    )
+                    name = local_file_name(rec.recording_id, rec.filename, default="recording")
+                    path = await client.download(rec.download_url, download / name)
                     console.print(user_text(f"downloaded {path}"))
 
     run(go())

@@ -29,6 +29,15 @@ def client_address(request: Request) -> str:
     return address_from_scope(request.scope, get_settings().trusted_proxies)
 
 
+def throttle_subject(address: str) -> str:
+    """What a per-address bucket counts: the address, or for IPv6 its /64 (one subscriber's prefix: an
+    attacker holding a /64 would otherwise get 2^64 fresh buckets)."""
+    parsed = _parse(address)
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
+    return str(parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else parsed or address)
+
+
 def address_from_scope(scope: Mapping[str, Any], trusted: Sequence[IPvAnyNetwork]) -> str:
     """The caller's address for an ASGI ``scope`` (pure: unit-testable with a fake scope)."""
     peer = _peer(scope)

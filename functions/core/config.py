@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # Wrong passcodes against one meeting, over its lifetime, that raise an alert (never a refusal).
     passcode_failures_alert_per_meeting: int = 30
     login_failures_per_email: int = 10
+    #: Per address: password guesses across accounts, and new accounts (each one a fresh per-user
+    #: passcode bucket). Higher than per account: an office or a campus shares one address.
+    login_failures_per_ip: int = 50
+    registrations_per_ip: int = 20
+    # Chat and reactions each user may post in one meeting per window (they are stored and fanned out).
+    chat_posts_per_user: int = 120
+    reactions_per_user: int = 120
 
     # Proxies whose X-Forwarded-For is believed (comma-separated networks, e.g. CloudFront's origin-facing
     # ranges). Empty: the caller is the address that connected (API Gateway's sourceIp in Lambda).

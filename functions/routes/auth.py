@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pynamodb.exceptions import TransactWriteError
 
+from functions.core.client_address import client_address, throttle_subject
 from functions.core.config import get_settings
 from functions.core.deps import CurrentUser
 from functions.core.errors import ApiError, error_responses
 from functions.core.observability import count
+from functions.core.rate_limit import spend
 from functions.core.security import (
     access_token_secret,
     digest,
@@ -44,8 +46,11 @@ def _tokens(user: UserModel, refresh_token: str) -> TokenResponse:
     )
 
 
-@router.post("/register", status_code=201, responses=error_responses(409))
-def register(body: RegisterRequest) -> UserOut:
+@router.post("/register", status_code=201, responses=error_responses(409, 429))
+def register(body: RegisterRequest, request: Request) -> UserOut:
+    # Every account is a fresh per-user guessing budget: accounts per address are counted and capped.
+    address = throttle_subject(client_address(request))
+    spend("register-ip", address, get_settings().registrations_per_ip, "new accounts from one address")
     user = UserModel(
         f"u_{uuid.uuid4().hex}",
         email=body.email,
@@ -66,8 +71,15 @@ def register(body: RegisterRequest) -> UserOut:
 
 
 @router.post("/login", responses=error_responses(401, 429))
-def login(body: LoginRequest) -> TokenResponse:
-    attempt = Attempt([Bucket("login-email", digest(body.email), get_settings().login_failures_per_email)])
+def login(body: LoginRequest, request: Request) -> TokenResponse:
+    settings = get_settings()
+    address = throttle_subject(client_address(request))
+    attempt = Attempt(
+        [
+            Bucket("login-email", digest(body.email), settings.login_failures_per_email),
+            Bucket("login-ip", address, settings.login_failures_per_ip),  # one address, many accounts
+        ]
+    )
     try:
         user_id = EmailModel.get(body.email, consistent_read=True).user_id
         user = UserModel.get(user_id, consistent_read=True)

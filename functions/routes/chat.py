@@ -11,9 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pynamodb.exceptions import PutError
 
+from functions.core.config import get_settings
 from functions.core.deps import CurrentUser, UserId
 from functions.core.errors import ApiError, error_responses
 from functions.core.observability import count
+from functions.core.rate_limit import spend
 from functions.core.security import normalize_meeting_id
 from functions.models import ChatItemModel
 from functions.models.base import utcnow
@@ -64,6 +66,13 @@ def _post(
     sender's participant id (the relay checks that the notice is its sender's)."""
     meeting, participant = meeting_for_member(meeting_id, user.user_id)
     require_active(meeting)
+    settings = get_settings()
+    limit, what = (
+        (settings.chat_posts_per_user, "messages")
+        if kind == "msg"
+        else (settings.reactions_per_user, "reactions")
+    )
+    spend(f"{kind}-posts", f"{meeting.meeting_id}#{user.user_id}", limit, what)
     item_hash = hashlib.sha256(f"{user.user_id}\x00{idempotency_key}".encode()).hexdigest()[:32]
     item_id = f"{kind}#{item_hash}"
     now = utcnow()
@@ -151,7 +160,7 @@ def _store(
 
 _POST_RESPONSES = {
     200: {"model": None, "description": "A retry: the item stored by the first post with this key"},
-    **error_responses(409, 410),
+    **error_responses(409, 410, 429),
 }
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, Response
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
-from functions.core.client_address import client_address
+from functions.core.client_address import client_address, throttle_subject
 from functions.core.config import get_settings
 from functions.core.deps import CurrentUser, UserId
 from functions.core.errors import ApiError, error_responses
@@ -108,7 +108,7 @@ def _check_passcode(
     attempt = Attempt(
         [
             Bucket("passcode-user", user_id, settings.passcode_failures_per_user, strict=True),
-            Bucket("passcode-ip", ip, settings.passcode_failures_per_ip),
+            Bucket("passcode-ip", throttle_subject(ip), settings.passcode_failures_per_ip),
         ]
     )
     hashed = meeting.passcode_hash if meeting is not None else dummy_hash()

@@ -15,7 +15,9 @@ Email = Annotated[
         strip_whitespace=True,
         to_lower=True,
         max_length=254,
-        pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s]+$",
+        # Controls (C0, DEL, C1) spelled out: Python's \s also matches \x1c-\x1f and \x85, JSON Schema's
+        # (ECMAScript's) does not, and the published schema must mean what the API checks.
+        pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$",
     ),
 ]
 NewPassword = Annotated[str, StringConstraints(min_length=8, max_length=128)]

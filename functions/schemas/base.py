@@ -8,9 +8,12 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 
 #: Client-generated key that makes a retried write land once (letters, digits, ``_`` and ``-``).
 IdempotencyKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
-#: A human-readable name: trimmed, 1 to 64 characters, no control characters.
+#: What a name or a title may not contain: C0 and C1 control characters (terminal escapes) and the
+#: bidirectional overrides and isolates, which make a name read as something else ("Trojan Source").
+NAME_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
+#: A human-readable name: trimmed, 1 to 64 characters, none of the above.
 DisplayName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=NAME_CHARACTERS)
 ]
 #: A meeting id as people type it: ten digits, with optional spaces or dashes.
 MeetingIdPath = Annotated[str, StringConstraints(pattern=r"^[0-9][0-9 -]{8,14}[0-9]$")]

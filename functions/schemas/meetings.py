@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from functions.schemas.base import StrictRequest
+from functions.schemas.base import NAME_CHARACTERS, StrictRequest
 
 Title = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=NAME_CHARACTERS),
 ]
 CustomPasscode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{6,16}$")]
 Passcode = Annotated[str, StringConstraints(min_length=1, max_length=32)]

@@ -121,9 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="The local stack (API, moto) for multi-region tests.")
     parser.add_argument("--host", required=True)
     args = parser.parse_args()
-    from local_stack import LocalStack
+    from local_stack.stack import MANY_USERS_FROM_ONE_ADDRESS, LocalStack
 
-    stack = LocalStack(host=args.host, relay_regions=[]).start()
+    stack = LocalStack(host=args.host, relay_regions=[], settings=MANY_USERS_FROM_ONE_ADDRESS).start()
     try:
         aws_env = {k: v for k, v in stack.env.items() if k.startswith("AWS_")}
         info = {"api_url": stack.api_url, "aws_url": stack.aws_url, "join_public_key": stack.join_public_key}
