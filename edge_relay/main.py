@@ -59,7 +59,7 @@ async def serve(config: RelayConfig) -> None:
             config.url,
             config.max_participants,
             load=lambda: relay.rooms.participant_count,
-            draining=lambda: relay.draining,
+            draining=lambda: relay.draining or relay.clock.skewed,  # takes no joins: not offered
             interval_s=config.heartbeat_s,
         )
     cluster, link_server, identity = None, None, None

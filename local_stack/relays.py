@@ -23,8 +23,11 @@ class RelayProcess:
         probe_delay_ms: float = 0.0,
         netns: str | None = None,
         env: dict[str, str] | None = None,
+        command_prefix: list[str] | None = None,
     ) -> None:
         self.region = region
+        #: Run the relay under this (e.g. ``faketime -f +600s``: a relay whose wall clock is wrong).
+        self.command_prefix = list(command_prefix or [])
         #: Run inside this network namespace (``ip netns exec``): the multi-region tests.
         self.netns = netns
         self.host = host
@@ -56,7 +59,7 @@ class RelayProcess:
     def start(self, timeout_s: float = 30.0) -> None:
         log_level = os.environ.get("MEETUP_RELAY_LOG_LEVEL")
         stderr = None if log_level else subprocess.DEVNULL
-        command = [sys.executable, "-m", "edge_relay"]
+        command = [*self.command_prefix, sys.executable, "-m", "edge_relay"]
         if self.netns:
             command = ["ip", "netns", "exec", self.netns, *command]
         self.proc = subprocess.Popen(command, env=self._env, stderr=stderr)
@@ -65,7 +68,8 @@ class RelayProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"relay {self.region} exited with code {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.http_url}/healthz", timeout=1).status_code == 200:
+                # Up once it answers: 503 is an answer too (a relay that found its clock wrong).
+                if httpx.get(f"{self.http_url}/healthz", timeout=1).status_code in (200, 503):
                     return
             except httpx.TransportError:
                 time.sleep(0.05)

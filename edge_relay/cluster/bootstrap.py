@@ -68,6 +68,7 @@ async def start_cluster(
         )
     )
     relay.coordinator = Coordinator(cluster, relay.rooms, config.cluster_secret, config.stun_servers)
+    cluster.swim.codec.on_clock = relay.clock.observe_peer  # the other relays' clocks, authenticated
     await cluster.start()
     host, port = cluster.address
     if registrar is not None:

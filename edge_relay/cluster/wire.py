@@ -121,6 +121,8 @@ class Codec:
         self._windows: dict[tuple[str, int], _Window] = {}
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
+        #: Told each authenticated sender's clock minus ours (seconds), stale or not: a clock check.
+        self.on_clock: Callable[[str, float], None] | None = None
 
     def seal(self, kind: int, payload: Any) -> bytes:
         self._seq += 1
@@ -168,6 +170,8 @@ class Codec:
             self.rejected["reflected"] += 1
             return None
         now_ms = int(self.clock() * 1000)
+        if self.on_clock is not None:
+            self.on_clock(sender, (sent_ms - now_ms) / 1000)
         if abs(now_ms - sent_ms) > self.window_ms:
             self.rejected["stale"] += 1
             return None

@@ -16,6 +16,7 @@ from edge_relay.sfu.forwarder import STATS
 
 if TYPE_CHECKING:
     from edge_relay.cluster.coordinator import Coordinator
+    from edge_relay.ops.clock import ClockCheck
     from edge_relay.rooms.directory import Rooms
     from edge_relay.sfu.seams import CodecCensus
 
@@ -48,7 +49,12 @@ class LoopLag:
 
 
 def render(
-    rooms: Rooms, census: CodecCensus, lag: LoopLag, draining: bool, coordinator: Coordinator | None = None
+    rooms: Rooms,
+    census: CodecCensus,
+    lag: LoopLag,
+    draining: bool,
+    coordinator: Coordinator | None = None,
+    clock: ClockCheck | None = None,
 ) -> str:
     lines: list[str] = []
 
@@ -63,6 +69,17 @@ def render(
     metric("relay_participants", "gauge", "Participants connected.", rooms.participant_count)
     metric("relay_tracks", "gauge", "Published tracks being forwarded.", tracks)
     metric("relay_draining", "gauge", "1 while draining after SIGTERM.", int(draining))
+    if clock is not None:
+        offset = clock.offset_s
+        if offset is not None:
+            help_ = "The API's and the other relays' clocks minus ours, estimated (positive: ours is behind)."
+            metric("relay_clock_offset_seconds", "gauge", help_, round(offset, 3))
+        metric(
+            "relay_clock_skewed",
+            "gauge",
+            "1 while our clock is off by more than the bound.",
+            int(clock.skewed),
+        )
     s = STATS
     for name, help_, value in (
         ("relay_rtp_packets_in_total", "RTP packets received from publishers.", s.packets_in),

@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from edge_relay.config import RelayConfig
 from edge_relay.ops import metrics
+from edge_relay.ops.clock import ClockCheck
 from edge_relay.rooms import notices
 from edge_relay.rooms.directory import Rooms
 from edge_relay.sfu.seams import CodecCensus
@@ -45,6 +46,7 @@ class Relay:
         self.rooms = Rooms()
         self.rooms.relay_id = self.relay_id
         self.lag = metrics.LoopLag()
+        self.clock = ClockCheck()  # is our wall clock right? (join tokens, the other relays say)
         self.draining = False
         self.coordinator: Coordinator | None = None  # with the cluster on (edge_relay/main.py)
         #: The TLS link endpoint (``cascade_port``): other relays only, so only the WebSocket.
@@ -83,8 +85,11 @@ class Relay:
     async def healthz(self, _: Request) -> JSONResponse:
         if self.config.probe_delay_ms:
             await asyncio.sleep(self.config.probe_delay_ms / 1000)
+        # A wrong clock makes the relay refuse every token and the cluster drop it: unhealthy, so the
+        # orchestrator replaces the task (edge_relay/ops/clock.py).
+        status = "draining" if self.draining else "clock_skew" if self.clock.skewed else "ok"
         body = {
-            "status": "draining" if self.draining else "ok",
+            "status": status,
             "region": self.config.region,
             "relay_id": self.relay_id,
             "rooms": len(self.rooms.rooms),
@@ -92,12 +97,12 @@ class Relay:
         }
         # CORS: a browser's relay probe may read the status (503 while draining).
         headers = {"Access-Control-Allow-Origin": "*"}
-        return JSONResponse(body, status_code=503 if self.draining else 200, headers=headers)
+        return JSONResponse(body, status_code=200 if status == "ok" else 503, headers=headers)
 
     async def metrics(self, request: Request) -> Response:
         if not _allowed(request, self.config.metrics_networks):
             return _error(403, "forbidden", "metrics are served to the local scraper only")
-        text = metrics.render(self.rooms, self.census, self.lag, self.draining, self.coordinator)
+        text = metrics.render(self.rooms, self.census, self.lag, self.draining, self.coordinator, self.clock)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def websocket(self, ws: WebSocket) -> None:
@@ -113,7 +118,9 @@ class Relay:
             with contextlib.suppress(Exception):
                 await ws.close(code=1000, reason=reason[:100])
 
-        session = Session(self.config, self.rooms, self.public_key, send, disconnect, lambda: self.draining)
+        session = Session(
+            self.config, self.rooms, self.public_key, send, disconnect, lambda: self.draining, self.clock
+        )
         reason = "disconnected"
         try:
             while True:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_relay.cluster.credentials import LinkTokenError, verify_link_token
 from edge_relay.config import RelayConfig
+from edge_relay.ops.clock import ClockCheck
 from edge_relay.ops.metrics import COUNTERS
 from edge_relay.rooms import notices
 from edge_relay.rooms.cascade_peer import CascadePeer
@@ -21,7 +22,7 @@ from edge_relay.rooms.directory import Rooms
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.room import JoinRefused, Room
 from edge_relay.signalling import protocol as p
-from functions.core.tokens import TokenError, verify_join_token
+from functions.core.tokens import TokenError, signed_issue_time, verify_join_token
 
 log = logging.getLogger("edge_relay.session")
 
@@ -44,6 +45,7 @@ class Session:
         send: Callable[[str], Awaitable[None]],
         disconnect: Callable[[str], Awaitable[None]],
         draining: Callable[[], bool],
+        clock: ClockCheck | None = None,
     ) -> None:
         self.config = config
         self.rooms = rooms
@@ -51,6 +53,7 @@ class Session:
         self.send = send
         self.disconnect = disconnect
         self.draining = draining
+        self.clock = clock
         self.participant: Participant | None = None
         self.room: Room | None = None
         self._allowance = config.messages_per_second * 2
@@ -113,9 +116,14 @@ class Session:
         if self.draining():
             await self.error("relay_draining", "this relay is shutting down; use another")
             raise Closed(4503, "draining")
+        if self.clock is not None and (signed := signed_issue_time(msg.token, self.public_key)) is not None:
+            issued_at, user_id = signed  # the API's clock when it issued the token, and to whom
+            self.clock.observe_api(issued_at - time.time(), user_id)
         try:
             claims = verify_join_token(msg.token, self.public_key)
         except TokenError as exc:
+            skewed = self.clock is not None and self.clock.skewed
+            log.info("join refused", extra={"code": exc.code, "clock_skewed": skewed})
             await self.error(exc.code, str(exc))
             raise Closed(4401, exc.code) from None
         try:

@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 ISSUER = "meetup-edge"
+#: Relays verify join tokens and notices with this much tolerance on their times (a relay's clock a
+#: little off the API's must not refuse them); edge_relay/ops/clock.py reports a larger skew.
+CLOCK_LEEWAY_S = 60
 ACCESS_AUDIENCE = "meetup-api"
 JOIN_AUDIENCE = "meetup-relay"
 Role = Literal["host", "guest"]
@@ -68,7 +71,7 @@ class Notice:
     data: dict[str, Any]
 
 
-def _decode(token: str, key: object, algorithm: str, audience: str, typ: str) -> dict:
+def _decode(token: str, key: object, algorithm: str, audience: str, typ: str, leeway: int = 0) -> dict:
     try:
         claims = jwt.decode(
             token,
@@ -76,10 +79,13 @@ def _decode(token: str, key: object, algorithm: str, audience: str, typ: str) ->
             algorithms=[algorithm],
             audience=audience,
             issuer=ISSUER,
+            leeway=leeway,
             options={"require": ["exp", "iat", "sub", "typ"]},
         )
     except jwt.ExpiredSignatureError as exc:
         raise TokenError("token_expired", "the token has expired") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise TokenError("token_not_yet_valid", "the token is not valid yet (issued in the future)") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError("token_invalid", "the token is not valid") from exc
     if claims.get("typ") != typ:
@@ -127,7 +133,7 @@ def issue_join_token(claims: JoinClaims, private_key: Ed25519PrivateKey) -> str:
 
 def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str | None = None) -> JoinClaims:
     """Verify a join token offline (signature, expiry, audience, and the meeting when given)."""
-    c = _decode(token, public_key, "EdDSA", JOIN_AUDIENCE, "join")
+    c = _decode(token, public_key, "EdDSA", JOIN_AUDIENCE, "join", CLOCK_LEEWAY_S)
     try:
         claims = JoinClaims(
             meeting_id=str(c["mtg"]),
@@ -147,6 +153,24 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
     if meeting_id is not None and claims.meeting_id != meeting_id:
         raise TokenError("token_wrong_meeting", "the join token is for another meeting")
     return claims
+
+
+def signed_issue_time(token: str, public_key: Ed25519PublicKey) -> tuple[int, str] | None:
+    """The ``iat`` and subject of a token the API really signed, whatever its times say (None for
+    anything else): the API's clock, for a relay checking its own (edge_relay/ops/clock.py)."""
+    try:
+        claims = jwt.decode(
+            token,
+            public_key,
+            algorithms=["EdDSA"],
+            audience=JOIN_AUDIENCE,
+            issuer=ISSUER,
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    iat, sub = claims.get("iat"), claims.get("sub")
+    return (iat, sub) if type(iat) is int and isinstance(sub, str) else None
 
 
 def issue_notice(
@@ -169,7 +193,7 @@ def issue_notice(
 
 def verify_notice(token: str, public_key: Ed25519PublicKey, kind: str | None = None) -> Notice:
     """Verify a notice offline (signature, expiry, audience, and its kind when given)."""
-    c = _decode(token, public_key, "EdDSA", JOIN_AUDIENCE, "notice")
+    c = _decode(token, public_key, "EdDSA", JOIN_AUDIENCE, "notice", CLOCK_LEEWAY_S)
     if c.get("knd") not in NOTICE_KINDS or not isinstance(c.get("dat"), dict):
         raise TokenError("token_invalid", "the notice is not well-formed")
     if kind is not None and c["knd"] != kind:

@@ -32,7 +32,9 @@ def registered_relays() -> list[RelayModel]:
             logger.exception("relay registry unavailable")
             entries = []
         _cache = (now, entries)
-    return [r for r in _cache[1] if now - float(r.heartbeat_at) < HEARTBEAT_FRESH_S]
+    # A heartbeat from the future is no fresher than an old one: its relay's clock is wrong (ahead), and
+    # it refuses every join token as expired (edge_relay/ops/clock.py).
+    return [r for r in _cache[1] if abs(now - float(r.heartbeat_at)) < HEARTBEAT_FRESH_S]
 
 
 def live_relays() -> list[RelayModel]:

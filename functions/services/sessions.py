@@ -91,9 +91,11 @@ def rotate(token: str) -> tuple[str, str]:
                 condition=RefreshTokenModel.token_digest.does_not_exist(),
             )
     except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
-            revoke_family(family_id, reason="reuse")  # a concurrent presentation of the same token won
+        # Decided by the state, not by the cancellation reasons (their codes and order vary with the
+        # store): if the token is spent now, a concurrent presentation of it won, and this is a reuse.
+        stored.refresh(consistent_read=True)
+        if stored.rotated_at is not None:
+            revoke_family(family_id, reason="reuse")
         raise _invalid() from exc
     return stored.user_id, following
 
