@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import itertools
 import secrets
+import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -139,3 +141,16 @@ def error_code(response: httpx.Response) -> str:
     body = response.json()
     assert set(body) == {"error"} and {"code", "message"} <= set(body["error"]), body
     return body["error"]["code"]
+
+
+def png(width: int = 8, height: int = 8) -> bytes:
+    """A tiny valid PNG (solid colour), made here rather than read from a file."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x20\x80\xd0" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks

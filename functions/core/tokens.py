@@ -93,17 +93,21 @@ def _decode(token: str, key: object, algorithm: str, audience: str, typ: str, le
     return claims
 
 
-def issue_access_token(user_id: str, secret: bytes, ttl_s: int) -> str:
-    now = int(time.time())
-    payload = {
+def _registered(audience: str, subject: str, typ: str, expires_at: int) -> dict[str, Any]:
+    """What every token here carries: RFC 7519's registered claims (issued now) and its own type."""
+    return {
         "iss": ISSUER,
-        "aud": ACCESS_AUDIENCE,
-        "sub": user_id,
-        "typ": "access",
-        "iat": now,
-        "exp": now + ttl_s,
-        "jti": secrets.token_urlsafe(12),
+        "aud": audience,
+        "sub": subject,
+        "typ": typ,
+        "iat": int(time.time()),
+        "exp": expires_at,
     }
+
+
+def issue_access_token(user_id: str, secret: bytes, ttl_s: int) -> str:
+    payload = _registered(ACCESS_AUDIENCE, user_id, "access", int(time.time()) + ttl_s)
+    payload["jti"] = secrets.token_urlsafe(12)
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
@@ -114,12 +118,7 @@ def verify_access_token(token: str, secret: bytes) -> str:
 
 def issue_join_token(claims: JoinClaims, private_key: Ed25519PrivateKey) -> str:
     payload = {
-        "iss": ISSUER,
-        "aud": JOIN_AUDIENCE,
-        "sub": claims.user_id,
-        "typ": "join",
-        "iat": int(time.time()),
-        "exp": claims.expires_at,
+        **_registered(JOIN_AUDIENCE, claims.user_id, "join", claims.expires_at),
         "mtg": claims.meeting_id,
         "pid": claims.participant_id,
         "name": claims.display_name,
@@ -177,14 +176,8 @@ def issue_notice(
     kind: NoticeKind, meeting_id: str, data: dict[str, Any], private_key: Ed25519PrivateKey, ttl_s: int
 ) -> str:
     """Sign a notice for the relays; ``data`` holds plain JSON values only."""
-    now = int(time.time())
     payload = {
-        "iss": ISSUER,
-        "aud": JOIN_AUDIENCE,
-        "sub": meeting_id,
-        "typ": "notice",
-        "iat": now,
-        "exp": now + ttl_s,
+        **_registered(JOIN_AUDIENCE, meeting_id, "notice", int(time.time()) + ttl_s),
         "knd": kind,
         "dat": data,
     }

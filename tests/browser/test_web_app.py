@@ -3,29 +3,10 @@ image uploads to S3 (moto), sign out and in again, and a refused join shown to t
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import httpx
 
 from tests.browser.conftest import Launch
-
-
-def png(width: int = 8, height: int = 8) -> bytes:
-    """A tiny valid PNG (solid colour), made here rather than read from a file."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + b"\x20\x80\xd0" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+from tests.conftest import png
 
 
 def test_the_local_stack_serves_the_client_next_to_the_api(stack) -> None:

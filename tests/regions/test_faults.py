@@ -79,10 +79,8 @@ def test_a_participant_moves_between_live_relays_during_a_one_way_cut(world: Wor
     """Relay 1's packets to relay 3 are dropped (the reverse delivered) for 20 s; meanwhile the
     participant on relay 3 moves to relay 2, keeping its participant id. Everyone, and the mover
     on its new relay, must see and decode everyone else, and the mover not itself."""
-    host = world.api.new_user("Host")
-    meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a, b, c = one_per_region(world, stack, meeting, host)
+        a, b, c = one_per_region(world, stack)
         all_receive_all([a, b, c])
         world.wan.cut(1, 3, oneway=True)
         try:
@@ -98,10 +96,8 @@ def test_a_participant_moves_between_live_relays_during_a_one_way_cut(world: Wor
 def test_a_participant_moves_while_a_link_flaps(world: World) -> None:
     """The link between relays 1 and 2 fails and heals every 2 s for 30 s, while the participant on
     relay 3 moves to relay 2 and back to relay 3."""
-    host = world.api.new_user("Host")
-    meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a, b, c = one_per_region(world, stack, meeting, host)
+        a, b, c = one_per_region(world, stack)
         all_receive_all([a, b, c])
         moves = {4: "move", 16: "move"}
         try:

@@ -113,10 +113,8 @@ def test_cut_between_two_regions_only(world: World) -> None:
     """Regions 1 and 2 lose each other while both still reach region 3: SWIM's indirect probes (via 3)
     keep both alive, so nobody is evicted; the 1-2 link fails and is re-dialed after the heal. Region 3
     keeps receiving both sides throughout, and chat crosses the cut by gossip through region 3."""
-    host = world.api.new_user("Host")
-    meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a, b, c = one_per_region(world, stack, meeting, host)
+        a, b, c = one_per_region(world, stack)
         all_receive_all([a, b, c])
         world.wan.cut(1, 2)
         try:
@@ -143,10 +141,8 @@ def test_cut_between_two_regions_only(world: World) -> None:
 def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -> None:
     """The host ends the meeting on its relay alone, which is cut off from the others: they learn it
     from the cluster state at the heal. (An end through the API reaches every relay at once: below.)"""
-    host = world.api.new_user("Host")
-    meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a1, b, c = one_per_region(world, stack, meeting, host)
+        a1, b, c = one_per_region(world, stack)
         b.wait_for(receiving(b, [a1, c]), 60)
         world.isolate(1)
         try:
@@ -165,10 +161,8 @@ def test_host_end_during_a_partition_reaches_everyone_after_heal(world: World) -
 def test_end_through_the_api_reaches_relays_cut_off_from_the_hosts(world: World) -> None:
     """Region 1 is cut off from the other relays (not from the API): ending the meeting through the API
     reaches regions 2 and 3 at once, because the API tells every registered relay itself."""
-    host = world.api.new_user("Host")
-    meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a1, b, c = one_per_region(world, stack, meeting, host)
+        a1, b, c = one_per_region(world, stack)
         b.wait_for(receiving(b, [a1, c]), 60)
         world.isolate(1)
         try:
@@ -181,10 +175,8 @@ def test_end_through_the_api_reaches_relays_cut_off_from_the_hosts(world: World)
 
 
 def test_crashed_relay_is_declared_dead_and_its_participants_move(world: World) -> None:
-    host = world.api.new_user("Host")
-    meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
-        a1, b, c = one_per_region(world, stack, meeting, host)
+        a1, b, c = one_per_region(world, stack)
         all_receive_all([a1, b, c])
 
         world.regions[3].relay.kill()  # SIGKILL: no drain, no goodbye

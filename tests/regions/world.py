@@ -169,8 +169,12 @@ def chats(a: Agent, text: str) -> int:
     return sum(1 for c in a.latest()["chats"] if c["text"] == text)
 
 
-def one_per_region(world: World, stack: ExitStack, meeting: dict, host: Any) -> list[Agent]:
-    """The host in region 1 and a guest in each of regions 2 and 3."""
+def one_per_region(
+    world: World, stack: ExitStack, meeting: dict | None = None, host: Any = None
+) -> list[Agent]:
+    """The host in region 1 and a guest in each of regions 2 and 3 (a new meeting unless given one)."""
+    host = host or world.api.new_user("Host")
+    meeting = meeting or world.api.new_meeting(host)
     users = [host, world.api.new_user("B"), world.api.new_user("C")]
     return [
         agent(world, stack, site, user, meeting, "abc"[site - 1])

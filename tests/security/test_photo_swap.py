@@ -8,32 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import time
-import zlib
 from typing import Any
 
 import httpx
 
-from tests.conftest import Api, User, error_code
+from tests.conftest import Api, User, error_code, png
 
 HTML = b"<!doctype html><script>fetch('/settings').then(r => r.text()).then(alert)</script>"
-
-
-def png(width: int = 4, height: int = 3) -> bytes:
-    """A real (tiny, grey) PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 PNG = png()
