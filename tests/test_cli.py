@@ -60,6 +60,7 @@ def test_help_everywhere() -> None:
         "end",
         "demo",
         "local",
+        "load-test",
     ]
     for args in [(), ("--help",), *[(c, "--help") for c in commands], ("local", "up", "--help")]:
         result = run(*args)

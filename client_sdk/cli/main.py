@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from client_sdk.cli import account, demo, join, local, meetings
+from client_sdk.cli import account, demo, join, load_test, local, meetings
 
 app = typer.Typer(
     name="meet",
@@ -26,6 +26,7 @@ app.command()(meetings.recordings)
 app.command()(meetings.end)
 app.add_typer(local.app, name="local")
 app.command("demo")(demo.demo)
+app.command("load-test", help=load_test.HELP)(load_test.load_test)
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,1 @@
+"""``meet load-test``: accounts, the engine that runs virtual participants, the report."""
