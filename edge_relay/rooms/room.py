@@ -340,8 +340,10 @@ class Room:
 
     async def relay_event(self, event: dict[str, Any], source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
+        if event.get("type") == "reaction" and not self.first_sight(f"reaction:{event.get('reaction_id')}"):
+            return  # a stored reaction's notice again (a replay): once only, like chat
         if event.get("type") == "chat":
-            if not self.first_sight_of_chat(str(event.get("message_id", ""))):
+            if not self.first_sight(str(event.get("message_id", ""))):
                 return  # the same stored message announced again (a retry, or a replay): once only
             if self.listener is not None:
                 self.listener.chat(self, event)
@@ -363,15 +365,16 @@ class Room:
 
     async def deliver_chat(self, event: dict[str, Any]) -> bool:
         """A chat message of another relay's participant, by a link or by gossip: to ours, once."""
-        if not self.first_sight_of_chat(str(event.get("message_id", ""))):
+        if not self.first_sight(str(event.get("message_id", ""))):
             return False
         await self.broadcast(_encode(event))
         return True
 
-    def first_sight_of_chat(self, message_id: str) -> bool:
-        if message_id in self._chat_seen:
+    def first_sight(self, item_id: str) -> bool:
+        """Whether a stored item (a chat message, a reaction) is new here: each reaches ours once."""
+        if item_id in self._chat_seen:
             return False
-        self._chat_seen[message_id] = None
+        self._chat_seen[item_id] = None
         if len(self._chat_seen) > CHAT_IDS_KEPT:
             self._chat_seen.popitem(last=False)
         return True

@@ -256,7 +256,7 @@ class Session:
         data = await self._stored(msg.notice, "reaction")
         if data is not None:
             event = {"type": "reaction", "participant_id": self.participant.id}
-            event |= {"name": data.get("name", ""), "emoji": data.get("emoji", "")}
+            event |= {k: data.get(k, "") for k in ("name", "emoji", "reaction_id")}
             await self.room.relay_event(event)
 
     async def _on_chat(self, msg: p.Chat) -> None:

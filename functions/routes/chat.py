@@ -203,7 +203,12 @@ def post_reaction(
         meeting_id, user, "react", body.emoji, body.idempotency_key, response, "Reactions"
     )
     out = _reaction_out(item)
-    notice = {"participant_id": participant_id, "name": out.sender_name, "emoji": out.emoji}
+    notice = {
+        "participant_id": participant_id,
+        "name": out.sender_name,
+        "emoji": out.emoji,
+        "reaction_id": out.reaction_id,  # relays fan each stored reaction out once
+    }
     return ReactionPosted(
         **out.model_dump(), relay_notice=relay_notices.sign("reaction", item.meeting_id, notice)
     )
