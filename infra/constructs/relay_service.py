@@ -24,13 +24,18 @@ from constructs import Construct
 from infra.config import InfraConfig
 from infra.constructs import relay_metrics
 from infra.constructs.nag import acknowledge, allow
+from infra.constructs.tables import table_specs
 
 HEALTH_PROBE = (
     "import os, urllib.request as u; "
     "u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MEETUP_RELAY_PORT', '7001'), timeout=2)"
 )
-#: What a relay process does in the registry table (edge_relay/cluster/registry.py): save and delete.
+#: What a relay process writes in the registry table (edge_relay/cluster/registry.py): its own entry,
+#: saved on every heartbeat and deleted on shutdown (scoped to its region's ids).
 REGISTRY_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem")
+#: What it reads there: ``Registrar.peers()`` scans the (global) table for the other relays' gossip
+#: addresses, the seeds of the cluster. Without it every task stays alone and the cluster never forms.
+REGISTRY_READ_ACTIONS = ("dynamodb:Scan",)
 
 
 class RelayService(Construct):
@@ -214,7 +219,8 @@ class RelayService(Construct):
 
     def _grant_registry(self, config: InfraConfig, region: str) -> None:
         """Heartbeat into this region's replica of the registry, only under this region's ids
-        (``<region>-<uuid>``): a compromised relay cannot forge or delete another region's entries."""
+        (``<region>-<uuid>``): a compromised relay cannot forge or delete another region's entries.
+        Read every entry (any region's: they are the gossip seeds), which a Scan cannot narrow by key."""
         table = Stack.of(self).format_arn(
             service="dynamodb", resource="table", resource_name=config.table_name("relays")
         )
@@ -224,6 +230,13 @@ class RelayService(Construct):
             [table],
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}},
         )
+        allow(self.task.task_role, REGISTRY_READ_ACTIONS, [table, *self._index_arns(config, table)])
+
+    @staticmethod
+    def _index_arns(config: InfraConfig, table: str) -> list[str]:
+        """The registry's secondary indexes, if the model has any (a scan or query may name one)."""
+        spec = next((s for s in table_specs() if s.name == "relays"), None)
+        return [f"{table}/index/{name}" for name in (spec.index_names if spec else ())]
 
     def _scaling(self, config: InfraConfig) -> None:
         """Out fast (a minute) on CPU or participants per task; in slowly (scale-in moves people)."""

@@ -214,22 +214,59 @@ def test_a_split_cluster_raises_an_alarm(synth: Synth, region: str) -> None:
 
 
 def test_registry_access_is_this_regions_entries_only(synth: Synth, region: str) -> None:
+    """Writes only under this region's ids; reads (the scan for cluster seeds) of every entry."""
     stack = synth.meetup.relays[region]
     config = synth.meetup.config
     statements = [
         s
         for p in synth.resources(stack, "AWS::IAM::Policy").values()
         for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if any(
-            str(a).startswith("dynamodb:")
-            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        )
+        if any(str(a).startswith("dynamodb:") for a in _actions(s))
     ]
-    (registry,) = statements
-    assert sorted(registry["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
-    assert registry["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}}
-    arn = "".join(p if isinstance(p, str) else "" for p in registry["Resource"]["Fn::Join"][1])
-    assert arn.endswith(f":dynamodb:{region}:{config.account}:table/{config.table_name('relays')}")
+    (write,) = [s for s in statements if "Condition" in s]
+    assert sorted(_actions(write)) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert write["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}}
+    table = f"arn::dynamodb:{region}:{config.account}:table/{config.table_name('relays')}"
+    assert _arns(write["Resource"]) == [table]
+    # Registrar.peers() scans the table: without this the seeds are empty and the cluster never forms.
+    (read,) = [s for s in statements if "Condition" not in s]
+    assert _actions(read) == ["dynamodb:Scan"] and read["Effect"] == "Allow"
+    assert table in _arns(read["Resource"])
+
+
+def test_the_relay_role_allows_every_call_the_registrar_makes(synth: Synth) -> None:
+    """The DynamoDB operations of edge_relay/cluster/registry.py (as PynamoDB sends them) are all granted."""
+    import ast
+
+    calls = {"save": "dynamodb:PutItem", "delete": "dynamodb:DeleteItem", "scan": "dynamodb:Scan"}
+    calls |= {"query": "dynamodb:Query", "get": "dynamodb:GetItem", "update": "dynamodb:UpdateItem"}
+    tree = ast.parse((REPO / "edge_relay/cluster/registry.py").read_text())
+    used = {
+        calls[node.attr] for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in calls
+    }
+    assert used == {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
+    stack = next(iter(synth.meetup.relays.values()))
+    granted = {
+        a
+        for p in synth.resources(stack, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in _actions(s)
+    }
+    assert used <= granted, used - granted
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return list(action) if isinstance(action, list) else [action]
+
+
+def _arns(resource: Any) -> list[str]:
+    """Resource ARNs as text, their tokens (partition) dropped: ``:dynamodb:<region>:...``."""
+    resources = resource if isinstance(resource, list) else [resource]
+    return [
+        "".join(p if isinstance(p, str) else "" for p in r["Fn::Join"][1]) if isinstance(r, dict) else r
+        for r in resources
+    ]
 
 
 def test_image_comes_from_the_relay_dockerfile_and_is_not_built(synth: Synth, region: str) -> None:
