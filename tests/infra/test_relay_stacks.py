@@ -152,7 +152,7 @@ def test_relay_configuration(synth: Synth, region: str) -> None:
     secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in relay["Secrets"]}
     assert set(secrets) == {"MEETUP_JOIN_PUBLIC_KEY", "MEETUP_CLUSTER_SECRET"}
     assert secrets["MEETUP_JOIN_PUBLIC_KEY"].endswith(f':secret:{config.name}/join-public-key"]]}}')
-    assert secrets["MEETUP_CLUSTER_SECRET"].endswith(f':secret:{config.name}/cluster-secret"]]}}')
+    assert secrets["MEETUP_CLUSTER_SECRET"].endswith(f':secret:{config.name}/relay-cluster-key"]]}}')
     # The relays form one cluster across regions (wan timing, public address by STUN).
     assert env["MEETUP_RELAY_CLUSTER"] == "true" and env["MEETUP_RELAY_CLUSTER_PRESET"] == "wan"
     assert env["MEETUP_RELAY_CLUSTER_ADVERTISE"] == "stun"
