@@ -21,7 +21,12 @@ from aws_cdk import aws_logs as logs
 
 #: The AWS documentation's example account: synth works offline with it (its availability zones are
 #: committed in cdk.json); a deploy uses the caller's account (``CDK_DEFAULT_ACCOUNT``) or ``meetup:account``.
+#: Only with this account may the domain and hosted zone be cdk.json's placeholders (a deploy there fails
+#: at once: the CLI refuses credentials of another account, before any stack exists).
 PLACEHOLDER_ACCOUNT = "123456789012"
+#: Names reserved for documentation and tests (RFC 2606 / RFC 6761): never a deployable domain.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = ("example", "test", "invalid", "localhost")
 #: Fargate sends SIGKILL at most 120 s after SIGTERM, whatever the task definition asks for.
 FARGATE_MAX_STOP_TIMEOUT_S = 120
 #: Seconds the relay needs after its drain grace: stop the server (<= 5 s), deregister, close sockets.
@@ -35,6 +40,7 @@ LOG_RETENTIONS = {
 }  # fmt: skip
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
 
 
@@ -190,6 +196,10 @@ class InfraConfig:
             problems.append(f"meetup:domain is not a DNS name: {self.domain!r}")
         if not re.fullmatch(r"\d{12}", self.account):
             problems.append(f"meetup:account must be 12 digits: {self.account!r}")
+        if not _HOSTED_ZONE_ID.match(self.hosted_zone_id):
+            problems.append(f"meetup:hostedZoneId is not a Route 53 zone id: {self.hosted_zone_id!r}")
+        if self.account != PLACEHOLDER_ACCOUNT:
+            problems += self.placeholder_problems()
         low, high = self.media_ports
         if not 1024 <= low < high <= 65535:
             problems.append(
@@ -211,6 +221,31 @@ class InfraConfig:
             problems.append("meetup:lambda:python must be 3.12, 3.13 or 3.14")
         if problems:
             raise ValueError("invalid cdk.json context:\n  " + "\n  ".join(problems))
+
+    def placeholder_problems(self) -> list[str]:
+        """cdk.json's placeholders (``meetup.example.com``, a zone id with ``EXAMPLE``): fine for a synth
+        with the placeholder account, refused for a real one, where the first deploy would fail half-way
+        (certificate validation in a zone that is not there) after the retained data stack exists."""
+        problems = []
+        labels = self.domain.split(".")
+        if (
+            self.domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS))
+            or self.domain in PLACEHOLDER_DOMAINS
+            or labels[-1] in PLACEHOLDER_TLDS
+        ):
+            problems.append(
+                f"meetup:domain {self.domain!r} is a placeholder: give your domain (-c meetup:domain=...)"
+            )
+        if "EXAMPLE" in self.hosted_zone_id.upper():
+            problems.append(
+                f"meetup:hostedZoneId {self.hosted_zone_id!r} is a placeholder: give the id of the public "
+                "hosted zone of meetup:domain (-c meetup:hostedZoneId=Z...)"
+            )
+        return [
+            f"{p} (account {self.account}; placeholders are only accepted with the placeholder account "
+            f"{PLACEHOLDER_ACCOUNT}, for a synth without AWS)"
+            for p in problems
+        ]
 
 
 def _coerce(raw: Any, default: Any) -> Any:
