@@ -53,7 +53,7 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-c",
             f"meetup:regions={','.join(REGIONS)}",
             *(arg for key, value in TEST_ACCOUNT.items() for arg in ("-c", f"{key}={value}")),
-        ],  # fmt: skip
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
