@@ -7,9 +7,10 @@ the security group opens, and nothing else is reachable. Signalling (WebSocket) 
 regional NLB, which terminates TLS.
 
 Drain: on scale-in or deployment ECS deregisters the task from the NLB (no new connections; open ones
-stay), waits ``deregistration_delay``, then sends SIGTERM. The relay then refuses joins, serves its rooms
-for ``MEETUP_RELAY_DRAIN_GRACE_S`` and tells clients to migrate; ``stop_timeout`` (grace + a margin) is
-when SIGKILL would cut whatever is left.
+stay while the target is healthy: its health check is liveness, ``/livez``, which a draining relay still
+answers 200), waits ``deregistration_delay`` (grace + margin), then sends SIGTERM. The relay then refuses
+joins (``/healthz``, readiness, says 503), serves its rooms for ``MEETUP_RELAY_DRAIN_GRACE_S`` and tells
+clients to migrate; ``stop_timeout`` (grace + a margin) is when SIGKILL would cut whatever is left.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from infra.constructs import relay_metrics
 from infra.constructs.nag import acknowledge, allow
 from infra.constructs.tables import table_specs
 
+#: Liveness (``/livez``): a draining task is alive; ECS must not replace it for refusing joins.
 HEALTH_PROBE = (
     "import os, urllib.request as u; "
-    "u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MEETUP_RELAY_PORT', '7001'), timeout=2)"
+    "u.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('MEETUP_RELAY_PORT', '7001'), timeout=2)"
 )
 #: What a relay process writes in the registry table (edge_relay/cluster/registry.py): its own entry,
 #: saved on every heartbeat and deleted on shutdown (scoped to its region's ids).

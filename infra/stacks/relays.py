@@ -31,11 +31,19 @@ from infra.constructs.nag import acknowledge
 from infra.constructs.relay_service import RelayService
 from infra.constructs.secrets import cluster_secret_name, join_public_key_secret_name
 
-#: The NLB stops routing new connections to a deregistered task this long before ECS sends SIGTERM.
-#: Short on purpose: the relay's own drain (after SIGTERM) is what keeps rooms alive, and NLB keeps a
-#: deregistered target's open connections (connection termination stays off), so clients get the
-#: relay's "migrate" message over the socket they already have.
-DEREGISTRATION_DELAY = Duration.seconds(10)
+#: Liveness: 200 while the process serves, draining included. The NLB's target health asks this, so a
+#: draining task stays healthy and the NLB keeps forwarding its open connections (AWS: a deregistered
+#: target's connections are kept only while it stays healthy). Readiness (``/healthz``, 503 while
+#: draining) is for clients' probes and Route 53; new connections stop by deregistration, not health.
+LIVENESS_PATH = "/livez"
+READINESS_PATH = "/healthz"
+
+
+def deregistration_delay(config: InfraConfig) -> Duration:
+    """How long the NLB keeps a deregistered task in ``draining`` (open connections forwarded, no new
+    ones): the relay's whole drain (grace + shutdown margin, = stopTimeout), so that wherever the SIGTERM
+    falls in it, the last messages and the ``migrate`` reach clients over the sockets they have."""
+    return Duration.seconds(config.relay_stop_timeout_s)
 
 
 class RelayStack(Stack):
@@ -153,11 +161,11 @@ class RelayStack(Stack):
             port=config.relay_port,
             protocol=elbv2.Protocol.TCP,
             target_type=elbv2.TargetType.IP,
-            deregistration_delay=DEREGISTRATION_DELAY,
+            deregistration_delay=deregistration_delay(config),
             connection_termination=False,
             health_check=elbv2.HealthCheck(
                 protocol=elbv2.Protocol.HTTP,
-                path="/healthz",
+                path=LIVENESS_PATH,
                 healthy_http_codes="200",
                 interval=Duration.seconds(10),
                 timeout=Duration.seconds(5),

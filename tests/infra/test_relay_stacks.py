@@ -18,7 +18,7 @@ from aws_cdk.assertions import Match
 from edge_relay.config import RelayConfig
 from infra.config import FARGATE_MAX_STOP_TIMEOUT_S
 from infra.constructs import relay_metrics
-from infra.stacks.relays import DEREGISTRATION_DELAY, RelayStack
+from infra.stacks.relays import LIVENESS_PATH, READINESS_PATH, RelayStack
 
 REGIONS = json.loads((REPO / "cdk.json").read_text())["context"]["meetup:regions"]
 
@@ -109,10 +109,14 @@ def test_signalling_is_tls_through_the_nlb_only(synth: Synth, region: str) -> No
 def test_health_checks(synth: Synth, region: str) -> None:
     stack = synth.meetup.relays[region]
     group = _one(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")
-    assert group["HealthCheckProtocol"] == "HTTP" and group["HealthCheckPath"] == "/healthz"
+    # Liveness for the NLB and ECS (a draining task stays healthy: its open connections are kept)...
+    assert group["HealthCheckProtocol"] == "HTTP" and group["HealthCheckPath"] == LIVENESS_PATH == "/livez"
     assert group["Port"] == synth.meetup.config.relay_port and group["TargetType"] == "ip"
     check = _containers(synth, stack)["relay"]["HealthCheck"]
-    assert check["Command"][:3] == ["CMD", "python", "-c"] and "/healthz" in check["Command"][3]
+    assert check["Command"][:3] == ["CMD", "python", "-c"] and LIVENESS_PATH in check["Command"][3]
+    # ...readiness for Route 53 (a region whose tasks all drain leaves relay.<domain>) and clients.
+    route53 = synth.resources(synth.meetup.routing, "AWS::Route53::HealthCheck").values()
+    assert {c["Properties"]["HealthCheckConfig"]["ResourcePath"] for c in route53} == {READINESS_PATH}
 
 
 def test_drain_timing_matches_the_relay(synth: Synth, region: str) -> None:
@@ -130,7 +134,8 @@ def test_drain_timing_matches_the_relay(synth: Synth, region: str) -> None:
         a["Key"]: a["Value"]
         for a in _one(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")["TargetGroupAttributes"]
     }
-    assert attributes["deregistration_delay.timeout_seconds"] == str(int(DEREGISTRATION_DELAY.to_seconds()))
+    # The NLB keeps the task's open connections (draining state) through the relay's whole drain.
+    assert int(attributes["deregistration_delay.timeout_seconds"]) >= relay["StopTimeout"] > grace
     assert attributes["deregistration_delay.connection_termination.enabled"] == "false"
     service = _one(synth, stack, "AWS::ECS::Service")
     assert service["DeploymentConfiguration"]["MinimumHealthyPercent"] == 100
