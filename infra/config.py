@@ -107,7 +107,13 @@ class InfraConfig:
     relay_media_ports: str = "40000-49999"
     relay_drain_grace_s: int = 30
     relay_arm64: bool = True
-    relay_stun_urls: tuple[str, ...] = ("stun:stun.l.google.com:19302",)
+    #: Asked all at once, once per task start (the first answer wins; retried with backoff while none
+    #: answers): more than one operator, so that one's outage neither stops nor slows a relay.
+    relay_stun_urls: tuple[str, ...] = (
+        "stun:stun.l.google.com:19302",
+        "stun:stun.cloudflare.com:3478",
+        "stun:stun1.l.google.com:19302",
+    )
     relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
     backup_daily_retention_days: int = 35
     backup_monthly_retention_days: int = 365

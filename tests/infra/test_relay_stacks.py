@@ -161,6 +161,11 @@ def test_relay_configuration(synth: Synth, region: str) -> None:
     # The relays form one cluster across regions (wan timing, public address by STUN).
     assert env["MEETUP_RELAY_CLUSTER"] == "true" and env["MEETUP_RELAY_CLUSTER_PRESET"] == "wan"
     assert env["MEETUP_RELAY_CLUSTER_ADVERTISE"] == "stun"
+    # Several STUN servers of more than one operator: one's outage must not leave the relay without
+    # its public address (edge_relay/cluster/public_address.py asks them all, retries with backoff).
+    stun = env["MEETUP_RELAY_STUN_URLS"].split(",")
+    operators = {url.split(":")[1].split(".")[-2] for url in stun}
+    assert len(stun) >= 2 and len(operators) >= 2, stun
     assert env["MEETUP_RELAY_CLUSTER_PORT"] == str(config.relay_cluster_port)
     # Links reach each task itself (several tasks per region behind one NLB), over pinned TLS.
     assert env["MEETUP_RELAY_CASCADE_PORT"] == str(config.relay_cascade_port)
