@@ -32,6 +32,23 @@ FARGATE_MAX_STOP_TIMEOUT_S = 120
 #: Seconds the relay needs after its drain grace: stop the server (<= 5 s), deregister, close sockets.
 RELAY_SHUTDOWN_MARGIN_S = 15
 
+#: Fargate task sizes (CPU units -> memory MiB) for the CPU sizes a relay can use (see ``validate``).
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+}
+#: Relay VPCs get 10.<n>.0.0/16, n from this append-only list (never reordered: a VPC's CIDR must not
+#: change when regions are added or removed), so regions never overlap and could be peered privately.
+RELAY_VPC_REGIONS = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2", "eu-north-1",
+    "eu-south-1", "eu-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+    "ap-southeast-4", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-east-1", "me-south-1", "me-central-1", "il-central-1", "af-south-1",
+    "ca-west-1", "mx-central-1", "ap-southeast-5", "ap-southeast-7",
+)  # fmt: skip
+
 #: CloudWatch Logs accepts these retentions only (days -> aws_logs.RetentionDays member name).
 LOG_RETENTIONS = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
@@ -90,6 +107,8 @@ class InfraConfig:
     lambda_auth_memory_mib: int = 1024
     lambda_timeout_s: int = 15
     lambda_python: str = "3.13"
+    #: One relay process per task, and a process uses one core: more than 1024 (one vCPU) would be paid
+    #: for and never used, and the CPU scaling target could never be reached (``validate`` refuses it).
     relay_cpu: int = 1024
     relay_memory_mib: int = 2048
     relay_min_tasks: int = 1
@@ -106,6 +125,10 @@ class InfraConfig:
     #: UDP ports of ICE host candidates (the kernel's ephemeral range inside each task, by sysctl).
     relay_media_ports: str = "40000-49999"
     relay_drain_grace_s: int = 30
+    #: Registry heartbeat of each relay task. Every beat is a write replicated to every region of the
+    #: global table: 2 s (the local default) would be regions x tasks x 0.5 replicated writes a second.
+    #: The API's freshness window (three beats) is derived from it (``MEETUP_RELAY_HEARTBEAT_S``).
+    relay_heartbeat_s: int = 10
     relay_arm64: bool = True
     #: Asked all at once, once per task start (the first answer wins; retried with backoff while none
     #: answers): more than one operator, so that one's outage neither stops nor slows a relay.
@@ -114,7 +137,8 @@ class InfraConfig:
         "stun:stun.cloudflare.com:3478",
         "stun:stun1.l.google.com:19302",
     )
-    relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+    #: Pinned: ``:latest`` would change the scaling metric's producer under a running service.
+    relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300062.0b1304"
     backup_daily_retention_days: int = 35
     backup_monthly_retention_days: int = 365
     #: Change to mint a new join-token key pair (then restart relays: see infra/README.md).
@@ -152,6 +176,9 @@ class InfraConfig:
     def media_ports(self) -> tuple[int, int]:
         low, _, high = self.relay_media_ports.partition("-")
         return int(low), int(high)
+
+    def relay_vpc_cidr(self, region: str) -> str:
+        return f"10.{RELAY_VPC_REGIONS.index(region) + 1}.0.0/16"
 
     @property
     def relay_stop_timeout_s(self) -> int:
@@ -217,6 +244,29 @@ class InfraConfig:
                 f"Fargate's SIGKILL ({FARGATE_MAX_STOP_TIMEOUT_S} s); use at most "
                 f"{FARGATE_MAX_STOP_TIMEOUT_S - RELAY_SHUTDOWN_MARGIN_S}"
             )
+        if self.relay_cpu not in FARGATE_MEMORY:
+            problems.append(
+                f"meetup:relay:cpu={self.relay_cpu}: a relay task runs one process, which uses one core; "
+                f"use one of {sorted(FARGATE_MEMORY)} (more tasks, not bigger ones)"
+            )
+        elif self.relay_memory_mib not in FARGATE_MEMORY[self.relay_cpu]:
+            problems.append(
+                f"meetup:relay:memoryMib={self.relay_memory_mib} is not a Fargate size for cpu "
+                f"{self.relay_cpu}: one of {list(FARGATE_MEMORY[self.relay_cpu])}"
+            )
+        problems += [
+            f"no VPC CIDR for region {r!r}: append it to infra/config.py RELAY_VPC_REGIONS"
+            for r in self.regions
+            if _REGION.match(r) and r not in RELAY_VPC_REGIONS
+        ]
+        image = self.relay_metrics_agent_image.rsplit("/", 1)[-1]
+        if "@sha256:" not in image and (":" not in image or image.endswith(":latest")):
+            problems.append(
+                f"meetup:relay:metricsAgentImage must be pinned (a version tag or digest): "
+                f"{self.relay_metrics_agent_image!r}"
+            )
+        if not 1 <= self.relay_heartbeat_s <= 60:
+            problems.append("meetup:relay:heartbeatS must be within [1, 60]")
         if self.log_retention_days not in LOG_RETENTIONS:
             problems.append(f"meetup:logRetentionDays must be one of {sorted(LOG_RETENTIONS)}")
         if not 1 <= self.relay_min_tasks <= self.relay_max_tasks:

@@ -85,6 +85,7 @@ class RelayService(Construct):
                 "MEETUP_RELAY_DRAIN_GRACE_S": str(config.relay_drain_grace_s),
                 "MEETUP_RELAY_MAX_PARTICIPANTS": str(config.relay_max_participants),
                 "MEETUP_RELAY_REGISTRY": "true",
+                "MEETUP_RELAY_HEARTBEAT_S": str(config.relay_heartbeat_s),
                 "MEETUP_TABLE_PREFIX": config.table_prefix,
                 # For the public (server-reflexive) ICE candidate: see infra/README.md, "Media and ICE".
                 "MEETUP_RELAY_STUN_URLS": ",".join(config.relay_stun_urls),

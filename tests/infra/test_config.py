@@ -117,6 +117,17 @@ def test_command_line_strings_are_parsed() -> None:
         ("meetup:relay:maxTasks", "0", "minTasks"),
         ("meetup:logRetentionDays", "45", "logRetentionDays"),
         ("meetup:hostedZoneId", "not-a-zone", "not a Route 53 zone id"),
+        # one relay process per task uses one core: a bigger task could never reach the CPU target
+        ("meetup:relay:cpu", "2048", "one process, which uses one core"),
+        ("meetup:relay:memoryMib", "1536", "not a Fargate size"),
+        (
+            "meetup:relay:metricsAgentImage",
+            "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest",
+            "pinned",
+        ),
+        ("meetup:relay:metricsAgentImage", "public.ecr.aws/cloudwatch-agent/cloudwatch-agent", "pinned"),
+        ("meetup:relay:heartbeatS", "0", "heartbeatS"),
+        ("meetup:regions", "us-east-1,xx-north-9", "RELAY_VPC_REGIONS"),
     ],
 )
 def test_refuses_what_would_fail_at_deploy(key: str, value: str, message: str) -> None:
@@ -129,3 +140,21 @@ def test_relay_endpoints_are_what_the_api_parses() -> None:
     relays = Settings(relays=json.dumps(c.relay_endpoints())).relays  # type: ignore[arg-type]
     assert [(r.region, r.url) for r in relays] == [(region, c.relay_url(region)) for region in c.regions]
     assert all(r.url.startswith("wss://relay-") and r.url.endswith("/ws") for r in relays)
+
+
+def test_relay_vpcs_never_overlap_and_keep_their_cidr() -> None:
+    from infra.config import RELAY_VPC_REGIONS
+
+    c = config(**{"meetup:regions": ",".join(RELAY_VPC_REGIONS)})
+    cidrs = [c.relay_vpc_cidr(r) for r in c.regions]
+    assert len(set(cidrs)) == len(cidrs) and all(x.endswith(".0.0/16") for x in cidrs)
+    # a region's CIDR does not depend on which other regions are configured, or their order
+    assert config(**{"meetup:regions": "eu-west-1,us-east-1"}).relay_vpc_cidr(
+        "eu-west-1"
+    ) == c.relay_vpc_cidr("eu-west-1")
+
+
+def test_pinned_agent_images_pass() -> None:
+    digest = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent@sha256:" + "a" * 64
+    assert config(**{"meetup:relay:metricsAgentImage": digest}).relay_metrics_agent_image == digest
+    assert not config().relay_metrics_agent_image.endswith(":latest")

@@ -306,3 +306,55 @@ def test_cluster_and_network_observability(synth: Synth, region: str) -> None:
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm", {"MetricName": "HealthyHostCount", "Threshold": 1}
     )
+
+
+def test_relay_vpcs_do_not_overlap_across_regions(synth: Synth) -> None:
+    config = synth.meetup.config
+    cidrs = {
+        region: _one(synth, stack, "AWS::EC2::VPC")["CidrBlock"]
+        for region, stack in synth.meetup.relays.items()
+    }
+    assert cidrs == {region: config.relay_vpc_cidr(region) for region in config.regions}
+    assert len(set(cidrs.values())) == len(cidrs)
+
+
+def test_registry_heartbeat_is_slow_enough_for_a_global_table(synth: Synth, region: str) -> None:
+    """Every beat is a write replicated to every region: 10-15 s, not the local 2 s. The API counts an
+    entry fresh for three beats, from the same setting."""
+    import subprocess
+    import sys
+
+    config = synth.meetup.config
+    env = {
+        e["Name"]: e["Value"] for e in _containers(synth, synth.meetup.relays[region])["relay"]["Environment"]
+    }
+    beat = float(env["MEETUP_RELAY_HEARTBEAT_S"])
+    assert 10 <= beat <= 15 and beat == config.relay_heartbeat_s
+    functions = synth.resources(synth.meetup.api, "AWS::Lambda::Function").values()
+    api_beats = {
+        f["Properties"]["Environment"]["Variables"].get("MEETUP_RELAY_HEARTBEAT_S")
+        for f in functions
+        if "MEETUP_RELAYS" in f["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert api_beats == {str(config.relay_heartbeat_s)}
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from functions.services.relays import HEARTBEAT_FRESH_S as f; print(f)"],
+        env={**__import__("os").environ, "MEETUP_RELAY_HEARTBEAT_S": str(beat)},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert float(fresh) >= 2 * beat  # a missed beat or two never hides a live relay
+
+
+def test_metrics_agent_is_pinned_and_its_silence_alarms(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    image = _containers(synth, stack)["metrics"]["Image"]
+    assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+    alarms = [a["Properties"] for a in synth.resources(stack, "AWS::CloudWatch::Alarm").values()]
+    (missing,) = [a for a in alarms if "sidecar" in a.get("AlarmDescription", "")]
+    assert missing["TreatMissingData"] == "breaching" and missing["AlarmActions"]
+    ids = {m["Id"]: m for m in missing["Metrics"]}
+    assert ids["samples"]["MetricStat"]["Metric"]["MetricName"] == "relay_participants"
+    assert ids["tasks"]["MetricStat"]["Metric"]["MetricName"] == "RunningTaskCount"
