@@ -13,6 +13,8 @@ import uvicorn
 
 from edge_relay.cluster.bootstrap import link_host, refresh_seeds, start_cluster
 from edge_relay.cluster.link_tls import LinkIdentity
+from edge_relay.cluster.node import Cluster
+from edge_relay.cluster.public_address import learn_public_ip
 from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
@@ -51,6 +53,12 @@ async def serve(config: RelayConfig) -> None:
         asyncio.ensure_future(relay.rooms.tick_forever()),
         asyncio.ensure_future(relay.lag.run()),
     ]
+    # Behind a 1:1 NAT (a cloud task): learn the public address once, in the background, retrying until
+    # a STUN server answers; ICE then announces it on every connection without asking STUN again.
+    public_address: asyncio.Task[str] | None = None
+    if config.stun_servers:
+        public_address = asyncio.ensure_future(_learn_public_address(config.stun_servers))
+        tasks.append(public_address)
     registrar = None
     if config.registry:
         registrar = Registrar(
@@ -62,17 +70,30 @@ async def serve(config: RelayConfig) -> None:
             draining=lambda: relay.draining or relay.clock.skewed,  # takes no joins: not offered
             interval_s=config.heartbeat_s,
         )
-    cluster, link_server, identity = None, None, None
+    clusters: list[Cluster] = []  # the one cluster, once joined
+    link_server, identity, joining = None, None, None
     if config.cluster:
+        if not config.cluster_secret:
+            raise RuntimeError("set MEETUP_CLUSTER_SECRET: relays authenticate gossip and links with it")
         if config.cascade_port:  # links reach this very process, over TLS pinned through the gossip
             identity = LinkIdentity.generate(link_host(config))
             certfile, keyfile = identity.write()
             link_server = _server(relay.link_app, config, config.cascade_port, certfile, keyfile)
             tasks.append(asyncio.ensure_future(link_server.serve()))
-        cluster = await start_cluster(config, relay, registrar, identity)
-        tasks.append(asyncio.ensure_future(relay.coordinator.run()))  # type: ignore[union-attr]
-        if registrar is not None:
-            tasks.append(asyncio.ensure_future(refresh_seeds(cluster, registrar)))
+
+        async def run_cluster() -> None:
+            """Joins once the public address is known (no exit while STUN is silent: the relay serves
+            its own region meanwhile, and the registry still lists it)."""
+            cluster = await start_cluster(config, relay, registrar, identity, public_address)
+            clusters.append(cluster)
+            jobs = [relay.coordinator.run()]  # type: ignore[union-attr]
+            if registrar is not None:
+                jobs.append(refresh_seeds(cluster, registrar))
+            await asyncio.gather(*jobs)
+
+        joining = asyncio.ensure_future(run_cluster())
+        joining.add_done_callback(lambda job: _stop_on_error(job, stop))
+        tasks.append(joining)
     if registrar is not None:
         tasks.append(asyncio.ensure_future(registrar.run()))
     log.info("relay up", extra={"url": config.url, "region": config.region, "relay_id": relay.relay_id})
@@ -84,10 +105,25 @@ async def serve(config: RelayConfig) -> None:
         await asyncio.wait_for(tasks[0], timeout=5)
     for task in tasks[1:]:
         task.cancel()
-    if cluster is not None:
+    for cluster in clusters:
         await cluster.stop(leave=True)
     if registrar is not None:
         await registrar.deregister()
+    if joining is not None and joining.done() and not joining.cancelled() and joining.exception():
+        raise RuntimeError("the relay could not join its cluster") from joining.exception()
+
+
+async def _learn_public_address(stun_urls: list[str]) -> str:
+    address = await learn_public_ip(stun_urls)
+    seams.announce_public_address(address)
+    return address
+
+
+def _stop_on_error(job: asyncio.Future[None], stop: asyncio.Event) -> None:
+    """A configuration error in the cluster's start (not a silent STUN server): stop the process."""
+    if not job.cancelled() and job.exception() is not None:
+        log.error("cluster failed", exc_info=job.exception())
+        stop.set()
 
 
 def _server(

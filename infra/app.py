@@ -23,6 +23,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import InfraConfig
+from infra.constructs.secrets import SecretNameCheck
 from infra.stacks.api import ApiStack
 from infra.stacks.data import DataStack
 from infra.stacks.relays import RelayStack
@@ -74,6 +75,7 @@ def build(app: cdk.App, nag: bool | None = None) -> MeetupApp:
         app, f"{prefix}-Web", config=config, env=env(WEB_REGION), description="meetup-edge web client"
     )
     web.add_stack_dependency(api)  # CloudFront forwards the API's paths to api.<domain>
+    cdk.Aspects.of(app).add(SecretNameCheck())  # a misread secret name fails the synth, not the deploy
     if config.nag if nag is None else nag:
         # Acknowledgments are also written into each resource's Metadata: the reasons travel with the
         # templates, for whoever reviews a change set.

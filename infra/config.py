@@ -21,11 +21,33 @@ from aws_cdk import aws_logs as logs
 
 #: The AWS documentation's example account: synth works offline with it (its availability zones are
 #: committed in cdk.json); a deploy uses the caller's account (``CDK_DEFAULT_ACCOUNT``) or ``meetup:account``.
+#: Only with this account may the domain and hosted zone be cdk.json's placeholders (a deploy there fails
+#: at once: the CLI refuses credentials of another account, before any stack exists).
 PLACEHOLDER_ACCOUNT = "123456789012"
+#: Names reserved for documentation and tests (RFC 2606 / RFC 6761): never a deployable domain.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
+PLACEHOLDER_TLDS = ("example", "test", "invalid", "localhost")
 #: Fargate sends SIGKILL at most 120 s after SIGTERM, whatever the task definition asks for.
 FARGATE_MAX_STOP_TIMEOUT_S = 120
 #: Seconds the relay needs after its drain grace: stop the server (<= 5 s), deregister, close sockets.
 RELAY_SHUTDOWN_MARGIN_S = 15
+
+#: Fargate task sizes (CPU units -> memory MiB) for the CPU sizes a relay can use (see ``validate``).
+FARGATE_MEMORY = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+}
+#: Relay VPCs get 10.<n>.0.0/16, n from this append-only list (never reordered: a VPC's CIDR must not
+#: change when regions are added or removed), so regions never overlap and could be peered privately.
+RELAY_VPC_REGIONS = (
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1",
+    "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-central-2", "eu-north-1",
+    "eu-south-1", "eu-south-2", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3",
+    "ap-southeast-4", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1",
+    "ap-south-2", "ap-east-1", "me-south-1", "me-central-1", "il-central-1", "af-south-1",
+    "ca-west-1", "mx-central-1", "ap-southeast-5", "ap-southeast-7",
+)  # fmt: skip
 
 #: CloudWatch Logs accepts these retentions only (days -> aws_logs.RetentionDays member name).
 LOG_RETENTIONS = {
@@ -35,6 +57,7 @@ LOG_RETENTIONS = {
 }  # fmt: skip
 
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,}$")
 
 
@@ -84,6 +107,8 @@ class InfraConfig:
     lambda_auth_memory_mib: int = 1024
     lambda_timeout_s: int = 15
     lambda_python: str = "3.13"
+    #: One relay process per task, and a process uses one core: more than 1024 (one vCPU) would be paid
+    #: for and never used, and the CPU scaling target could never be reached (``validate`` refuses it).
     relay_cpu: int = 1024
     relay_memory_mib: int = 2048
     relay_min_tasks: int = 1
@@ -100,9 +125,20 @@ class InfraConfig:
     #: UDP ports of ICE host candidates (the kernel's ephemeral range inside each task, by sysctl).
     relay_media_ports: str = "40000-49999"
     relay_drain_grace_s: int = 30
+    #: Registry heartbeat of each relay task. Every beat is a write replicated to every region of the
+    #: global table: 2 s (the local default) would be regions x tasks x 0.5 replicated writes a second.
+    #: The API's freshness window (three beats) is derived from it (``MEETUP_RELAY_HEARTBEAT_S``).
+    relay_heartbeat_s: int = 10
     relay_arm64: bool = True
-    relay_stun_urls: tuple[str, ...] = ("stun:stun.l.google.com:19302",)
-    relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+    #: Asked all at once, once per task start (the first answer wins; retried with backoff while none
+    #: answers): more than one operator, so that one's outage neither stops nor slows a relay.
+    relay_stun_urls: tuple[str, ...] = (
+        "stun:stun.l.google.com:19302",
+        "stun:stun.cloudflare.com:3478",
+        "stun:stun1.l.google.com:19302",
+    )
+    #: Pinned: ``:latest`` would change the scaling metric's producer under a running service.
+    relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300062.0b1304"
     backup_daily_retention_days: int = 35
     backup_monthly_retention_days: int = 365
     #: Change to mint a new join-token key pair (then restart relays: see infra/README.md).
@@ -140,6 +176,9 @@ class InfraConfig:
     def media_ports(self) -> tuple[int, int]:
         low, _, high = self.relay_media_ports.partition("-")
         return int(low), int(high)
+
+    def relay_vpc_cidr(self, region: str) -> str:
+        return f"10.{RELAY_VPC_REGIONS.index(region) + 1}.0.0/16"
 
     @property
     def relay_stop_timeout_s(self) -> int:
@@ -190,6 +229,10 @@ class InfraConfig:
             problems.append(f"meetup:domain is not a DNS name: {self.domain!r}")
         if not re.fullmatch(r"\d{12}", self.account):
             problems.append(f"meetup:account must be 12 digits: {self.account!r}")
+        if not _HOSTED_ZONE_ID.match(self.hosted_zone_id):
+            problems.append(f"meetup:hostedZoneId is not a Route 53 zone id: {self.hosted_zone_id!r}")
+        if self.account != PLACEHOLDER_ACCOUNT:
+            problems += self.placeholder_problems()
         low, high = self.media_ports
         if not 1024 <= low < high <= 65535:
             problems.append(
@@ -201,6 +244,29 @@ class InfraConfig:
                 f"Fargate's SIGKILL ({FARGATE_MAX_STOP_TIMEOUT_S} s); use at most "
                 f"{FARGATE_MAX_STOP_TIMEOUT_S - RELAY_SHUTDOWN_MARGIN_S}"
             )
+        if self.relay_cpu not in FARGATE_MEMORY:
+            problems.append(
+                f"meetup:relay:cpu={self.relay_cpu}: a relay task runs one process, which uses one core; "
+                f"use one of {sorted(FARGATE_MEMORY)} (more tasks, not bigger ones)"
+            )
+        elif self.relay_memory_mib not in FARGATE_MEMORY[self.relay_cpu]:
+            problems.append(
+                f"meetup:relay:memoryMib={self.relay_memory_mib} is not a Fargate size for cpu "
+                f"{self.relay_cpu}: one of {list(FARGATE_MEMORY[self.relay_cpu])}"
+            )
+        problems += [
+            f"no VPC CIDR for region {r!r}: append it to infra/config.py RELAY_VPC_REGIONS"
+            for r in self.regions
+            if _REGION.match(r) and r not in RELAY_VPC_REGIONS
+        ]
+        image = self.relay_metrics_agent_image.rsplit("/", 1)[-1]
+        if "@sha256:" not in image and (":" not in image or image.endswith(":latest")):
+            problems.append(
+                f"meetup:relay:metricsAgentImage must be pinned (a version tag or digest): "
+                f"{self.relay_metrics_agent_image!r}"
+            )
+        if not 1 <= self.relay_heartbeat_s <= 60:
+            problems.append("meetup:relay:heartbeatS must be within [1, 60]")
         if self.log_retention_days not in LOG_RETENTIONS:
             problems.append(f"meetup:logRetentionDays must be one of {sorted(LOG_RETENTIONS)}")
         if not 1 <= self.relay_min_tasks <= self.relay_max_tasks:
@@ -211,6 +277,31 @@ class InfraConfig:
             problems.append("meetup:lambda:python must be 3.12, 3.13 or 3.14")
         if problems:
             raise ValueError("invalid cdk.json context:\n  " + "\n  ".join(problems))
+
+    def placeholder_problems(self) -> list[str]:
+        """cdk.json's placeholders (``meetup.example.com``, a zone id with ``EXAMPLE``): fine for a synth
+        with the placeholder account, refused for a real one, where the first deploy would fail half-way
+        (certificate validation in a zone that is not there) after the retained data stack exists."""
+        problems = []
+        labels = self.domain.split(".")
+        if (
+            self.domain.endswith(tuple(f".{d}" for d in PLACEHOLDER_DOMAINS))
+            or self.domain in PLACEHOLDER_DOMAINS
+            or labels[-1] in PLACEHOLDER_TLDS
+        ):
+            problems.append(
+                f"meetup:domain {self.domain!r} is a placeholder: give your domain (-c meetup:domain=...)"
+            )
+        if "EXAMPLE" in self.hosted_zone_id.upper():
+            problems.append(
+                f"meetup:hostedZoneId {self.hosted_zone_id!r} is a placeholder: give the id of the public "
+                "hosted zone of meetup:domain (-c meetup:hostedZoneId=Z...)"
+            )
+        return [
+            f"{p} (account {self.account}; placeholders are only accepted with the placeholder account "
+            f"{PLACEHOLDER_ACCOUNT}, for a synth without AWS)"
+            for p in problems
+        ]
 
 
 def _coerce(raw: Any, default: Any) -> Any:

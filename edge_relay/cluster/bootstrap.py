@@ -2,21 +2,23 @@
 
 Seeds are the configured ones plus the relays in the registry (a global table in the cloud, so a new
 region finds the others by itself). The advertised gossip address is the bind address, or the public
-address a STUN server sees (a cloud task behind its 1:1 NAT). Links reach this relay at its own TLS
-endpoint when it has one (``cascade_port``, pinned by the gossiped certificate fingerprint), else at
-its signalling URL.
+address the STUN servers see (a cloud task behind its 1:1 NAT), learnt once by the relay and retried
+with backoff until some server answers (edge_relay/cluster/public_address.py). Links reach this relay
+at its own TLS endpoint when it has one (``cascade_port``, pinned by the gossiped certificate
+fingerprint), else at its signalling URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from edge_relay.cluster.config import ClusterConfig
 from edge_relay.cluster.coordinator import Coordinator
 from edge_relay.cluster.link_tls import CERT_KEY, LinkIdentity
 from edge_relay.cluster.node import Cluster
-from edge_relay.cluster.public_address import public_ip
+from edge_relay.cluster.public_address import learn_public_ip
 from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.signalling.server import Relay
@@ -35,16 +37,21 @@ def link_host(config: RelayConfig, advertised: str | None = None) -> str:
 
 
 async def start_cluster(
-    config: RelayConfig, relay: Relay, registrar: Registrar | None, identity: LinkIdentity | None
+    config: RelayConfig,
+    relay: Relay,
+    registrar: Registrar | None,
+    identity: LinkIdentity | None,
+    public_address: Awaitable[str] | None = None,
 ) -> Cluster:
     """Join the gossip and let the coordinator link this relay's rooms to the other relays that hold
-    the same meetings."""
+    the same meetings. ``public_address``: the relay's own learning of its address (edge_relay/main.py),
+    awaited rather than asked again; it waits for as long as no STUN server answers."""
     if not config.cluster_secret:
         raise RuntimeError("set MEETUP_CLUSTER_SECRET: relays authenticate gossip and links with it")
-    seeds = config.seeds + (await registrar.peers() if registrar is not None else [])
     advertise = config.cluster_advertise or None
     if advertise == "stun":  # a cloud task: its public address, as the STUN servers see it
-        advertise = await public_ip(config.stun_servers)
+        advertise = await (public_address or learn_public_ip(config.stun_servers))
+    seeds = config.seeds + (await registrar.peers() if registrar is not None else [])
     cascade_url, extra = "", {}
     if identity is not None:
         host = link_host(config, advertise)

@@ -63,12 +63,14 @@ class Registrar:
                 log.warning("registry heartbeat failed", extra={"error": repr(exc)[:200]})
             await asyncio.sleep(self.interval_s)
 
-    async def peers(self, fresh_s: float = 30.0) -> list[str]:
+    async def peers(self, fresh_s: float | None = None) -> list[str]:
         """Gossip addresses of the other relays that heartbeat recently (any region: the table is
-        global). Empty when the registry cannot be read: the configured seeds still apply."""
+        global; fresh: within three heartbeats, at least 30 s). Empty when the registry cannot be read:
+        the configured seeds still apply."""
+        window = fresh_s if fresh_s is not None else max(30.0, 3 * self.interval_s)
 
         def scan() -> list[str]:
-            cutoff = time.time() - fresh_s
+            cutoff = time.time() - window
             return [
                 r.gossip
                 for r in self.model.scan()

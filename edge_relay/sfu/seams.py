@@ -17,6 +17,8 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
   the bytes of one track (``meet load-test``; aiortc's inbound-rtp stats carry no byte counts).
 * ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
+* ``aioice.ice.server_reflexive_candidate(protocol, stun_server)``: the srflx candidate; replaced by one
+  made from the public address the relay learnt once (no STUN query per connection).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import aioice.candidate
 import aioice.ice
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -48,6 +51,34 @@ def use_ice_host_addresses(addresses: Iterable[str]) -> None:
     """Gather ICE host candidates on exactly these addresses (aioice skips 127.0.0.1 by default)."""
     fixed = list(addresses)
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(fixed)  # type: ignore[assignment]
+
+
+_QUERY_STUN = aioice.ice.server_reflexive_candidate
+
+
+def announce_public_address(address: str | None) -> None:
+    """Offer ``address`` as every IPv4 host candidate's server-reflexive twin, same port (a 1:1 NAT such
+    as a Fargate task's public IP, which keeps ports), instead of asking a STUN server per connection.
+    aioice still calls this only when a STUN server is configured. ``None``: ask STUN again."""
+    if address is None:
+        aioice.ice.server_reflexive_candidate = _QUERY_STUN  # type: ignore[assignment]
+        return
+
+    async def known(protocol: Any, stun_server: tuple[str, int]) -> tuple[aioice.candidate.Candidate, None]:
+        local = protocol.local_candidate
+        return aioice.candidate.Candidate(
+            foundation=aioice.candidate.candidate_foundation("srflx", "udp", local.host),
+            component=local.component,
+            transport=local.transport,
+            priority=aioice.candidate.candidate_priority(local.component, "srflx"),
+            host=address,
+            port=local.port,
+            type="srflx",
+            related_address=local.host,
+            related_port=local.port,
+        ), None
+
+    aioice.ice.server_reflexive_candidate = known  # type: ignore[assignment]
 
 
 def bundled_transport(pc: RTCPeerConnection) -> RTCDtlsTransport:

@@ -1,5 +1,5 @@
-"""The relay's network face: ``/ws`` (signalling), ``/notices`` (from the API), ``/healthz`` and
-``/metrics``, on one port."""
+"""The relay's network face: ``/ws`` (signalling), ``/notices`` (from the API), ``/healthz``
+(readiness), ``/livez`` (liveness) and ``/metrics``, on one port."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ class Relay:
                 WebSocketRoute("/ws", self.websocket),
                 Route("/notices", self.notices, methods=["POST"]),
                 Route("/healthz", self.healthz),
+                Route("/livez", self.livez),
                 Route("/metrics", self.metrics),
             ]
         )
@@ -83,6 +84,8 @@ class Relay:
         return JSONResponse({"changed": changed})
 
     async def healthz(self, _: Request) -> JSONResponse:
+        """Readiness: may this relay take new joins? 503 while draining. What clients' RTT probes and
+        Route 53 ask. Public: no room or participant counts here (``/metrics`` has them)."""
         if self.config.probe_delay_ms:
             await asyncio.sleep(self.config.probe_delay_ms / 1000)
         # A wrong clock makes the relay refuse every token and the cluster drop it: unhealthy, so the
@@ -92,12 +95,15 @@ class Relay:
             "status": status,
             "region": self.config.region,
             "relay_id": self.relay_id,
-            "rooms": len(self.rooms.rooms),
-            "participants": self.rooms.participant_count,
         }
         # CORS: a browser's relay probe may read the status (503 while draining).
         headers = {"Access-Control-Allow-Origin": "*"}
         return JSONResponse(body, status_code=200 if status == "ok" else 503, headers=headers)
+
+    async def livez(self, _: Request) -> JSONResponse:
+        """Liveness: the process serves, draining or not. What the NLB's target health and the task's
+        health check ask, so a draining task stays healthy and keeps its open connections."""
+        return JSONResponse({"status": "draining" if self.draining else "ok"})
 
     async def metrics(self, request: Request) -> Response:
         if not _allowed(request, self.config.metrics_networks):

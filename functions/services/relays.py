@@ -7,6 +7,7 @@ SDK's RTT probe makes the final pick; in the cloud, latency-based DNS does the c
 
 from __future__ import annotations
 
+import os
 import time
 
 from functions.core.config import get_settings
@@ -14,7 +15,7 @@ from functions.core.observability import logger
 from functions.models import RelayModel
 from functions.schemas.meetings import RelayOut
 
-HEARTBEAT_FRESH_S = 6.0  # about three missed heartbeats (relays beat every 2 s)
+HEARTBEAT_FRESH_S = 3 * float(os.environ.get("MEETUP_RELAY_HEARTBEAT_S", "2"))  # three missed heartbeats
 MAX_OFFERED = 5
 _cache: tuple[float, list[RelayModel]] = (0.0, [])
 CACHE_S = 1.0

@@ -6,6 +6,11 @@ the same bundle. Only the control plane's dependencies go in (the first group of
 ``dependencies``: FastAPI, Mangum, Powertools, PynamoDB, boto3, pydantic, PyJWT, argon2), not aiortc or
 moto. Installed wheels are cached under ``build/lambda-deps/<hash of the requirements>``, so a synth after
 the first costs a copy; delete that directory to pick up newer releases within the same requirements.
+
+The asset's hash is the hash of the **bundle** (``AssetHashType.OUTPUT``), not of ``functions/`` and the
+bundling options: the bundle also holds what is copied in from elsewhere (``infra/runtime``, the
+``infra`` package's ``__init__``) and the wheels pip resolved, and a change in any of them must give a
+new asset, or ``cdk deploy`` would keep the old code.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jsii
-from aws_cdk import BundlingOptions, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,10 +121,11 @@ def lambda_code(python_version: str) -> lambda_.Code:
     """The one code asset every control-plane function (and infra custom resource) runs from.
 
     The asset's source is ``functions/`` (what CDK stages when bundling is skipped, in tests); the
-    bundle itself is built from the repository by :class:`LocalPipBundling`.
+    bundle itself is built from the repository by :class:`LocalPipBundling`, and hashed as built.
     """
     return lambda_.Code.from_asset(
         str(REPO / "functions"),
+        asset_hash_type=AssetHashType.OUTPUT,
         bundling=BundlingOptions(
             # Docker is only a fallback CDK would use if local bundling declined; it never does.
             image=python_runtime(python_version).bundling_image,

@@ -7,9 +7,10 @@ the security group opens, and nothing else is reachable. Signalling (WebSocket) 
 regional NLB, which terminates TLS.
 
 Drain: on scale-in or deployment ECS deregisters the task from the NLB (no new connections; open ones
-stay), waits ``deregistration_delay``, then sends SIGTERM. The relay then refuses joins, serves its rooms
-for ``MEETUP_RELAY_DRAIN_GRACE_S`` and tells clients to migrate; ``stop_timeout`` (grace + a margin) is
-when SIGKILL would cut whatever is left.
+stay while the target is healthy: its health check is liveness, ``/livez``, which a draining relay still
+answers 200), waits ``deregistration_delay`` (grace + margin), then sends SIGTERM. The relay then refuses
+joins (``/healthz``, readiness, says 503), serves its rooms for ``MEETUP_RELAY_DRAIN_GRACE_S`` and tells
+clients to migrate; ``stop_timeout`` (grace + a margin) is when SIGKILL would cut whatever is left.
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ from constructs import Construct
 from infra.config import InfraConfig
 from infra.constructs import relay_metrics
 from infra.constructs.nag import acknowledge, allow
+from infra.constructs.tables import table_specs
 
+#: Liveness (``/livez``): a draining task is alive; ECS must not replace it for refusing joins.
 HEALTH_PROBE = (
     "import os, urllib.request as u; "
-    "u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MEETUP_RELAY_PORT', '7001'), timeout=2)"
+    "u.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('MEETUP_RELAY_PORT', '7001'), timeout=2)"
 )
-#: What a relay process does in the registry table (edge_relay/cluster/registry.py): save and delete.
+#: What a relay process writes in the registry table (edge_relay/cluster/registry.py): its own entry,
+#: saved on every heartbeat and deleted on shutdown (scoped to its region's ids).
 REGISTRY_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem")
+#: What it reads there: ``Registrar.peers()`` scans the (global) table for the other relays' gossip
+#: addresses, the seeds of the cluster. Without it every task stays alone and the cluster never forms.
+REGISTRY_READ_ACTIONS = ("dynamodb:Scan",)
 
 
 class RelayService(Construct):
@@ -78,6 +85,7 @@ class RelayService(Construct):
                 "MEETUP_RELAY_DRAIN_GRACE_S": str(config.relay_drain_grace_s),
                 "MEETUP_RELAY_MAX_PARTICIPANTS": str(config.relay_max_participants),
                 "MEETUP_RELAY_REGISTRY": "true",
+                "MEETUP_RELAY_HEARTBEAT_S": str(config.relay_heartbeat_s),
                 "MEETUP_TABLE_PREFIX": config.table_prefix,
                 # For the public (server-reflexive) ICE candidate: see infra/README.md, "Media and ICE".
                 "MEETUP_RELAY_STUN_URLS": ",".join(config.relay_stun_urls),
@@ -214,7 +222,8 @@ class RelayService(Construct):
 
     def _grant_registry(self, config: InfraConfig, region: str) -> None:
         """Heartbeat into this region's replica of the registry, only under this region's ids
-        (``<region>-<uuid>``): a compromised relay cannot forge or delete another region's entries."""
+        (``<region>-<uuid>``): a compromised relay cannot forge or delete another region's entries.
+        Read every entry (any region's: they are the gossip seeds), which a Scan cannot narrow by key."""
         table = Stack.of(self).format_arn(
             service="dynamodb", resource="table", resource_name=config.table_name("relays")
         )
@@ -224,6 +233,13 @@ class RelayService(Construct):
             [table],
             conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}},
         )
+        allow(self.task.task_role, REGISTRY_READ_ACTIONS, [table, *self._index_arns(config, table)])
+
+    @staticmethod
+    def _index_arns(config: InfraConfig, table: str) -> list[str]:
+        """The registry's secondary indexes, if the model has any (a scan or query may name one)."""
+        spec = next((s for s in table_specs() if s.name == "relays"), None)
+        return [f"{table}/index/{name}" for name in (spec.index_names if spec else ())]
 
     def _scaling(self, config: InfraConfig) -> None:
         """Out fast (a minute) on CPU or participants per task; in slowly (scale-in moves people)."""

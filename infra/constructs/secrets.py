@@ -5,19 +5,28 @@
   reads it.
 * ``join-public-key``: its public half, replicated to every relay region under the same name, so each
   regional relay stack finds it locally by name, with no cross-region reference between stacks.
-* ``cluster-secret``: 64 random characters, replicated the same way: relays encrypt their gossip and
+* ``relay-cluster-key``: 64 random characters, replicated the same way: relays encrypt their gossip and
   credential their cascade links with it (only relays read it).
 
 The pair is minted by a custom resource (infra/runtime/join_keys.py); bump ``generation`` to rotate.
+
+Names never end in a hyphen and six characters (``-secret``, ``-tokens``): Secrets Manager reads such a
+name, given where an ARN may be (``fromSecretNameV2``, an ECS task's ``valueFrom``), as a complete ARN
+whose random suffix is those six characters, finds nothing, and the relay tasks never start (the CDK
+documentation of ``fromSecretNameV2`` warns of it). :func:`checked_secret_name` refuses them when a name
+is made, and :class:`SecretNameCheck` (an aspect on the whole app) fails the synth on any secret named so.
 """
 
 from __future__ import annotations
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy
+import re
+
+import jsii
+from aws_cdk import Annotations, CustomResource, Duration, IAspect, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra.constructs.concern_function import ConcernFunction
 from infra.constructs.nag import acknowledge, allow
@@ -29,12 +38,52 @@ _NO_ROTATION = (
 )
 
 
+#: What Secrets Manager takes for the random suffix of a complete secret ARN.
+_ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be used as a secret's name (looked up by name), or None."""
+    if _ARN_SUFFIX.search(name):
+        return (
+            f"secret name {name!r} ends in a hyphen and six characters: Secrets Manager would read it as "
+            "a complete ARN with that suffix, and lookups by name (fromSecretNameV2, ECS secrets) fail"
+        )
+    return None
+
+
+def checked_secret_name(name: str) -> str:
+    problem = secret_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
+@jsii.implements(IAspect)
+class SecretNameCheck:
+    """Fails the synth (an error annotation) on any Secrets Manager secret whose name would be misread."""
+
+    def visit(self, node: IConstruct) -> None:
+        if isinstance(node, secretsmanager.CfnSecret) and isinstance(node.name, str):
+            problem = secret_name_problem(node.name)
+            if problem:
+                Annotations.of(node).add_error(problem)
+
+
+def jwt_secret_name(name: str) -> str:
+    return checked_secret_name(f"{name}/jwt-signing-key")
+
+
 def join_public_key_secret_name(name: str) -> str:
-    return f"{name}/join-public-key"
+    return checked_secret_name(f"{name}/join-public-key")
+
+
+def join_private_key_secret_name(name: str) -> str:
+    return checked_secret_name(f"{name}/join-private-key")
 
 
 def cluster_secret_name(name: str) -> str:
-    return f"{name}/cluster-secret"
+    return checked_secret_name(f"{name}/relay-cluster-key")
 
 
 class PlatformSecrets(Construct):
@@ -54,7 +103,7 @@ class PlatformSecrets(Construct):
         self.jwt = secretsmanager.Secret(
             self,
             "Jwt",
-            secret_name=f"{name}/jwt-signing-secret",
+            secret_name=jwt_secret_name(name),
             description="HS256 secret of API access tokens",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=64, exclude_punctuation=True
@@ -64,7 +113,7 @@ class PlatformSecrets(Construct):
         self.join_private = secretsmanager.Secret(
             self,
             "JoinPrivateKey",
-            secret_name=f"{name}/join-private-key",
+            secret_name=join_private_key_secret_name(name),
             description="Ed25519 private key (PEM) that signs join tokens; minted by a custom resource",
             removal_policy=RemovalPolicy.DESTROY,
         )

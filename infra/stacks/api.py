@@ -164,6 +164,9 @@ class ApiStack(Stack):
         env = {
             "MEETUP_TABLE_PREFIX": config.table_prefix,
             "MEETUP_JWT_SECRET_ARN": self.secrets.jwt.secret_arn,
+            # Whoever reads the relay registry counts an entry fresh for three of the relays' heartbeats
+            # (functions/services/relays.py: HEARTBEAT_FRESH_S).
+            "MEETUP_RELAY_HEARTBEAT_S": str(config.relay_heartbeat_s),
             "POWERTOOLS_SERVICE_NAME": f"meetup-{concern}",
             "POWERTOOLS_METRICS_NAMESPACE": "MeetupEdge",
             "POWERTOOLS_LOG_LEVEL": "INFO",

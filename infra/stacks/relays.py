@@ -31,11 +31,19 @@ from infra.constructs.nag import acknowledge
 from infra.constructs.relay_service import RelayService
 from infra.constructs.secrets import cluster_secret_name, join_public_key_secret_name
 
-#: The NLB stops routing new connections to a deregistered task this long before ECS sends SIGTERM.
-#: Short on purpose: the relay's own drain (after SIGTERM) is what keeps rooms alive, and NLB keeps a
-#: deregistered target's open connections (connection termination stays off), so clients get the
-#: relay's "migrate" message over the socket they already have.
-DEREGISTRATION_DELAY = Duration.seconds(10)
+#: Liveness: 200 while the process serves, draining included. The NLB's target health asks this, so a
+#: draining task stays healthy and the NLB keeps forwarding its open connections (AWS: a deregistered
+#: target's connections are kept only while it stays healthy). Readiness (``/healthz``, 503 while
+#: draining) is for clients' probes and Route 53; new connections stop by deregistration, not health.
+LIVENESS_PATH = "/livez"
+READINESS_PATH = "/healthz"
+
+
+def deregistration_delay(config: InfraConfig) -> Duration:
+    """How long the NLB keeps a deregistered task in ``draining`` (open connections forwarded, no new
+    ones): the relay's whole drain (grace + shutdown margin, = stopTimeout), so that wherever the SIGTERM
+    falls in it, the last messages and the ``migrate`` reach clients over the sockets they have."""
+    return Duration.seconds(config.relay_stop_timeout_s)
 
 
 class RelayStack(Stack):
@@ -52,6 +60,8 @@ class RelayStack(Stack):
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
+            # Non-overlapping per region (10.<n>.0.0/16): private paths (peering, TGW) stay possible.
+            ip_addresses=ec2.IpAddresses.cidr(config.relay_vpc_cidr(region)),
             max_azs=2,
             nat_gateways=0,
             subnet_configuration=[
@@ -153,11 +163,11 @@ class RelayStack(Stack):
             port=config.relay_port,
             protocol=elbv2.Protocol.TCP,
             target_type=elbv2.TargetType.IP,
-            deregistration_delay=DEREGISTRATION_DELAY,
+            deregistration_delay=deregistration_delay(config),
             connection_termination=False,
             health_check=elbv2.HealthCheck(
                 protocol=elbv2.Protocol.HTTP,
-                path="/healthz",
+                path=LIVENESS_PATH,
                 healthy_http_codes="200",
                 interval=Duration.seconds(10),
                 timeout=Duration.seconds(5),
@@ -213,6 +223,7 @@ class RelayStack(Stack):
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
         alarm.add_alarm_action(cw_actions.SnsAction(topic.topic))
+        self._metrics_missing_alarm(topic)
         other_regions = len(config.regions) - 1
         if other_regions:
             split = relay_metrics.live_peers(self.relays.service_name).create_alarm(
@@ -225,3 +236,43 @@ class RelayStack(Stack):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
             split.add_alarm_action(cw_actions.SnsAction(topic.topic))
+
+    def _metrics_missing_alarm(self, topic: AlarmTopic) -> None:
+        """The participants metric (a scaling input) comes from each task's non-essential CloudWatch agent
+        sidecar; when an agent dies, its task's load silently leaves the metric (and with every agent
+        dead, scaling on participants stops). Alarm when fewer than 80 % of the running tasks' scrapes
+        arrive over 5 minutes, or none at all (missing data is breaching)."""
+        period = Duration.minutes(5)
+        samples = relay_metrics.series("relay_participants", self.relays.service_name, "SampleCount").with_(
+            period=period
+        )
+        tasks = cloudwatch.Metric(
+            namespace="ECS/ContainerInsights",
+            metric_name="RunningTaskCount",
+            dimensions_map={
+                "ClusterName": self.relays.service.cluster.cluster_name,
+                "ServiceName": self.relays.service_name,
+            },
+            statistic="Average",
+            period=period,
+        )
+        scrapes = int(period.to_seconds() / relay_metrics.SCRAPE_INTERVAL_S)
+        reporting = cloudwatch.MathExpression(
+            expression=f"IF(FILL(tasks, 0) > 0, FILL(samples, 0) / ({scrapes} * tasks), 1)",
+            using_metrics={"samples": samples, "tasks": tasks},
+            period=period,
+            label="share of running tasks whose relay metrics arrive",
+        )
+        alarm = reporting.create_alarm(
+            self,
+            "RelayMetricsMissing",
+            alarm_description=(
+                f"{self.relay_region}: relay metrics (participants, a scaling input) missing for some "
+                "tasks: their CloudWatch agent sidecar is down"
+            ),
+            threshold=0.8,
+            evaluation_periods=2,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(topic.topic))

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.infra.synth import Synth, cdk_json_context
+from tests.infra.synth import TEST_ACCOUNT, Synth, cdk_json_context
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,9 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     from infra.app import build
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app = cdk.App(outdir=str(outdir), context=cdk_json_context(**{"aws:cdk:bundling-stacks": []}))
+    app = cdk.App(
+        outdir=str(outdir), context=cdk_json_context(**TEST_ACCOUNT, **{"aws:cdk:bundling-stacks": []})
+    )
     meetup = build(app, nag=True)
     error = None
     try:

@@ -25,6 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 NEEDS_CDK = "the cdk extra is not installed: pip install -e '.[dev,cdk]'"
 
 
+#: The placeholder account, given explicitly: the synth tests use cdk.json's placeholder domain and
+#: hosted zone, which infra/config.py accepts with this account only (whatever credentials are around).
+TEST_ACCOUNT = {"meetup:account": "123456789012"}
+
+
 def cdk_json_context(**overrides: Any) -> dict[str, Any]:
     """The context the CDK CLI would pass, from the committed cdk.json, plus ``overrides``."""
     context = json.loads((REPO / "cdk.json").read_text())["context"]

@@ -138,15 +138,15 @@ def test_secrets_and_the_join_key_pair(synth: Synth) -> None:
         for s in synth.resources(synth.meetup.api, "AWS::SecretsManager::Secret").values()
     }
     assert set(secrets) == {
-        f"{config.name}/jwt-signing-secret",
+        f"{config.name}/jwt-signing-key",
         f"{config.name}/join-private-key",
         f"{config.name}/join-public-key",
-        f"{config.name}/cluster-secret",
+        f"{config.name}/relay-cluster-key",
     }
-    for relay_reads in ("join-public-key", "cluster-secret"):
+    for relay_reads in ("join-public-key", "relay-cluster-key"):
         replicas = {r["Region"] for r in secrets[f"{config.name}/{relay_reads}"]["ReplicaRegions"]}
         assert replicas == set(config.regions[1:])  # every relay region outside the primary
-    assert secrets[f"{config.name}/cluster-secret"]["GenerateSecretString"]["PasswordLength"] >= 64
+    assert secrets[f"{config.name}/relay-cluster-key"]["GenerateSecretString"]["PasswordLength"] >= 64
     assert "ReplicaRegions" not in secrets[f"{config.name}/join-private-key"]
     (key_pair,) = synth.resources(synth.meetup.api, "Custom::JoinKeyPair").values()
     assert key_pair["Properties"]["Generation"] == config.key_generation

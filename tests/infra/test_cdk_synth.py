@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.synth import NEEDS_CDK, REPO
+from tests.infra.synth import NEEDS_CDK, REPO, TEST_ACCOUNT
 
 pytest.importorskip("aws_cdk", reason=NEEDS_CDK)
 
@@ -44,7 +44,16 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env.pop(var, None)  # synth must need no AWS at all
     started = time.monotonic()
     result = subprocess.run(
-        [str(CDK), "synth", "--quiet", "--output", str(out), "-c", f"meetup:regions={','.join(REGIONS)}"],
+        [
+            str(CDK),
+            "synth",
+            "--quiet",
+            "--output",
+            str(out),
+            "-c",
+            f"meetup:regions={','.join(REGIONS)}",
+            *(arg for key, value in TEST_ACCOUNT.items() for arg in ("-c", f"{key}={value}")),
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

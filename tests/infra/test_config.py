@@ -24,6 +24,12 @@ class Context:
         return self.values.get(key)
 
 
+@pytest.fixture(autouse=True)
+def _no_caller_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI sets CDK_DEFAULT_ACCOUNT from whatever credentials it finds: not these tests' input."""
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT", raising=False)
+
+
 def config(**overrides: Any) -> InfraConfig:
     return InfraConfig.from_context(Context(cdk_json_context(**overrides)))
 
@@ -51,8 +57,39 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert c.account == PLACEHOLDER_ACCOUNT
     assert c.relay_stop_timeout_s > c.relay_drain_grace_s
     monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "210987654321")
-    assert config().account == "210987654321"
-    assert config(**{"meetup:account": "111122223333"}).account == "111122223333"
+    assert config(**REAL).account == "210987654321"
+    assert config(**REAL, **{"meetup:account": "111122223333"}).account == "111122223333"
+
+
+#: What a DevOps user supplies for a real account (infra/README.md, "Before the first deploy").
+REAL = {"meetup:domain": "meet.acme-corp.io", "meetup:hostedZoneId": "Z04123452ABCDEFGHIJK"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({}, "meetup:domain 'meetup.example.com' is a placeholder"),
+        ({}, "meetup:hostedZoneId 'Z0123456789EXAMPLE0000' is a placeholder"),
+        ({"meetup:hostedZoneId": REAL["meetup:hostedZoneId"]}, "meetup:domain .* is a placeholder"),
+        ({"meetup:domain": REAL["meetup:domain"]}, "hostedZoneId .* is a placeholder"),
+        ({**REAL, "meetup:domain": "example.org"}, "placeholder"),
+        ({**REAL, "meetup:domain": "meet.corp.test"}, "placeholder"),
+        ({**REAL, "meetup:hostedZoneId": "Z12EXAMPLE"}, "placeholder"),
+    ],
+)
+def test_placeholders_are_refused_for_a_real_account(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(**{"meetup:account": "210987654321", **overrides})
+
+
+def test_placeholders_pass_with_the_placeholder_account_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "210987654321")  # a CLI with real credentials
+    with pytest.raises(ValueError, match="placeholder"):
+        config()
+    c = config(**{"meetup:account": PLACEHOLDER_ACCOUNT})  # what the synth tests pass, explicitly
+    assert c.domain == "meetup.example.com" and c.account == PLACEHOLDER_ACCOUNT
+    real = config(**REAL, **{"meetup:account": "210987654321"})
+    assert real.api_domain == "api.meet.acme-corp.io"
 
 
 def test_command_line_strings_are_parsed() -> None:
@@ -79,6 +116,18 @@ def test_command_line_strings_are_parsed() -> None:
         ("meetup:relay:mediaPorts", "80-90", "mediaPorts"),
         ("meetup:relay:maxTasks", "0", "minTasks"),
         ("meetup:logRetentionDays", "45", "logRetentionDays"),
+        ("meetup:hostedZoneId", "not-a-zone", "not a Route 53 zone id"),
+        # one relay process per task uses one core: a bigger task could never reach the CPU target
+        ("meetup:relay:cpu", "2048", "one process, which uses one core"),
+        ("meetup:relay:memoryMib", "1536", "not a Fargate size"),
+        (
+            "meetup:relay:metricsAgentImage",
+            "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest",
+            "pinned",
+        ),
+        ("meetup:relay:metricsAgentImage", "public.ecr.aws/cloudwatch-agent/cloudwatch-agent", "pinned"),
+        ("meetup:relay:heartbeatS", "0", "heartbeatS"),
+        ("meetup:regions", "us-east-1,xx-north-9", "RELAY_VPC_REGIONS"),
     ],
 )
 def test_refuses_what_would_fail_at_deploy(key: str, value: str, message: str) -> None:
@@ -91,3 +140,21 @@ def test_relay_endpoints_are_what_the_api_parses() -> None:
     relays = Settings(relays=json.dumps(c.relay_endpoints())).relays  # type: ignore[arg-type]
     assert [(r.region, r.url) for r in relays] == [(region, c.relay_url(region)) for region in c.regions]
     assert all(r.url.startswith("wss://relay-") and r.url.endswith("/ws") for r in relays)
+
+
+def test_relay_vpcs_never_overlap_and_keep_their_cidr() -> None:
+    from infra.config import RELAY_VPC_REGIONS
+
+    c = config(**{"meetup:regions": ",".join(RELAY_VPC_REGIONS)})
+    cidrs = [c.relay_vpc_cidr(r) for r in c.regions]
+    assert len(set(cidrs)) == len(cidrs) and all(x.endswith(".0.0/16") for x in cidrs)
+    # a region's CIDR does not depend on which other regions are configured, or their order
+    assert config(**{"meetup:regions": "eu-west-1,us-east-1"}).relay_vpc_cidr(
+        "eu-west-1"
+    ) == c.relay_vpc_cidr("eu-west-1")
+
+
+def test_pinned_agent_images_pass() -> None:
+    digest = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent@sha256:" + "a" * 64
+    assert config(**{"meetup:relay:metricsAgentImage": digest}).relay_metrics_agent_image == digest
+    assert not config().relay_metrics_agent_image.endswith(":latest")

@@ -51,7 +51,7 @@ def test_base_user_ports_health_and_stop_signal() -> None:
     assert "7001/tcp" in by_kind["EXPOSE"]
     assert by_kind["STOPSIGNAL"] == ["SIGTERM"]
     (health,) = by_kind["HEALTHCHECK"]
-    assert "/healthz" in health and "--interval=" in health
+    assert "/livez" in health and "--interval=" in health  # liveness: a draining relay is healthy
     assert by_kind["ENTRYPOINT"] == ['["python", "-m", "edge_relay"]']
 
 

@@ -18,7 +18,7 @@ from aws_cdk.assertions import Match
 from edge_relay.config import RelayConfig
 from infra.config import FARGATE_MAX_STOP_TIMEOUT_S
 from infra.constructs import relay_metrics
-from infra.stacks.relays import DEREGISTRATION_DELAY, RelayStack
+from infra.stacks.relays import LIVENESS_PATH, READINESS_PATH, RelayStack
 
 REGIONS = json.loads((REPO / "cdk.json").read_text())["context"]["meetup:regions"]
 
@@ -109,10 +109,14 @@ def test_signalling_is_tls_through_the_nlb_only(synth: Synth, region: str) -> No
 def test_health_checks(synth: Synth, region: str) -> None:
     stack = synth.meetup.relays[region]
     group = _one(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")
-    assert group["HealthCheckProtocol"] == "HTTP" and group["HealthCheckPath"] == "/healthz"
+    # Liveness for the NLB and ECS (a draining task stays healthy: its open connections are kept)...
+    assert group["HealthCheckProtocol"] == "HTTP" and group["HealthCheckPath"] == LIVENESS_PATH == "/livez"
     assert group["Port"] == synth.meetup.config.relay_port and group["TargetType"] == "ip"
     check = _containers(synth, stack)["relay"]["HealthCheck"]
-    assert check["Command"][:3] == ["CMD", "python", "-c"] and "/healthz" in check["Command"][3]
+    assert check["Command"][:3] == ["CMD", "python", "-c"] and LIVENESS_PATH in check["Command"][3]
+    # ...readiness for Route 53 (a region whose tasks all drain leaves relay.<domain>) and clients.
+    route53 = synth.resources(synth.meetup.routing, "AWS::Route53::HealthCheck").values()
+    assert {c["Properties"]["HealthCheckConfig"]["ResourcePath"] for c in route53} == {READINESS_PATH}
 
 
 def test_drain_timing_matches_the_relay(synth: Synth, region: str) -> None:
@@ -130,7 +134,8 @@ def test_drain_timing_matches_the_relay(synth: Synth, region: str) -> None:
         a["Key"]: a["Value"]
         for a in _one(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")["TargetGroupAttributes"]
     }
-    assert attributes["deregistration_delay.timeout_seconds"] == str(int(DEREGISTRATION_DELAY.to_seconds()))
+    # The NLB keeps the task's open connections (draining state) through the relay's whole drain.
+    assert int(attributes["deregistration_delay.timeout_seconds"]) >= relay["StopTimeout"] > grace
     assert attributes["deregistration_delay.connection_termination.enabled"] == "false"
     service = _one(synth, stack, "AWS::ECS::Service")
     assert service["DeploymentConfiguration"]["MinimumHealthyPercent"] == 100
@@ -152,10 +157,15 @@ def test_relay_configuration(synth: Synth, region: str) -> None:
     secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in relay["Secrets"]}
     assert set(secrets) == {"MEETUP_JOIN_PUBLIC_KEY", "MEETUP_CLUSTER_SECRET"}
     assert secrets["MEETUP_JOIN_PUBLIC_KEY"].endswith(f':secret:{config.name}/join-public-key"]]}}')
-    assert secrets["MEETUP_CLUSTER_SECRET"].endswith(f':secret:{config.name}/cluster-secret"]]}}')
+    assert secrets["MEETUP_CLUSTER_SECRET"].endswith(f':secret:{config.name}/relay-cluster-key"]]}}')
     # The relays form one cluster across regions (wan timing, public address by STUN).
     assert env["MEETUP_RELAY_CLUSTER"] == "true" and env["MEETUP_RELAY_CLUSTER_PRESET"] == "wan"
     assert env["MEETUP_RELAY_CLUSTER_ADVERTISE"] == "stun"
+    # Several STUN servers of more than one operator: one's outage must not leave the relay without
+    # its public address (edge_relay/cluster/public_address.py asks them all, retries with backoff).
+    stun = env["MEETUP_RELAY_STUN_URLS"].split(",")
+    operators = {url.split(":")[1].split(".")[-2] for url in stun}
+    assert len(stun) >= 2 and len(operators) >= 2, stun
     assert env["MEETUP_RELAY_CLUSTER_PORT"] == str(config.relay_cluster_port)
     # Links reach each task itself (several tasks per region behind one NLB), over pinned TLS.
     assert env["MEETUP_RELAY_CASCADE_PORT"] == str(config.relay_cascade_port)
@@ -214,22 +224,59 @@ def test_a_split_cluster_raises_an_alarm(synth: Synth, region: str) -> None:
 
 
 def test_registry_access_is_this_regions_entries_only(synth: Synth, region: str) -> None:
+    """Writes only under this region's ids; reads (the scan for cluster seeds) of every entry."""
     stack = synth.meetup.relays[region]
     config = synth.meetup.config
     statements = [
         s
         for p in synth.resources(stack, "AWS::IAM::Policy").values()
         for s in p["Properties"]["PolicyDocument"]["Statement"]
-        if any(
-            str(a).startswith("dynamodb:")
-            for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        )
+        if any(str(a).startswith("dynamodb:") for a in _actions(s))
     ]
-    (registry,) = statements
-    assert sorted(registry["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
-    assert registry["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}}
-    arn = "".join(p if isinstance(p, str) else "" for p in registry["Resource"]["Fn::Join"][1])
-    assert arn.endswith(f":dynamodb:{region}:{config.account}:table/{config.table_name('relays')}")
+    (write,) = [s for s in statements if "Condition" in s]
+    assert sorted(_actions(write)) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert write["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{region}-*"]}}
+    table = f"arn::dynamodb:{region}:{config.account}:table/{config.table_name('relays')}"
+    assert _arns(write["Resource"]) == [table]
+    # Registrar.peers() scans the table: without this the seeds are empty and the cluster never forms.
+    (read,) = [s for s in statements if "Condition" not in s]
+    assert _actions(read) == ["dynamodb:Scan"] and read["Effect"] == "Allow"
+    assert table in _arns(read["Resource"])
+
+
+def test_the_relay_role_allows_every_call_the_registrar_makes(synth: Synth) -> None:
+    """The DynamoDB operations of edge_relay/cluster/registry.py (as PynamoDB sends them) are all granted."""
+    import ast
+
+    calls = {"save": "dynamodb:PutItem", "delete": "dynamodb:DeleteItem", "scan": "dynamodb:Scan"}
+    calls |= {"query": "dynamodb:Query", "get": "dynamodb:GetItem", "update": "dynamodb:UpdateItem"}
+    tree = ast.parse((REPO / "edge_relay/cluster/registry.py").read_text())
+    used = {
+        calls[node.attr] for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in calls
+    }
+    assert used == {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
+    stack = next(iter(synth.meetup.relays.values()))
+    granted = {
+        a
+        for p in synth.resources(stack, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in _actions(s)
+    }
+    assert used <= granted, used - granted
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return list(action) if isinstance(action, list) else [action]
+
+
+def _arns(resource: Any) -> list[str]:
+    """Resource ARNs as text, their tokens (partition) dropped: ``:dynamodb:<region>:...``."""
+    resources = resource if isinstance(resource, list) else [resource]
+    return [
+        "".join(p if isinstance(p, str) else "" for p in r["Fn::Join"][1]) if isinstance(r, dict) else r
+        for r in resources
+    ]
 
 
 def test_image_comes_from_the_relay_dockerfile_and_is_not_built(synth: Synth, region: str) -> None:
@@ -259,3 +306,55 @@ def test_cluster_and_network_observability(synth: Synth, region: str) -> None:
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm", {"MetricName": "HealthyHostCount", "Threshold": 1}
     )
+
+
+def test_relay_vpcs_do_not_overlap_across_regions(synth: Synth) -> None:
+    config = synth.meetup.config
+    cidrs = {
+        region: _one(synth, stack, "AWS::EC2::VPC")["CidrBlock"]
+        for region, stack in synth.meetup.relays.items()
+    }
+    assert cidrs == {region: config.relay_vpc_cidr(region) for region in config.regions}
+    assert len(set(cidrs.values())) == len(cidrs)
+
+
+def test_registry_heartbeat_is_slow_enough_for_a_global_table(synth: Synth, region: str) -> None:
+    """Every beat is a write replicated to every region: 10-15 s, not the local 2 s. The API counts an
+    entry fresh for three beats, from the same setting."""
+    import subprocess
+    import sys
+
+    config = synth.meetup.config
+    env = {
+        e["Name"]: e["Value"] for e in _containers(synth, synth.meetup.relays[region])["relay"]["Environment"]
+    }
+    beat = float(env["MEETUP_RELAY_HEARTBEAT_S"])
+    assert 10 <= beat <= 15 and beat == config.relay_heartbeat_s
+    functions = synth.resources(synth.meetup.api, "AWS::Lambda::Function").values()
+    api_beats = {
+        f["Properties"]["Environment"]["Variables"].get("MEETUP_RELAY_HEARTBEAT_S")
+        for f in functions
+        if "MEETUP_RELAYS" in f["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert api_beats == {str(config.relay_heartbeat_s)}
+    fresh = subprocess.run(
+        [sys.executable, "-c", "from functions.services.relays import HEARTBEAT_FRESH_S as f; print(f)"],
+        env={**__import__("os").environ, "MEETUP_RELAY_HEARTBEAT_S": str(beat)},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    assert float(fresh) >= 2 * beat  # a missed beat or two never hides a live relay
+
+
+def test_metrics_agent_is_pinned_and_its_silence_alarms(synth: Synth, region: str) -> None:
+    stack = synth.meetup.relays[region]
+    image = _containers(synth, stack)["metrics"]["Image"]
+    assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
+    alarms = [a["Properties"] for a in synth.resources(stack, "AWS::CloudWatch::Alarm").values()]
+    (missing,) = [a for a in alarms if "sidecar" in a.get("AlarmDescription", "")]
+    assert missing["TreatMissingData"] == "breaching" and missing["AlarmActions"]
+    ids = {m["Id"]: m for m in missing["Metrics"]}
+    assert ids["samples"]["MetricStat"]["Metric"]["MetricName"] == "relay_participants"
+    assert ids["tasks"]["MetricStat"]["Metric"]["MetricName"] == "RunningTaskCount"
