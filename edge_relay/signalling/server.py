@@ -88,8 +88,7 @@ class Relay:
         Route 53 ask. Public: no room or participant counts here (``/metrics`` has them)."""
         if self.config.probe_delay_ms:
             await asyncio.sleep(self.config.probe_delay_ms / 1000)
-        # A wrong clock makes the relay refuse every token and the cluster drop it: unhealthy, so the
-        # orchestrator replaces the task (edge_relay/ops/clock.py).
+        # A wrong clock makes the relay refuse every token and the cluster drop it (edge_relay/ops/clock.py).
         status = "draining" if self.draining else "clock_skew" if self.clock.skewed else "ok"
         body = {
             "status": status,
@@ -102,7 +101,11 @@ class Relay:
 
     async def livez(self, _: Request) -> JSONResponse:
         """Liveness: the process serves, draining or not. What the NLB's target health and the task's
-        health check ask, so a draining task stays healthy and keeps its open connections."""
+        health check ask, so a draining task stays healthy and keeps its open connections. A relay
+        whose clock is wrong is not alive in any useful sense (it refuses every token and the cluster
+        drops it): 503, so the orchestrator replaces the task (edge_relay/ops/clock.py)."""
+        if self.clock.skewed:
+            return JSONResponse({"status": "clock_skew"}, status_code=503)
         return JSONResponse({"status": "draining" if self.draining else "ok"})
 
     async def metrics(self, request: Request) -> Response:

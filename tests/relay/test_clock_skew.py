@@ -64,8 +64,9 @@ async def test_a_relay_ten_minutes_off_is_seen_reported_and_not_offered(
         assert await wait_until(lambda: metrics(relay).get("relay_clock_skewed") == 1, 15), metrics(relay)
         sign = -1 if offset.startswith("+") else 1  # the others' clocks minus ours
         assert abs(metrics(relay)["relay_clock_offset_seconds"] - sign * 600) < 10, metrics(relay)
-        health = httpx.get(f"{relay.http_url}/healthz", timeout=5)
-        assert health.status_code == 503 and health.json()["status"] == "clock_skew"
+        for path in ("/healthz", "/livez"):  # not ready, and not alive: the orchestrator replaces it
+            health = httpx.get(f"{relay.http_url}{path}", timeout=5)
+            assert health.status_code == 503 and health.json()["status"] == "clock_skew", path
         # The API no longer offers it (it registers as taking no joins; and a heartbeat from the future
         # is not fresh).
         offered = [r["url"] for r in api.join(meeting, host).json()["relays"]]
@@ -88,6 +89,7 @@ async def test_a_small_skew_is_tolerated(api: Api, stack, offset: str) -> None:
         replies, _ = await exchange(relay.url, join_frame(token))
         assert replies[0]["type"] == "welcome", replies
         assert httpx.get(f"{relay.http_url}/healthz", timeout=5).status_code == 200
+        assert httpx.get(f"{relay.http_url}/livez", timeout=5).status_code == 200
         assert metrics(relay).get("relay_clock_skewed") == 0
     finally:
         relay.stop()
