@@ -86,6 +86,8 @@ async def serve(config: RelayConfig) -> None:
             its own region meanwhile, and the registry still lists it)."""
             cluster = await start_cluster(config, relay, registrar, identity, public_address)
             clusters.append(cluster)
+            if registrar is not None:  # our gossip address in the registry now, not a heartbeat later:
+                await registrar.beat_now()  # a relay starting next finds us as a seed
             jobs = [relay.coordinator.run()]  # type: ignore[union-attr]
             if registrar is not None:
                 jobs.append(refresh_seeds(cluster, registrar))

@@ -55,12 +55,15 @@ class Registrar:
             expires_at=datetime.now(UTC) + timedelta(minutes=5),
         ).save()
 
+    async def beat_now(self) -> None:
+        try:
+            await asyncio.to_thread(self._beat)
+        except Exception as exc:  # keep serving; the API falls back to other relays meanwhile
+            log.warning("registry heartbeat failed", extra={"error": repr(exc)[:200]})
+
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.to_thread(self._beat)
-            except Exception as exc:  # keep serving; the API falls back to other relays meanwhile
-                log.warning("registry heartbeat failed", extra={"error": repr(exc)[:200]})
+            await self.beat_now()
             await asyncio.sleep(self.interval_s)
 
     async def peers(self, fresh_s: float | None = None) -> list[str]:
