@@ -14,6 +14,10 @@ an action IAM does not have. This module makes moto's DynamoDB check what AWS ch
   ConditionCheckItem; GetItem) on that item's table;
 * BatchGetItem / BatchWriteItem: the batch action on every table named.
 
+S3 requests are checked against the right bucket/object ARN already, but as ``s3:<operation>``, and
+several operations are authorised by another action in AWS (CreateMultipartUpload by ``s3:PutObject``,
+ListParts by ``s3:ListMultipartUploadParts`` ...): :data:`S3_ACTIONS` maps those.
+
 Everything else is moto's: signature check, identity-policy evaluation of Action/Resource.
 """
 
@@ -23,6 +27,7 @@ import json
 from typing import Any
 
 from moto.dynamodb.responses import DynamoHandler
+from moto.s3.responses import S3Response
 
 from local_stack import moto_serial
 
@@ -72,8 +77,39 @@ def _authorize_per_table(self: DynamoHandler, resource: str = "*") -> None:
             del self._get_action
 
 
+#: S3 operations whose IAM action has another name
+#: (https://docs.aws.amazon.com/AmazonS3/latest/API/API_Operations.html, each operation's permissions).
+S3_ACTIONS = {
+    "CreateMultipartUpload": "PutObject",
+    "UploadPart": "PutObject",
+    "CompleteMultipartUpload": "PutObject",
+    "CopyObject": "PutObject",
+    "UploadPartCopy": "PutObject",
+    "ListParts": "ListMultipartUploadParts",
+    "HeadObject": "GetObject",
+    "HeadBucket": "ListBucket",
+    "ListObjects": "ListBucket",
+    "ListObjectsV2": "ListBucket",
+    "ListObjectVersions": "ListBucketVersions",
+    "ListMultipartUploads": "ListBucketMultipartUploads",
+    "DeleteObjects": "DeleteObject",
+}
+
+_s3_authorize = S3Response._authenticate_and_authorize_s3_action
+
+
+def _authorize_s3_by_iam_action(self: S3Response, *args: Any, **kwargs: Any) -> None:
+    operation = self._get_action()
+    self._get_action = lambda: S3_ACTIONS.get(operation, operation)  # type: ignore[method-assign]
+    try:
+        _s3_authorize(self, *args, **kwargs)
+    finally:
+        del self._get_action
+
+
 def install() -> None:
     DynamoHandler._authenticate_and_authorize_normal_action = _authorize_per_table  # type: ignore[method-assign]
+    S3Response._authenticate_and_authorize_s3_action = _authorize_s3_by_iam_action  # type: ignore[method-assign]
 
 
 def main() -> None:
