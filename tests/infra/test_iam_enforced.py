@@ -18,8 +18,11 @@ What moto's IAM checking does NOT check (moto's docs call it basic), so this tes
 * NotAction / NotResource are not evaluated exactly like AWS (iam.py refuses them outright);
 * services the local stack does not emulate: Secrets Manager, CloudWatch Logs, X-Ray, ECR (dropped by
   name in iam.NOT_EMULATED), and presigned URLs used by clients (not exercised here);
-* whether the action names are the ones AWS needs for an operation beyond DynamoDB: for DynamoDB,
-  moto_iam.py maps operations to actions and table/index ARNs as AWS documents; S3 uses moto's mapping.
+* presigned uploads and downloads by clients, and the relay's other regions.
+
+moto checks DynamoDB against ``*`` and S3 operations by their API name; local_stack/moto_iam.py maps both
+to the actions and ARNs AWS documents (tables and indexes, transactions per item, CreateMultipartUpload
+by s3:PutObject ...). This test found chat's missing grant on the throttles table (its post rate limit).
 """
 
 from __future__ import annotations
