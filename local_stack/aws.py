@@ -19,9 +19,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class MotoServer:
     """moto's server (serialised: see moto_serial) on a free loopback port; ``url`` is what
-    ``AWS_ENDPOINT_URL`` points at."""
+    ``AWS_ENDPOINT_URL`` points at. ``module`` is the server to run: ``local_stack.moto_iam`` for one
+    that authorises DynamoDB per table (tests/infra/test_iam_enforced.py)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, module: str = "local_stack.moto_serial"
+    ) -> None:
+        self.module = module
         self.host = host
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
@@ -29,7 +33,7 @@ class MotoServer:
 
     def start(self, timeout_s: float = 30.0) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "local_stack.moto_serial", "--host", self.host, "--port", str(self.port)],
+            [sys.executable, "-m", self.module, "--host", self.host, "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={**os.environ, "MOTO_PORT": str(self.port)},

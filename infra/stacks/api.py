@@ -70,9 +70,11 @@ ACCESS: dict[str, Access] = {
         join_key=True,
         relays=True,
     ),
-    # The join key signs the relay notice of each stored message (functions/services/relay_notices.py).
+    # The join key signs the relay notice of each stored message (functions/services/relay_notices.py);
+    # posts are rate limited per participant in the throttles table (functions/core/rate_limit.py).
     "chat": Access(
-        tables={"chat": WRITE, "meetings": WRITE, "participants": READ, "users": READ}, join_key=True
+        tables={"chat": WRITE, "meetings": WRITE, "participants": READ, "users": READ, "throttles": WRITE},
+        join_key=True,
     ),
     "recordings": Access(
         tables={"recordings": WRITE, "meetings": WRITE, "participants": READ},

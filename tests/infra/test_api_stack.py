@@ -180,7 +180,7 @@ EXPECTED_TABLES = {
     "auth": {"users": "w", "emails": "w", "refresh-tokens": "w", "throttles": "w"},
     "settings": {"users": "w"},
     "meetings": {"meetings": "w", "participants": "w", "throttles": "w", "users": "r", "relays": "scan"},
-    "chat": {"chat": "w", "meetings": "w", "participants": "r", "users": "r"},
+    "chat": {"chat": "w", "meetings": "w", "participants": "r", "users": "r", "throttles": "w"},
     "recordings": {"recordings": "w", "meetings": "w", "participants": "r"},
 }
 EXPECTED_PREFIXES = {"settings": "users/", "recordings": "recordings/"}
