@@ -85,7 +85,13 @@ async def start_cluster(
 
 
 async def refresh_seeds(cluster: Cluster, registrar: Registrar, interval_s: float = 30.0) -> None:
-    """Relays that registered after us are seeds too (a cluster split at start-up finds itself)."""
+    """Relays that registered after us are seeds too (a cluster split at start-up finds itself).
+
+    While this relay knows no peer, it looks again sooner (1 s, doubling up to ``interval_s``): two
+    relays starting together can each read the registry before the other's gossip address is in it."""
+    alone_wait = 1.0
     while True:
-        await asyncio.sleep(interval_s)
+        alone = not cluster.members()
+        await asyncio.sleep(min(alone_wait, interval_s) if alone else interval_s)
+        alone_wait = alone_wait * 2 if alone else 1.0
         cluster.add_seeds(await registrar.peers())
