@@ -30,8 +30,8 @@ from bench.common import RESULTS_DIR, proc_cpu_seconds
 from bench.relay_harness import Participant, RelayUnderTest, gather_limited, join, settle, wait_until
 from bench.rtp_media import Clip, Scheduler, encode_video_clip
 from bench.rtp_sink import CountingSink, SinkPool
-from functions.core.tokens import generate_join_keypair
 from local_stack.aws import free_port
+from meetup_protocol.tokens import generate_join_keypair
 
 MEETING = "cascade"
 

@@ -30,8 +30,8 @@ from bench.rtp_media import Clip, OutStream, Scheduler
 from bench.rtp_sink import CountingSink, SinkPool, Totals
 from client_sdk.rtc.connection import RelayConnection
 from edge_relay.ops.metrics import parse as parse_metrics
-from functions.core.tokens import JoinClaims, generate_join_keypair, issue_join_token, load_private_key
 from local_stack.aws import free_port
+from meetup_protocol.tokens import JoinClaims, generate_join_keypair, issue_join_token, load_private_key
 
 SOURCE_KIND = {"camera": "video", "microphone": "audio"}
 T = TypeVar("T")

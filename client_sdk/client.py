@@ -1,6 +1,6 @@
 """Async client of the control-plane API: accounts, settings, meetings, chat, reactions, recordings.
 
-Responses are parsed into the API's own response models (``functions.schemas``), so the wire format has
+Responses are parsed into the API's own response models (``meetup_protocol.schemas``), so the wire format has
 one definition. Access tokens refresh themselves: a 401 for an expired token triggers one refresh and one
 retry, one refresh at a time (a refresh token works once: presenting it twice, even concurrently, makes
 the API revoke the whole login). Every failure surfaces as a typed ``client_sdk.errors`` exception.
@@ -24,12 +24,12 @@ from client_sdk.errors import (
     UploadInterrupted,
     error_from_response,
 )
-from functions.schemas.auth import TokenResponse, UserOut
-from functions.schemas.base import Page
-from functions.schemas.chat import ChatMessageOut, ChatMessagePosted, ReactionOut, ReactionPosted
-from functions.schemas.meetings import JoinResponse, MeetingCreated, MeetingOut, ParticipantOut
-from functions.schemas.recordings import RecordingOut, UploadPlan
-from functions.schemas.settings import ImageUploadResponse, SettingsOut
+from meetup_protocol.schemas.auth import TokenResponse, UserOut
+from meetup_protocol.schemas.base import Page
+from meetup_protocol.schemas.chat import ChatMessageOut, ChatMessagePosted, ReactionOut, ReactionPosted
+from meetup_protocol.schemas.meetings import JoinResponse, MeetingCreated, MeetingOut, ParticipantOut
+from meetup_protocol.schemas.recordings import RecordingOut, UploadPlan
+from meetup_protocol.schemas.settings import ImageUploadResponse, SettingsOut
 
 ProgressCallback = Callable[[int, int], None]
 

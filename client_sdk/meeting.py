@@ -24,7 +24,7 @@ from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
-from functions.schemas.chat import ChatMessagePosted, ReactionPosted
+from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
 
 log = logging.getLogger("client_sdk.meeting")
 

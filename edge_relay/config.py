@@ -65,6 +65,10 @@ class RelayConfig(BaseSettings):
     #: Heartbeat into the relay registry (DynamoDB table ``MEETUP_TABLE_PREFIX`` + "relays").
     registry: bool = False
     heartbeat_s: float = 2.0
+    #: Where the registry table is: the API's names for the same settings (the endpoint, moto's on the
+    #: local stack, comes from boto3's standard ``AWS_ENDPOINT_URL``).
+    table_prefix: str = Field(default="meetup-", validation_alias="MEETUP_TABLE_PREFIX")
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
 
     @property
     def stun_servers(self) -> list[str]:

@@ -19,8 +19,8 @@ from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
 from edge_relay.sfu import seams
-from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES
 from edge_relay.signalling.server import Relay
+from meetup_protocol.signalling import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("edge_relay")
 
@@ -69,6 +69,8 @@ async def serve(config: RelayConfig) -> None:
             load=lambda: relay.rooms.participant_count,
             draining=lambda: relay.draining or relay.clock.skewed,  # takes no joins: not offered
             interval_s=config.heartbeat_s,
+            table_prefix=config.table_prefix,
+            aws_region=config.aws_region,
         )
     clusters: list[Cluster] = []  # the one cluster, once joined
     link_server, identity, joining = None, None, None

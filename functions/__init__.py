@@ -1,5 +1,5 @@
 """Control plane: FastAPI apps wrapped for AWS Lambda by Mangum.
 
-Kept import-light on purpose: relays import ``functions.core.tokens`` to verify join tokens and must not
-pull in FastAPI, PynamoDB or boto3 by doing so.
+What the relays and clients share with it (join tokens, the API's schemas, the registry record) lives in
+``meetup_protocol``; nothing outside the control plane imports this package.
 """

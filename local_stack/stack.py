@@ -11,9 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
-from functions.core.tokens import generate_join_keypair
 from local_stack.aws import MotoServer, free_port
 from local_stack.relays import RelayProcess
+from meetup_protocol.tokens import generate_join_keypair
 
 #: The browser client (plain files, no build step), served by the local API at ``WEB_PATH``.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"

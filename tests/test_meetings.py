@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from functions.core.tokens import TokenError, load_public_key, verify_join_token
+from meetup_protocol.tokens import TokenError, load_public_key, verify_join_token
 from tests.conftest import Api, error_code
 
 

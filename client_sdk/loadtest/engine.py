@@ -6,7 +6,7 @@ measured, per received track (receiver x publisher x kind):
 
 * frames decoded (aiortc decodes before ``recv()`` returns) and the time to the first one;
 * bytes: RTP payload bytes counted as packets reach the track's receiver (aiortc's inbound-rtp stats
-  carry no byte counts; ``edge_relay.sfu.seams.on_receiver_rtp``);
+  carry no byte counts; ``client_sdk.rtc.seams.on_receiver_rtp``);
 * packets received / lost and jitter: ``RTCRtpReceiver.getStats()`` (inbound-rtp; the relays retransmit
   on the media SSRC, so there is one stream per receiver);
 * glass-to-glass latency: :class:`PatternVideoTrack` stamps its capture time into frames at least 512
@@ -34,8 +34,8 @@ from client_sdk.errors import MeetupError
 from client_sdk.loadtest.accounts import Account
 from client_sdk.media.sources import STAMP_BITS, STAMP_BLOCK, PatternVideoTrack, ToneAudioTrack, read_stamp
 from client_sdk.meeting import Meeting, MeetingEvent
+from client_sdk.rtc import seams
 from client_sdk.rtc.connection import RemoteTrack
-from edge_relay.sfu import seams
 
 #: Narrowest video that carries PatternVideoTrack's capture-time stamp (so latency can be measured).
 STAMP_MIN_WIDTH = STAMP_BITS * STAMP_BLOCK

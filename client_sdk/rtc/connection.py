@@ -22,8 +22,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.errors import MeetupError
-from edge_relay.sfu.seams import use_ice_host_addresses
-from edge_relay.signalling.protocol import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo, load_json
+from client_sdk.rtc import seams
+from meetup_protocol.signalling import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo, load_json
 
 log = logging.getLogger("client_sdk.rtc")
 
@@ -87,7 +87,7 @@ class RelayConnection:
 
     async def connect(self, timeout_s: float = 10.0) -> None:
         if _is_loopback(self.url):
-            use_ice_host_addresses(["127.0.0.1"])
+            seams.gather_on_loopback_only()
         try:
             self._ws = await websockets.connect(
                 self.url,

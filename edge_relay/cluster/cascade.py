@@ -32,7 +32,7 @@ from edge_relay.cluster.credentials import LinkClaims, issue_link_token
 from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from edge_relay.signalling.protocol import (
+from meetup_protocol.signalling import (
     MAX_MESSAGE_BYTES,
     LinkState,
     ProtocolError,

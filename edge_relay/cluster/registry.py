@@ -12,7 +12,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from meetup_protocol.registry import ENTRY_TTL_S, KEY, RelayRecord, table_name
 
 log = logging.getLogger("edge_relay.registry")
 
@@ -28,10 +30,13 @@ class Registrar:
         draining: Callable[[], bool],
         interval_s: float = 2.0,
         gossip: str | None = None,
+        table_prefix: str = "meetup-",
+        aws_region: str = "us-east-1",
     ) -> None:
-        from functions.models import RelayModel  # PynamoDB only where the registry is used
+        import boto3  # only where the registry is used (honours AWS_ENDPOINT_URL: moto locally)
 
-        self.model = RelayModel
+        self.dynamodb: Any = boto3.client("dynamodb", region_name=aws_region)
+        self.table = table_name(table_prefix)
         self.relay_id = relay_id
         self.region = region
         self.url = url
@@ -43,8 +48,8 @@ class Registrar:
 
     def _beat(self) -> None:
         now = time.time()
-        self.model(
-            self.relay_id,
+        record = RelayRecord(
+            relay_id=self.relay_id,
             region=self.region,
             url=self.url,
             gossip=self.gossip,
@@ -52,8 +57,19 @@ class Registrar:
             capacity=self.capacity,
             draining=self.draining(),
             heartbeat_at=now,
-            expires_at=datetime.now(UTC) + timedelta(minutes=5),
-        ).save()
+            expires_at=int(now) + ENTRY_TTL_S,
+        )
+        self.dynamodb.put_item(TableName=self.table, Item=record.to_item())
+
+    def _records(self) -> list[RelayRecord]:
+        records = []
+        for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table):
+            for item in page.get("Items", []):
+                try:
+                    records.append(RelayRecord.from_item(item))
+                except (KeyError, ValueError, TypeError):
+                    log.warning("registry entry skipped: not a relay record")
+        return records
 
     async def beat_now(self) -> None:
         try:
@@ -76,7 +92,7 @@ class Registrar:
             cutoff = time.time() - window
             return [
                 r.gossip
-                for r in self.model.scan()
+                for r in self._records()
                 if r.gossip and r.relay_id != self.relay_id and r.heartbeat_at >= cutoff
             ]
 
@@ -88,6 +104,8 @@ class Registrar:
 
     async def deregister(self) -> None:
         try:
-            await asyncio.to_thread(self.model(self.relay_id).delete)
+            await asyncio.to_thread(
+                self.dynamodb.delete_item, TableName=self.table, Key={KEY: {"S": self.relay_id}}
+            )
         except Exception as exc:
             log.warning("registry deregistration failed", extra={"error": repr(exc)[:200]})

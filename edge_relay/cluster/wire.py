@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from edge_relay.signalling.protocol import too_deep
+from meetup_protocol.signalling import too_deep
 
 try:  # msgpack is a declared dependency; JSON keeps the library importable without it
     import msgpack

@@ -16,7 +16,7 @@ from aiortc import RTCRtpTransceiver
 from edge_relay.rooms.participant import Participant
 from edge_relay.sfu import bindings
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from edge_relay.signalling.protocol import LinkState, LinkTrack, TrackInfo, message
+from meetup_protocol.signalling import LinkState, LinkTrack, TrackInfo, message
 
 if TYPE_CHECKING:
     from edge_relay.rooms.room import Room

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any
 
 from edge_relay.rooms.room import JoinRefused, Room, RoomListener
-from edge_relay.signalling.protocol import message
+from meetup_protocol.signalling import message
 
 log = logging.getLogger("edge_relay.rooms")
 

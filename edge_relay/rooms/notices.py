@@ -13,7 +13,7 @@ import logging
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_relay.rooms.directory import Rooms
-from functions.core.tokens import Notice, TokenError, verify_notice
+from meetup_protocol.tokens import Notice, TokenError, verify_notice
 
 log = logging.getLogger("edge_relay.notices")
 

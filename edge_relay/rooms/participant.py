@@ -28,7 +28,7 @@ from aiortc.sdp import SessionDescription
 from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from edge_relay.signalling.protocol import SOURCE_KIND, ParticipantInfo, PublishSlot, TrackInfo, message
+from meetup_protocol.signalling import SOURCE_KIND, ParticipantInfo, PublishSlot, TrackInfo, message
 
 if TYPE_CHECKING:
     from edge_relay.rooms.room import Room

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from edge_relay.rooms.participant import Participant
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from edge_relay.signalling.protocol import (
+from meetup_protocol.signalling import (
     CodecInfo,
     LinkState,
     LinkTrack,

@@ -13,8 +13,6 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
   rewritten from the publisher's SR), SDES and BYE.
 * ``RTCRtpReceiver._handle_rtcp_packet(packet)``: a publisher's SR (its NTP <-> RTP mapping).
 * ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: a keyframe request upstream.
-* ``RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms)``: a receiver's parsed RTP, for counting
-  the bytes of one track (``meet load-test``; aiortc's inbound-rtp stats carry no byte counts).
 * ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
 * ``aioice.ice.server_reflexive_candidate(protocol, stun_server)``: the srflx candidate; replaced by one
@@ -126,18 +124,6 @@ def on_receiver_rtcp(receiver: RTCRtpReceiver, handler: RtcpHandler) -> None:
         await original(packet)
 
     receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
-
-
-def on_receiver_rtp(receiver: RTCRtpReceiver, handler: Callable[[Any], None]) -> None:
-    """See each RTP packet routed to this receiver (parsed, before aiortc's jitter buffer) with a plain
-    function: counting only, the packet goes on to aiortc unchanged."""
-    original = receiver._handle_rtp_packet
-
-    async def handle(packet: Any, arrival_time_ms: int) -> None:  # aiortc passes arrival_time_ms by name
-        handler(packet)
-        await original(packet, arrival_time_ms=arrival_time_ms)
-
-    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

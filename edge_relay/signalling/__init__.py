@@ -1,1 +1,1 @@
-"""The relay protocol (shared with the SDK) and its WebSocket server."""
+"""The relay's WebSocket server and its sessions (the protocol itself: ``meetup_protocol.signalling``)."""

@@ -22,9 +22,9 @@ from edge_relay.ops.clock import ClockCheck
 from edge_relay.rooms import notices
 from edge_relay.rooms.directory import Rooms
 from edge_relay.sfu.seams import CodecCensus
-from edge_relay.signalling import protocol
 from edge_relay.signalling.session import Closed, Session
-from functions.core.tokens import load_public_key
+from meetup_protocol import signalling as protocol
+from meetup_protocol.tokens import load_public_key
 
 if TYPE_CHECKING:
     from edge_relay.cluster.coordinator import Coordinator

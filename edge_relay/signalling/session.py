@@ -21,8 +21,8 @@ from edge_relay.rooms.cascade_peer import CascadePeer
 from edge_relay.rooms.directory import Rooms
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.room import JoinRefused, Room
-from edge_relay.signalling import protocol as p
-from functions.core.tokens import TokenError, signed_issue_time, verify_join_token
+from meetup_protocol import signalling as p
+from meetup_protocol.tokens import TokenError, signed_issue_time, verify_join_token
 
 log = logging.getLogger("edge_relay.session")
 

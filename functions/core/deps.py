@@ -9,8 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from functions.core.errors import ApiError
 from functions.core.security import access_token_secret
-from functions.core.tokens import TokenError, verify_access_token
 from functions.models import UserModel
+from meetup_protocol.tokens import TokenError, verify_access_token
 
 _bearer = HTTPBearer(auto_error=False, description="an access token from /auth/login or /auth/refresh")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -11,7 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from functions.core.config import get_settings
-from functions.core.tokens import load_private_key
+from meetup_protocol.tokens import load_private_key
 
 # Passcodes avoid look-alike characters (0/O, 1/I/L) so people can type them from a screen.
 PASSCODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

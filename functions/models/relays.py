@@ -1,7 +1,9 @@
 """The relay registry: every relay process heartbeats its entry; dead ones stop heartbeating and expire.
 
-An entry is live while ``heartbeat_at`` is fresh (a few heartbeat intervals, as LiveKit's 5 s); the TTL
-removes entries of relays that died without deregistering.
+The record's attributes are defined once, in ``meetup_protocol.registry`` (the relays write it with
+boto3); this is the API's PynamoDB view of the same table. An entry is live while ``heartbeat_at`` is
+fresh (a few heartbeat intervals, as LiveKit's 5 s); the TTL removes entries of relays that died without
+deregistering.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute,
 from pynamodb.models import Model
 
 from functions.models.base import table_meta
+from meetup_protocol import registry
 
 
 class RelayModel(Model):
-    Meta = table_meta("relays")
+    Meta = table_meta(registry.TABLE)
 
     relay_id = UnicodeAttribute(hash_key=True)
     region = UnicodeAttribute()

@@ -21,11 +21,11 @@ from functions.core.security import (
     verify_secret,
 )
 from functions.core.throttle import Attempt, Bucket
-from functions.core.tokens import issue_access_token
 from functions.models import EmailModel, UserModel
 from functions.models.base import transaction, utcnow
-from functions.schemas.auth import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserOut
 from functions.services import sessions
+from meetup_protocol.schemas.auth import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserOut
+from meetup_protocol.tokens import issue_access_token
 
 router = APIRouter(prefix="/auth", tags=["auth"], responses=error_responses(400, 422))
 

@@ -19,8 +19,10 @@ from functions.core.rate_limit import spend
 from functions.core.security import normalize_meeting_id
 from functions.models import ChatItemModel
 from functions.models.base import utcnow
-from functions.schemas.base import MeetingIdPath, Page
-from functions.schemas.chat import (
+from functions.services import relay_notices
+from functions.services.meetings import meeting_for_member, require_active
+from meetup_protocol.schemas.base import MeetingIdPath, Page
+from meetup_protocol.schemas.chat import (
     ChatMessageOut,
     ChatMessagePosted,
     ChatPost,
@@ -28,8 +30,6 @@ from functions.schemas.chat import (
     ReactionPost,
     ReactionPosted,
 )
-from functions.services import relay_notices
-from functions.services.meetings import meeting_for_member, require_active
 
 router = APIRouter(prefix="/meetings", tags=["chat"], responses=error_responses(400, 401, 404, 422))
 

@@ -25,18 +25,8 @@ from functions.core.security import (
     verify_secret,
 )
 from functions.core.throttle import Attempt, Bucket, count_meeting_failure, meeting_failures
-from functions.core.tokens import JoinClaims, issue_join_token
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
-from functions.schemas.base import MeetingIdPath
-from functions.schemas.meetings import (
-    JoinRequest,
-    JoinResponse,
-    MeetingCreate,
-    MeetingCreated,
-    MeetingOut,
-    ParticipantOut,
-)
 from functions.services import relay_notices
 from functions.services.meetings import (
     find_meeting,
@@ -47,6 +37,16 @@ from functions.services.meetings import (
     wrong_meeting_or_passcode,
 )
 from functions.services.relays import rank_relays
+from meetup_protocol.schemas.base import MeetingIdPath
+from meetup_protocol.schemas.meetings import (
+    JoinRequest,
+    JoinResponse,
+    MeetingCreate,
+    MeetingCreated,
+    MeetingOut,
+    ParticipantOut,
+)
+from meetup_protocol.tokens import JoinClaims, issue_join_token
 
 router = APIRouter(prefix="/meetings", tags=["meetings"], responses=error_responses(400, 401, 404, 422))
 

@@ -19,8 +19,9 @@ from functions.core.observability import count
 from functions.core.security import normalize_meeting_id
 from functions.models import MeetingModel, RecordingModel, RecordingQuotaModel
 from functions.models.base import transaction, utcnow
-from functions.schemas.base import MeetingIdPath
-from functions.schemas.recordings import (
+from functions.services.meetings import meeting_for_member
+from meetup_protocol.schemas.base import MeetingIdPath
+from meetup_protocol.schemas.recordings import (
     MAX_PARTS,
     MIN_PART_BYTES,
     PartUrl,
@@ -31,7 +32,6 @@ from functions.schemas.recordings import (
     UploadedPart,
     UploadPlan,
 )
-from functions.services.meetings import meeting_for_member
 
 router = APIRouter(prefix="/meetings", tags=["recordings"], responses=error_responses(400, 401, 404, 422))
 

@@ -19,7 +19,7 @@ from functions.core.deps import CurrentUser
 from functions.core.errors import ApiError, error_responses
 from functions.core.security import access_token_secret
 from functions.models import UserModel
-from functions.schemas.settings import (
+from meetup_protocol.schemas.settings import (
     MAX_IMAGE_BYTES,
     Background,
     ImageBackground,

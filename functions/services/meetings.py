@@ -11,7 +11,7 @@ from pynamodb.exceptions import UpdateError
 from functions.core.errors import ApiError
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import utcnow
-from functions.schemas.meetings import MeetingOut
+from meetup_protocol.schemas.meetings import MeetingOut
 
 NOT_FOUND = ApiError(404, "meeting_not_found", "no such meeting")
 

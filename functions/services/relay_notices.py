@@ -22,8 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 from functions.core.config import get_settings
 from functions.core.observability import count, logger
 from functions.core.security import join_signing_key
-from functions.core.tokens import NoticeKind, issue_notice
 from functions.services.relays import registered_relays
+from meetup_protocol.tokens import NoticeKind, issue_notice
 
 
 def notices_url(relay_url: str) -> str:

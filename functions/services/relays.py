@@ -13,7 +13,7 @@ import time
 from functions.core.config import get_settings
 from functions.core.observability import logger
 from functions.models import RelayModel
-from functions.schemas.meetings import RelayOut
+from meetup_protocol.schemas.meetings import RelayOut
 
 HEARTBEAT_FRESH_S = 3 * float(os.environ.get("MEETUP_RELAY_HEARTBEAT_S", "2"))  # three missed heartbeats
 MAX_OFFERED = 5

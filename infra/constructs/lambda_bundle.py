@@ -45,8 +45,9 @@ LAMBDA_DISTRIBUTIONS = (
     "pyjwt",
     "argon2-cffi",
 )
-#: Source trees copied into the bundle: the functions, and the custom resource handlers of infra.
-PACKAGES = ("functions", "infra/runtime")
+#: Source trees copied into the bundle: the shared protocol, the functions, and the custom resource
+#: handlers of infra.
+PACKAGES = ("meetup_protocol", "functions", "infra/runtime")
 #: Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34).
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64", "manylinux_2_34_aarch64")
 

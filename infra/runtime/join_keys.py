@@ -45,7 +45,7 @@ def _respond(event: dict[str, Any], status: str, reason: str = "") -> None:
 def _mint(properties: dict[str, Any]) -> None:
     import boto3
 
-    from functions.core.tokens import generate_join_keypair
+    from meetup_protocol.tokens import generate_join_keypair
 
     private_pem, public_pem = generate_join_keypair()
     client = boto3.client("secretsmanager")

@@ -79,4 +79,4 @@ def test_build_context_is_small() -> None:
     assert rules[0] == "*"  # deny everything, then allow exactly what the build copies
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     copied = {src for kind, args in _instructions() if kind == "COPY" for src in args.split()[:-1]}
-    assert copied == allowed == {"pyproject.toml", "README.md", "functions", "edge_relay"}
+    assert copied == allowed == {"pyproject.toml", "README.md", "meetup_protocol", "edge_relay"}

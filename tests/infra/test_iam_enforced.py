@@ -140,8 +140,8 @@ class IamStack:
 
 @pytest.fixture(scope="module")
 def stack(synth: Synth, tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamStack]:
-    from functions.core.tokens import generate_join_keypair
     from local_stack.aws import MotoServer
+    from meetup_protocol.tokens import generate_join_keypair
 
     config = synth.meetup.config
     moto = MotoServer(module="local_stack.moto_iam")

@@ -13,14 +13,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from functions.core.tokens import (
+from infra.runtime import join_keys
+from meetup_protocol.tokens import (
     JoinClaims,
     issue_join_token,
     load_private_key,
     load_public_key,
     verify_join_token,
 )
-from infra.runtime import join_keys
 
 
 class _Responses(BaseHTTPRequestHandler):

@@ -19,7 +19,7 @@ import pytest
 import websockets
 
 from client_sdk.media.sources import PatternVideoTrack
-from functions.core.tokens import (
+from meetup_protocol.tokens import (
     CLOCK_LEEWAY_S,
     JoinClaims,
     generate_join_keypair,

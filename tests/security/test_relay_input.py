@@ -14,7 +14,7 @@ import pytest
 
 from client_sdk.media.sources import PatternVideoTrack
 from edge_relay.cluster import wire
-from edge_relay.signalling.protocol import (
+from meetup_protocol.signalling import (
     MAX_NESTING,
     ProtocolError,
     load_json,

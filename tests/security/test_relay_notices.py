@@ -19,9 +19,9 @@ import json
 import httpx
 import pytest
 
-from functions.core.tokens import generate_join_keypair, issue_notice, load_private_key
 from functions.models import RelayModel
 from local_stack.relays import RelayProcess
+from meetup_protocol.tokens import generate_join_keypair, issue_notice, load_private_key
 from tests.conftest import Api
 from tests.relay.media import wait_until
 from tests.relay.test_bad_input import exchange

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from functions.schemas.base import NAME_CHARACTERS, StrictRequest
+from meetup_protocol.schemas.base import NAME_CHARACTERS, StrictRequest
 
 Title = Annotated[
     str,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from functions.schemas.base import IdempotencyKey, StrictRequest
+from meetup_protocol.schemas.base import IdempotencyKey, StrictRequest
 
 ALLOWED_EMOJI = ("👍", "👎", "👏", "🎉", "😂", "😮", "❤️", "🙌", "🤔", "✋")
 Emoji = Literal["👍", "👎", "👏", "🎉", "😂", "😮", "❤️", "🙌", "🤔", "✋"]

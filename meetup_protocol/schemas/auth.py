@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, StringConstraints
 
-from functions.schemas.base import DisplayName, StrictRequest
+from meetup_protocol.schemas.base import DisplayName, StrictRequest
 
 Email = Annotated[
     str,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from functions.schemas.base import DisplayName, StrictRequest
+from meetup_protocol.schemas.base import DisplayName, StrictRequest
 
 #: Images are served through the API (GET /settings/images/...): a Lambda answer is at most 6 MB, and
 #: API Gateway carries binary bodies base64-encoded (4/3 larger), so 4 MiB is the most that fits.

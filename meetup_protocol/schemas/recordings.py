@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from functions.schemas.base import StrictRequest
+from meetup_protocol.schemas.base import StrictRequest
 
 RecordingType = Literal["video/mp4", "video/webm", "video/x-matroska", "audio/ogg", "audio/webm"]
 Filename = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._()-]{0,199}$")]

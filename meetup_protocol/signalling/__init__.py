@@ -1,0 +1,117 @@
+"""The relay's signalling protocol, version 1: JSON text frames over one WebSocket per participant.
+
+Shared by the relay and every client (the Python SDK imports this package; the browser client follows it,
+checked by tests/protocol/test_browser_protocol.py). One module per direction: ``client`` (client -> relay,
+and the parser of what a peer sends), ``relay`` (relay -> client), ``cascade`` (relay <-> relay), with
+the values they carry in ``types`` and the JSON limits in ``json_text``; all re-exported here.
+
+The relay always makes the offers, so there is never glare: a client asks to publish, the relay answers
+with an offer that holds a ``recvonly`` m-line for it (``tracks[mid].publish``) plus one ``sendonly``
+m-line per remote track; the client attaches its track to that m-line and answers.
+
+Client -> relay
+    join        {token, protocol, publish, video_codec}   first message, exactly once
+    publish     {source, video_codec}        camera | microphone | screen; VP8 or H.264
+    unpublish   {source}
+    answer      {negotiation, sdp}           to the relay's offer with that number
+    mute        {source, muted}
+    reaction    {notice}                     the API's signed notice of the stored reaction; fanned out
+    chat        {notice}                     the API's signed notice of the stored message; fanned out
+    end         {}                           host only: the meeting ends for everyone
+    leave       {}
+    ping        {}
+
+Relay <-> relay (cascade; the joining relay is the client, the other makes the offers)
+    cascade_join   {token, state}    state: LinkState, this relay's participants and tracks (with codecs)
+    cascade_update {state}           either way, whenever a side's own participants or tracks change
+    relayed        {event}           either way: chat, reaction, track_muted, meeting_ended of its people
+    offer tracks: mid -> {publish_track: track_id} for the joining relay's tracks
+
+Relay -> client
+    welcome     {participant_id, meeting_id, role, participants}
+    offer       {negotiation, sdp, tracks}   tracks: mid -> TrackInfo (remote) or {publish: source}
+    participant_joined {participant} / participant_left {participant_id, reason}
+    track_published {track} / track_unpublished {track_id} / track_muted {track_id, muted}
+    reaction    {participant_id, name, emoji} / chat {participant_id, name, message_id, text, created_at}
+    meeting_ended {reason}                   then the relay closes the connection
+    removed     {reason}                     this participant left (through the API): do not reconnect
+    chat_ack    {message_id}                 the relay has this participant's chat notice: no resend
+    error       {code, message}              a bad message is answered and otherwise ignored
+    pong        {}
+"""
+
+from meetup_protocol.signalling.cascade import CascadeJoin, CascadeUpdate, LinkState, LinkTrack, Relayed
+from meetup_protocol.signalling.client import (
+    Answer,
+    Chat,
+    ClientMessage,
+    End,
+    Join,
+    Leave,
+    Mute,
+    Ping,
+    Publish,
+    Reaction,
+    Unpublish,
+    parse_client_message,
+)
+from meetup_protocol.signalling.json_text import (
+    MAX_MESSAGE_BYTES,
+    MAX_NESTING,
+    ProtocolError,
+    load_json,
+    too_deep,
+)
+from meetup_protocol.signalling.relay import message
+from meetup_protocol.signalling.types import (
+    PROTOCOL_VERSION,
+    SOURCE_KIND,
+    CodecInfo,
+    Kind,
+    Message,
+    Notice,
+    ParticipantInfo,
+    PublishSlot,
+    Sdp,
+    Source,
+    TrackInfo,
+    VideoCodec,
+)
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MAX_NESTING",
+    "PROTOCOL_VERSION",
+    "SOURCE_KIND",
+    "Answer",
+    "CascadeJoin",
+    "CascadeUpdate",
+    "Chat",
+    "ClientMessage",
+    "CodecInfo",
+    "End",
+    "Join",
+    "Kind",
+    "Leave",
+    "LinkState",
+    "LinkTrack",
+    "Message",
+    "Mute",
+    "Notice",
+    "ParticipantInfo",
+    "Ping",
+    "ProtocolError",
+    "Publish",
+    "PublishSlot",
+    "Reaction",
+    "Relayed",
+    "Sdp",
+    "Source",
+    "TrackInfo",
+    "Unpublish",
+    "VideoCodec",
+    "load_json",
+    "message",
+    "parse_client_message",
+    "too_deep",
+]

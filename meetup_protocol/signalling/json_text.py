@@ -1,0 +1,49 @@
+"""JSON text from the network: bounded size and nesting, one error type."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with dozens of m-lines fits; anything larger is refused
+#: Arrays and objects inside each other: the deepest real message (a cascade state) has 6 levels.
+MAX_NESTING = 16
+
+
+class ProtocolError(Exception):
+    """A client message the relay refuses; ``code`` goes back to the client in an ``error`` message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def too_deep(text: str, limit: int = MAX_NESTING) -> bool:
+    """Whether JSON ``text`` nests arrays and objects deeper than ``limit``, found before parsing (Python's
+    json recurses once per level: 200,000 ``[`` would raise RecursionError). Every step is a regular
+    expression over the whole text, so the cost is a few linear passes in C, whatever the input."""
+    skeleton = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton, removed = _INNERMOST.subn("", skeleton)
+        if not removed:  # unbalanced: not JSON; short enough for the parser to say so safely?
+            return len(skeleton) > limit
+    return bool(skeleton)
+
+
+def load_json(raw: str) -> Any:
+    """``json.loads`` for text from the network: bounded nesting, one error type (ProtocolError)."""
+    if too_deep(raw):
+        raise ProtocolError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError("malformed_json", "the message is not valid JSON") from None
