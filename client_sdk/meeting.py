@@ -24,6 +24,7 @@ from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
+from meetup_protocol import signalling as p
 from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
 
 log = logging.getLogger("client_sdk.meeting")
@@ -84,7 +85,7 @@ class Meeting:
         #: Our stored messages the relay has not acknowledged yet: announced again after a reconnect
         #: (the API's notice stays valid for minutes), so a message confirmed by the API reaches the
         #: others live even if the connection it was first announced on died.
-        self._unacked: dict[str, dict[str, Any]] = {}
+        self._unacked: dict[str, p.Chat] = {}
         self._queue: asyncio.Queue[MeetingEvent] = asyncio.Queue()
         self._callbacks: dict[str, list[Callable[[MeetingEvent], Any]]] = {}
         self._leaving = False
@@ -282,21 +283,22 @@ class Meeting:
         notice of the stored item and nothing else (receivers deduplicate by id)."""
         if isinstance(stored, ChatMessagePosted):
             self.chat[stored.message_id] = stored.model_dump(mode="json", exclude={"relay_notice"})
-            body = {"type": "chat", "notice": stored.relay_notice}
-            self._unacked[stored.message_id] = body
+            chat = p.Chat(type="chat", notice=stored.relay_notice)
+            self._unacked[stored.message_id] = chat
+            body: p.Chat | p.Reaction = chat
         elif isinstance(stored, ReactionPosted):  # a reaction is of the moment: no second try
-            body = {"type": "reaction", "notice": stored.relay_notice}
+            body = p.Reaction(type="reaction", notice=stored.relay_notice)
         else:
             return
         await self._send_to_relay(body)
 
-    async def _send_to_relay(self, body: dict[str, Any]) -> None:
+    async def _send_to_relay(self, body: p.Chat | p.Reaction) -> None:
         """Best effort: a failure here is a dead connection, which reconnecting deals with."""
         if self.connection is not None and not self.connection.closed.is_set():
             try:
                 await self.connection.send_message(body)
             except Exception as exc:
-                log.info("relay send failed", extra={"type": body.get("type"), "error": repr(exc)[:200]})
+                log.info("relay send failed", extra={"type": body.type, "error": repr(exc)[:200]})
 
     async def _announce_unacked(self) -> None:
         for body in list(self._unacked.values()):
@@ -324,7 +326,7 @@ class Meeting:
         await self.client.end_meeting(self.meeting_id)
         if self.connection is not None:
             with contextlib.suppress(Exception):
-                await self.connection.send_message({"type": "end"})
+                await self.connection.send_message(p.End(type="end"))
         self._leaving = True
         await self._close_connection(leave=False)
         await self._finish("host_ended")

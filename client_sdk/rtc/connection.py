@@ -23,7 +23,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.errors import MeetupError
 from client_sdk.rtc import seams
-from meetup_protocol.signalling import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo, load_json
+from meetup_protocol import signalling as p
+from meetup_protocol.signalling import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo
 
 log = logging.getLogger("client_sdk.rtc")
 
@@ -78,7 +79,7 @@ class RelayConnection:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
-        self._welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._welcome: asyncio.Future[p.Welcome] = asyncio.get_running_loop().create_future()
         self._mid_info: dict[str, TrackInfo] = {}
         self._pending: list[MediaStreamTrack] = []  # announced by aiortc, not yet matched to an m-line
         self.connected_at: float | None = None  # monotonic time the media connection came up
@@ -105,32 +106,35 @@ class RelayConnection:
             ) from exc
         self._reader = asyncio.ensure_future(self._read())
         await self._send(
-            {
-                "type": "join",
-                "token": self.token,
-                "publish": sorted(self.local_tracks),
-                "video_codec": self.video_codec,
-            }
+            p.Join(
+                type="join",
+                token=self.token,
+                publish=sorted(self.local_tracks),  # type: ignore[arg-type]
+                video_codec=self.video_codec,  # type: ignore[arg-type]
+            )
         )
         welcome = await asyncio.wait_for(asyncio.shield(self._welcome), timeout_s)
-        self.participant_id = welcome["participant_id"]
-        self.meeting_id = welcome["meeting_id"]
-        for participant in welcome["participants"]:
-            self.participants[participant["participant_id"]] = participant
+        self.participant_id = welcome.participant_id
+        self.meeting_id = welcome.meeting_id
+        for participant in welcome.participants:
+            self.participants[participant.participant_id] = participant.model_dump()
 
-    async def _send(self, body: dict[str, Any]) -> None:
-        await self._ws.send(json.dumps(body))
+    async def _send(self, msg: p.Message) -> None:
+        await self._ws.send(msg.model_dump_json())
 
     async def _read(self) -> None:
         try:
             async for raw in self._ws:
                 try:
-                    msg = load_json(raw if isinstance(raw, str) else raw.decode())
-                except (ProtocolError, UnicodeDecodeError):
-                    log.warning("the relay sent a malformed frame")
+                    text = raw if isinstance(raw, str) else raw.decode()
+                    msg = p.parse_relay_message(text)
+                except ProtocolError as exc:  # a newer relay's message, or a broken one: dropped
+                    log.warning("relay message dropped", extra={"code": exc.code, "error": exc.message})
                     continue
-                if isinstance(msg, dict):
-                    await self._dispatch(msg)
+                except UnicodeDecodeError:
+                    log.warning("relay message dropped", extra={"code": "malformed_json"})
+                    continue
+                await self._dispatch(msg, json.loads(text))
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -141,48 +145,49 @@ class RelayConnection:
             self.closed.set()
             await self.events.put(Event("closed", {"reason": self.close_reason}))
 
-    async def _dispatch(self, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "welcome":
-            self._welcome.set_result(msg)
-        elif kind == "offer":
-            await self._answer(msg)
-        elif kind == "error":
-            self.close_reason = msg.get("code", "error")
-            if not self._welcome.done():
-                self._welcome.set_exception(RelayError(msg.get("message", ""), code=self.close_reason))
-            await self.events.put(Event("error", msg))
-        elif kind in ("meeting_ended", "migrate", "removed"):
-            self.close_reason = msg.get("reason", kind)
-            await self.events.put(Event(kind, msg))
-        else:
-            if kind == "participant_joined":
-                self.participants[msg["participant"]["participant_id"]] = msg["participant"]
-            elif kind == "participant_left":
-                self.participants.pop(msg["participant_id"], None)
-            elif kind == "track_unpublished":
-                self.remote_tracks.pop(msg["track_id"], None)
-            await self.events.put(Event(str(kind), msg))
+    async def _dispatch(self, msg: p.RelayMessage, data: dict[str, Any]) -> None:
+        """Act on a parsed message; ``data`` (the message as sent) goes on to the events."""
+        match msg:
+            case p.Welcome():
+                if not self._welcome.done():
+                    self._welcome.set_result(msg)
+                return
+            case p.Offer():
+                await self._answer(msg)
+                return
+            case p.Error(code=code, message=text):
+                self.close_reason = code
+                if not self._welcome.done():
+                    self._welcome.set_exception(RelayError(text, code=code))
+            case p.MeetingEnded(reason=reason) | p.Migrate(reason=reason) | p.Removed(reason=reason):
+                self.close_reason = reason
+            case p.ParticipantJoined(participant=participant):
+                self.participants[participant.participant_id] = participant.model_dump()
+            case p.ParticipantLeft(participant_id=participant_id):
+                self.participants.pop(participant_id, None)
+            case p.TrackUnpublished(track_id=track_id):
+                self.remote_tracks.pop(track_id, None)
+        await self.events.put(Event(str(data["type"]), data))
 
-    async def _answer(self, offer: dict[str, Any]) -> None:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
-        for mid, slot in offer["tracks"].items():
+    async def _answer(self, offer: p.Offer) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        for mid, slot in offer.tracks.items():
             transceiver = next((t for t in self.pc.getTransceivers() if t.mid == mid), None)
             if transceiver is None:
                 continue
-            if "publish" in slot:
-                track = self.local_tracks.get(slot["publish"])
-                if track is not None and self.publishing.get(slot["publish"]) is not transceiver:
-                    self.publishing[slot["publish"]] = transceiver
-                    if slot["publish"] not in self.muted:
-                        transceiver.sender.replaceTrack(self._feed(slot["publish"]))
+            if isinstance(slot, p.PublishSlot):
+                track = self.local_tracks.get(slot.publish)
+                if track is not None and self.publishing.get(slot.publish) is not transceiver:
+                    self.publishing[slot.publish] = transceiver
+                    if slot.publish not in self.muted:
+                        transceiver.sender.replaceTrack(self._feed(slot.publish))
                     transceiver.direction = "sendonly"
-            else:
-                self._mid_info[mid] = TrackInfo(**slot)
+            elif isinstance(slot, TrackInfo):
+                self._mid_info[mid] = slot
         self._bind_pending_tracks()
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         await self._send(
-            {"type": "answer", "negotiation": offer["negotiation"], "sdp": self.pc.localDescription.sdp}
+            p.Answer(type="answer", negotiation=offer.negotiation, sdp=self.pc.localDescription.sdp)
         )
 
     def _on_connection_state(self) -> None:
@@ -206,7 +211,7 @@ class RelayConnection:
 
     async def publish(self, source: str, track: MediaStreamTrack) -> None:
         self.local_tracks[source] = track
-        await self._send({"type": "publish", "source": source, "video_codec": self.video_codec})
+        await self._send(p.Publish(type="publish", source=source, video_codec=self.video_codec))  # type: ignore[arg-type]
 
     async def unpublish(self, source: str) -> None:
         self.local_tracks.pop(source, None)
@@ -216,7 +221,7 @@ class RelayConnection:
             transceiver.sender.replaceTrack(None)
             if feed is not None:
                 feed.stop()
-        await self._send({"type": "unpublish", "source": source})
+        await self._send(p.Unpublish(type="unpublish", source=source))  # type: ignore[arg-type]
 
     def _feed(self, source: str) -> MediaStreamTrack:
         """A per-connection copy of a local track. aiortc stops a sender's track when the sender ends
@@ -235,16 +240,16 @@ class RelayConnection:
             self.muted.discard(source)
         if transceiver is not None:
             transceiver.sender.replaceTrack(None if muted else self._feed(source))
-        await self._send({"type": "mute", "source": source, "muted": muted})
+        await self._send(p.Mute(type="mute", source=source, muted=muted))  # type: ignore[arg-type]
 
-    async def send_message(self, body: dict[str, Any]) -> None:
-        await self._send(body)
+    async def send_message(self, msg: p.Message) -> None:
+        await self._send(msg)
 
     async def close(self, leave: bool = True) -> None:
         if self._ws is not None:
             if leave:
                 with contextlib.suppress(Exception):
-                    await self._send({"type": "leave"})
+                    await self._send(p.Leave(type="leave"))
             with contextlib.suppress(Exception):
                 await self._ws.close()
         await self.pc.close()

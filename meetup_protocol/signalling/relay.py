@@ -1,22 +1,222 @@
-"""Relay -> client messages."""
+"""Relay -> client messages: one model per message, what the relay sends and what clients parse.
+
+The relay serialises every message through :func:`message`, which refuses a type or a field this module
+does not define, so a relay can only send what is written here. Clients parse with
+:func:`parse_relay_message`, which ignores fields it does not know (a newer relay may add some) and
+reports an unknown type as ``ProtocolError("unknown_type")`` (a client drops such a message).
+The browser client (``web/js``) is checked against these definitions by
+``tests/protocol/test_browser_protocol.py``.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from meetup_protocol.signalling.cascade import CascadeUpdate, Relayed
+from meetup_protocol.signalling.json_text import MAX_MESSAGE_BYTES, ProtocolError, load_json
+from meetup_protocol.signalling.types import ParticipantInfo, PublishSlot, TrackInfo
+
+
+class RelayMessage(BaseModel):
+    """A message from the relay. Unknown fields are ignored when parsing (forward compatibility)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class LinkPublishSlot(BaseModel):
+    """An m-line of a cascade offer where the linked relay sends one of its own tracks (by track id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    publish_track: str
+
+
+class Welcome(RelayMessage):
+    type: Literal["welcome"] = "welcome"
+    participant_id: str
+    meeting_id: str
+    role: Literal["host", "guest"]
+    #: Everyone else in the meeting (on this relay and on linked ones), with their tracks.
+    participants: list[ParticipantInfo]
+
+
+class Offer(RelayMessage):
+    """The relay's offer; ``tracks`` says, per mid, what the m-line carries."""
+
+    type: Literal["offer"] = "offer"
+    negotiation: int
+    sdp: str
+    tracks: dict[str, PublishSlot | LinkPublishSlot | TrackInfo]
+
+
+class ParticipantJoined(RelayMessage):
+    type: Literal["participant_joined"] = "participant_joined"
+    participant: ParticipantInfo
+
+
+class ParticipantLeft(RelayMessage):
+    type: Literal["participant_left"] = "participant_left"
+    participant_id: str
+    #: ``left``, ``timeout``, ``replaced`` (the same participant joined again) ...
+    reason: str
+
+
+class TrackPublished(RelayMessage):
+    type: Literal["track_published"] = "track_published"
+    track: TrackInfo
+
+
+class TrackUnpublished(RelayMessage):
+    type: Literal["track_unpublished"] = "track_unpublished"
+    track_id: str
+
+
+class TrackMuted(RelayMessage):
+    type: Literal["track_muted"] = "track_muted"
+    track_id: str
+    muted: bool
+
+
+class ReactionEvent(RelayMessage):
+    """A reaction the API stored (from its signed notice)."""
+
+    type: Literal["reaction"] = "reaction"
+    participant_id: str
+    name: str
+    emoji: str
+    reaction_id: str
+
+
+class ChatEvent(RelayMessage):
+    """A chat message the API stored (from its signed notice)."""
+
+    type: Literal["chat"] = "chat"
+    participant_id: str
+    name: str
+    message_id: str
+    text: str
+    created_at: str | None = None
+
+
+class ChatAck(RelayMessage):
+    """The relay has this participant's chat notice: no need to announce it again."""
+
+    type: Literal["chat_ack"] = "chat_ack"
+    message_id: str
+
+
+class MeetingEnded(RelayMessage):
+    """The meeting is over; the relay closes the connection."""
+
+    type: Literal["meeting_ended"] = "meeting_ended"
+    reason: str
+
+
+class Removed(RelayMessage):
+    """This participant left through the API (e.g. on another device): do not reconnect."""
+
+    type: Literal["removed"] = "removed"
+    reason: str
+
+
+class Migrate(RelayMessage):
+    """This relay is going away: reconnect elsewhere."""
+
+    type: Literal["migrate"] = "migrate"
+    reason: str
+
+
+class Error(RelayMessage):
+    """A refused message (answered, otherwise ignored), or why the relay closes the connection."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class Pong(RelayMessage):
+    type: Literal["pong"] = "pong"
+
+
+ServerMessage = Annotated[
+    Welcome
+    | Offer
+    | ParticipantJoined
+    | ParticipantLeft
+    | TrackPublished
+    | TrackUnpublished
+    | TrackMuted
+    | ReactionEvent
+    | ChatEvent
+    | ChatAck
+    | MeetingEnded
+    | Removed
+    | Migrate
+    | Error
+    | Pong,
+    Field(discriminator="type"),
+]
+#: Every relay -> client message, by type.
+RELAY_MESSAGES: dict[str, type[RelayMessage]] = {
+    m.model_fields["type"].default: m
+    for m in (
+        Welcome,
+        Offer,
+        ParticipantJoined,
+        ParticipantLeft,
+        TrackPublished,
+        TrackUnpublished,
+        TrackMuted,
+        ReactionEvent,
+        ChatEvent,
+        ChatAck,
+        MeetingEnded,
+        Removed,
+        Migrate,
+        Error,
+        Pong,
+    )
+}
+#: What a relay may send the other end of a cascade link besides the messages above.
+_LINK_MESSAGES: dict[str, type[BaseModel]] = {"cascade_update": CascadeUpdate, "relayed": Relayed}
+_server_messages: TypeAdapter[Any] = TypeAdapter(ServerMessage)
 
 
 def message(type_: str, **fields: Any) -> str:
-    """Serialise a relay -> client message."""
-    body: dict[str, Any] = {"type": type_}
-    for key, value in fields.items():
-        body[key] = value.model_dump() if isinstance(value, BaseModel) else value
-    return json.dumps(body, separators=(",", ":"), default=_dump)
+    """Serialise a relay -> client (or relay -> relay) message, refusing what the protocol lacks.
+
+    Raises ``ValueError`` for an unknown type, an unknown field or a value of the wrong shape: a relay
+    bug, caught by the tests that exercise each message.
+    """
+    model = RELAY_MESSAGES.get(type_) or _LINK_MESSAGES.get(type_)
+    if model is None:
+        raise ValueError(f"the protocol has no relay message {type_!r}")
+    unknown = set(fields) - set(model.model_fields)
+    if unknown:
+        raise ValueError(f"{type_}: unknown fields {sorted(unknown)}")
+    try:
+        return model.model_validate({"type": type_, **fields}).model_dump_json()
+    except ValidationError as exc:
+        raise ValueError(f"{type_}: {exc.errors()[0]['msg']}") from None
 
 
-def _dump(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump()
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+def parse_relay_message(raw: str | bytes) -> RelayMessage:
+    """Validate one frame from the relay (for clients). Raises ProtocolError (``unknown_type`` for a
+    message this version does not know: drop it)."""
+    if isinstance(raw, bytes):
+        raise ProtocolError("binary_frame", "the relay sends JSON text frames")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
+    data = load_json(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("invalid_message", "a message is a JSON object with a string 'type'")
+    if data["type"] not in RELAY_MESSAGES:
+        raise ProtocolError("unknown_type", f"unknown message type {data['type'][:40]!r}")
+    try:
+        return _server_messages.validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
+        raise ProtocolError("invalid_message", f"{data['type'][:40]}: {where}: {first['msg']}") from None

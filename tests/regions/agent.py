@@ -43,6 +43,7 @@ from client_sdk.client import Client
 from client_sdk.errors import MeetupError
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack, read_stamp
 from client_sdk.meeting import Meeting, MeetingEvent
+from meetup_protocol.signalling import End
 
 
 class Agent:
@@ -141,7 +142,7 @@ class Agent:
                 await self.meeting.connection.close(leave=False)
             elif verb == "end-on-relay":  # the host's relay only: the cluster must carry it
                 assert self.meeting.connection is not None
-                await self.meeting.connection.send_message({"type": "end"})
+                await self.meeting.connection.send_message(End(type="end"))
             elif verb in ("leave", "quit"):
                 if not self.meeting.ended.is_set():
                     await self.meeting.leave()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,10 @@ class Peer:
 
     def event_types(self) -> list[str]:
         return [e.type for e in self.events]
+
+    async def send_raw(self, body: dict[str, Any]) -> None:
+        """Send ``body`` as it is, past the SDK's typed messages: what a hostile or broken client sends."""
+        await self.conn._ws.send(json.dumps(body))
 
     async def close(self, leave: bool = True) -> None:
         await self.conn.close(leave=leave)

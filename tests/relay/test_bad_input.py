@@ -155,7 +155,7 @@ async def test_out_of_order_after_joining(api: Api, stack, canary) -> None:
     meeting, host, _ = api.joined_meeting(0)
     peer = await join(stack, host, meeting, {"camera": PatternVideoTrack(320, 240)})
     try:
-        send = peer.conn.send_message
+        send = peer.send_raw
         await send({"type": "join", "token": "again"})
         await send({"type": "answer", "negotiation": 999, "sdp": "v=0"})
         await send({"type": "unpublish", "source": "screen"})
@@ -181,7 +181,7 @@ async def test_flooding_is_rate_limited(api: Api, stack, canary) -> None:
     peer = await join(stack, host, meeting, {})
     try:
         for _ in range(100):
-            await peer.conn.send_message({"type": "ping"})
+            await peer.send_raw({"type": "ping"})
         assert await wait_until(
             lambda: any(e.data.get("code") == "rate_limited" for e in peer.events if e.type == "error")
         )

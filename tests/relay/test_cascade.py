@@ -78,7 +78,7 @@ async def test_meeting_across_two_relays_is_cascaded_once_per_track(api: Api, st
             guests[0],
             json={"text": "hello from afar", "idempotency_key": "cascade-chat-1"},
         ).json()
-        await b.conn.send_message({"type": "chat", "notice": stored["relay_notice"]})
+        await b.send_raw({"type": "chat", "notice": stored["relay_notice"]})
         assert await wait_until(lambda: any(e.type == "chat" for e in a.events), 5)
         await asyncio.sleep(1.0)  # the gossip copy arrives meanwhile, and must not be delivered again
         chats = [e for e in a.events if e.type == "chat"]
@@ -107,7 +107,7 @@ async def test_host_end_on_one_relay_ends_the_meeting_on_the_other(api: Api, sta
     b = await join_on(stack, guests[0], meeting, "eu-west-1", video=False)
     try:
         assert await wait_until(lambda: "participant_joined" in a.event_types(), 10)
-        await a.conn.send_message({"type": "end"})
+        await a.send_raw({"type": "end"})
         assert await wait_until(lambda: "meeting_ended" in b.event_types(), 10), b.event_types()
     finally:
         await a.close()

@@ -90,12 +90,12 @@ async def test_leave_is_announced_and_host_end_closes_everyone(api: Api, stack) 
         left = next(e for e in h.events if e.type == "participant_left")
         assert left.data["participant_id"] == pa.conn.participant_id and left.data["reason"] == "left"
 
-        await pb.conn.send_message({"type": "end"})  # a guest cannot end the meeting
+        await pb.send_raw({"type": "end"})  # a guest cannot end the meeting
         assert await wait_until(
             lambda: any(e.type == "error" and e.data["code"] == "not_host" for e in pb.events)
         )
 
-        await h.conn.send_message({"type": "end"})
+        await h.send_raw({"type": "end"})
         assert await wait_until(lambda: "meeting_ended" in pb.event_types() and pb.conn.closed.is_set())
         ended = next(e for e in pb.events if e.type == "meeting_ended")
         assert ended.data["reason"] == "host_ended"

@@ -94,7 +94,7 @@ async def test_a_deep_frame_costs_the_sender_an_error_not_its_meeting(api: Api, 
             lambda: sum(e.data.get("code") == "too_deep" for e in attacker.events if e.type == "error") == 2,
             5,
         )
-        await attacker.conn.send_message({"type": "ping"})
+        await attacker.send_raw({"type": "ping"})
         assert await wait_until(lambda: "pong" in attacker.event_types(), 5)
         frames = attacker.frames(track_id)
         assert await wait_until(lambda: attacker.frames(track_id) >= frames + 10, 10)

@@ -138,7 +138,7 @@ async def test_relay_chat_and_reactions_carry_only_what_the_api_stored(api: Api,
     sender = await join_on(stack, guest, meeting, "local", video=False)
     reader = await join_on(stack, host, meeting, "local", video=False)
     try:
-        send = sender.conn.send_message
+        send = sender.send_raw
         # The old, unverifiable forms: text and an id of the sender's choosing, any emoji.
         await send({"type": "chat", "message_id": "fake", "text": "I am the host"})
         await send({"type": "reaction", "emoji": "🖕"})
