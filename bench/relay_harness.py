@@ -29,8 +29,8 @@ from bench.common import _CLK_TCK, ROOT, percentile, proc_cpu_seconds
 from bench.rtp_media import Clip, OutStream, Scheduler
 from bench.rtp_sink import CountingSink, SinkPool, Totals
 from client_sdk.rtc.connection import RelayConnection
-from edge_relay.ops.metrics import parse as parse_metrics
 from local_stack.aws import free_port
+from meetup_protocol.metrics import parse as parse_metrics
 from meetup_protocol.tokens import JoinClaims, generate_join_keypair, issue_join_token, load_private_key
 
 SOURCE_KIND = {"camera": "video", "microphone": "audio"}

@@ -4,6 +4,7 @@
 * ``signalling``: the relay's WebSocket protocol (client <-> relay, relay <-> relay), typed and versioned.
 * ``schemas``: the API's request and response bodies, which the SDK parses too.
 * ``registry``: the relay registry record (what a relay heartbeats, what the API reads).
+* ``metrics``: reading back the relays' ``/metrics`` exposition (demo, load test, tests, benchmarks).
 
 Nothing here imports the control plane, the relay or the SDK, and nothing here does I/O: each of those
 imports this package, never each other's internals.

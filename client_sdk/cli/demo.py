@@ -34,7 +34,7 @@ from client_sdk.media.recorder import MeetingRecorder
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.meeting import Meeting, NoRelayReachable
 from client_sdk.relay_select import health_url
-from edge_relay.ops.metrics import parse as parse_metrics
+from meetup_protocol.metrics import parse as parse_metrics
 
 #: The demo's second region: Carol joins there (the local stack starts one relay per region).
 FAR_REGION = "eu-west-1"

@@ -143,17 +143,6 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def parse(text: str) -> dict[str, float]:
-    """The exposition back into values, keyed by series with its labels (``name{label="v"}``): for the
-    tests, the benchmarks and the demo, which read relays' /metrics."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            values[series] = float(value)
-    return values
-
-
 def _cluster(metric: Callable[..., None], rooms: Rooms, coordinator: Coordinator) -> None:
     """Members by state and per peer; links with the tracks each carries (each track crosses a relay
     pair once: the multi-region tests assert it from here)."""

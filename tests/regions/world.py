@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from edge_relay.cluster.config import ClusterConfig
-from edge_relay.ops.metrics import parse as parse_metrics
+from meetup_protocol.metrics import parse as parse_metrics
 from tests.conftest import Api
 from tests.regions.agents import Agent
 from tests.regions.control import ControlPlane

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from edge_relay.ops.clock import ClockCheck
-from edge_relay.ops.metrics import parse
 from local_stack.relays import RelayProcess
+from meetup_protocol.metrics import parse
 from tests.conftest import Api
 from tests.relay.media import wait_until
 from tests.relay.test_bad_input import exchange

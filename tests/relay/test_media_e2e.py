@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
-from edge_relay.ops.metrics import parse as parse_metrics
+from meetup_protocol.metrics import parse as parse_metrics
 from tests.conftest import Api
 from tests.relay.media import join, wait_until
 
