@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import Field, StringConstraints, TypeAdapter
 
 from meetup_protocol.signalling.cascade import CascadeJoin, CascadeUpdate, Relayed
-from meetup_protocol.signalling.json_text import MAX_MESSAGE_BYTES, ProtocolError, load_json
+from meetup_protocol.signalling.json_text import parse_message
 from meetup_protocol.signalling.types import (
     PROTOCOL_VERSION,
     Message,
@@ -97,18 +97,4 @@ _client_messages: TypeAdapter[Any] = TypeAdapter(ClientMessage)
 
 def parse_client_message(raw: str | bytes) -> Any:
     """Validate one frame from a client. Raises ProtocolError with a code the client can act on."""
-    if isinstance(raw, bytes):
-        raise ProtocolError("binary_frame", "send JSON text frames")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-    data = load_json(raw)
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise ProtocolError("invalid_message", "a message is a JSON object with a string 'type'")
-    try:
-        return _client_messages.validate_python(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "union_tag_invalid":
-            raise ProtocolError("unknown_type", f"unknown message type {data['type'][:40]!r}") from None
-        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
-        raise ProtocolError("invalid_message", f"{data['type'][:40]}: {where}: {first['msg']}") from None
+    return parse_message(raw, _client_messages)

@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 MAX_MESSAGE_BYTES = 256 * 1024  # an SDP with dozens of m-lines fits; anything larger is refused
 #: Arrays and objects inside each other: the deepest real message (a cascade state) has 6 levels.
 MAX_NESTING = 16
@@ -47,3 +49,25 @@ def load_json(raw: str) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise ProtocolError("malformed_json", "the message is not valid JSON") from None
+
+
+def parse_message(raw: str | bytes, messages: TypeAdapter[Any]) -> Any:
+    """One JSON text frame, validated as one of ``messages`` (a discriminated union on ``type``).
+
+    Raises ProtocolError: ``binary_frame``, ``message_too_large``, ``too_deep``, ``malformed_json``,
+    ``unknown_type`` or ``invalid_message`` (with where and why), a code the sender can act on."""
+    if isinstance(raw, bytes):
+        raise ProtocolError("binary_frame", "send JSON text frames")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ProtocolError("message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
+    data = load_json(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("invalid_message", "a message is a JSON object with a string 'type'")
+    try:
+        return messages.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "union_tag_invalid":
+            raise ProtocolError("unknown_type", f"unknown message type {data['type'][:40]!r}") from None
+        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
+        raise ProtocolError("invalid_message", f"{data['type'][:40]}: {where}: {first['msg']}") from None

@@ -10,12 +10,12 @@ The browser client (``web/js``) is checked against these definitions by
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from meetup_protocol.signalling.cascade import CascadeUpdate, Relayed
-from meetup_protocol.signalling.json_text import MAX_MESSAGE_BYTES, ProtocolError, load_json
+from meetup_protocol.signalling.json_text import parse_message
 from meetup_protocol.signalling.types import ParticipantInfo, PublishSlot, TrackInfo
 
 
@@ -160,24 +160,7 @@ ServerMessage = Annotated[
 ]
 #: Every relay -> client message, by type.
 RELAY_MESSAGES: dict[str, type[RelayMessage]] = {
-    m.model_fields["type"].default: m
-    for m in (
-        Welcome,
-        Offer,
-        ParticipantJoined,
-        ParticipantLeft,
-        TrackPublished,
-        TrackUnpublished,
-        TrackMuted,
-        ReactionEvent,
-        ChatEvent,
-        ChatAck,
-        MeetingEnded,
-        Removed,
-        Migrate,
-        Error,
-        Pong,
-    )
+    m.model_fields["type"].default: m for m in get_args(get_args(ServerMessage)[0])
 }
 #: What a relay may send the other end of a cascade link besides the messages above.
 _LINK_MESSAGES: dict[str, type[BaseModel]] = {"cascade_update": CascadeUpdate, "relayed": Relayed}
@@ -205,18 +188,4 @@ def message(type_: str, **fields: Any) -> str:
 def parse_relay_message(raw: str | bytes) -> RelayMessage:
     """Validate one frame from the relay (for clients). Raises ProtocolError (``unknown_type`` for a
     message this version does not know: drop it)."""
-    if isinstance(raw, bytes):
-        raise ProtocolError("binary_frame", "the relay sends JSON text frames")
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("message_too_large", f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-    data = load_json(raw)
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise ProtocolError("invalid_message", "a message is a JSON object with a string 'type'")
-    if data["type"] not in RELAY_MESSAGES:
-        raise ProtocolError("unknown_type", f"unknown message type {data['type'][:40]!r}")
-    try:
-        return _server_messages.validate_python(data)  # type: ignore[no-any-return]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"][1:]) or "message"
-        raise ProtocolError("invalid_message", f"{data['type'][:40]}: {where}: {first['msg']}") from None
+    return parse_message(raw, _server_messages)  # type: ignore[no-any-return]
