@@ -74,7 +74,9 @@ class Outbox:
                 await asyncio.sleep(delay)
                 backoff = min(self.max_backoff_s, backoff * 2)
                 continue
-            except MeetupError as exc:  # refused for good: report, move on
+            except Exception as exc:  # refused for good (or an answer the SDK cannot read): report, move on
+                if not isinstance(exc, MeetupError):
+                    log.exception("outbox send failed")
                 self.pending.pop(0)
                 if not item.done.done():
                     item.done.set_exception(exc)
