@@ -74,7 +74,9 @@ class Outbox:
                 await asyncio.sleep(delay)
                 backoff = min(self.max_backoff_s, backoff * 2)
                 continue
-            except MeetupError as exc:  # refused for good: report, move on
+            except Exception as exc:  # refused for good (or an answer the SDK cannot read): report, move on
+                if not isinstance(exc, MeetupError):
+                    log.exception("outbox send failed")
                 self.pending.pop(0)
                 if not item.done.done():
                     item.done.set_exception(exc)
@@ -89,10 +91,13 @@ class Outbox:
                 log.exception("outbox callback failed")
 
     async def flush(self, timeout_s: float = 30.0) -> None:
-        """Wait until everything queued so far was stored or refused."""
+        """Wait until everything queued so far was stored or refused; TimeoutError after ``timeout_s``
+        (the items stay queued: giving up waiting cancels nothing)."""
         futures = [item.done for item in self.pending]
         if futures:
-            await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout_s)
+            _, waiting = await asyncio.wait(futures, timeout=timeout_s)
+            if waiting:
+                raise TimeoutError(f"{len(waiting)} outbox items not stored within {timeout_s} s")
 
     async def close(self) -> None:
         self._worker.cancel()

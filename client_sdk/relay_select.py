@@ -39,7 +39,7 @@ async def probe(http: httpx.AsyncClient, url: str, samples: int = 3, timeout_s: 
             if response.status_code != 200:
                 return None
             rtts.append((time.perf_counter() - started) * 1000)
-    except httpx.HTTPError:
+    except Exception:  # unreachable, or a URL httpx cannot even request (bad port, broken IPv6 literal)
         return None
     return statistics.median(rtts)
 
@@ -53,7 +53,7 @@ async def rank_relays(relays: list[tuple[str, str]], budget_s: float = 2.0) -> l
             task.cancel()
     ranked = []
     for (url, region), task in zip(relays, tasks, strict=True):
-        rtt = task.result() if task in done and not task.cancelled() else None
+        rtt = task.result() if task in done and not task.cancelled() and not task.exception() else None
         if rtt is not None:
             ranked.append(Candidate(url, region, rtt))
     return sorted(ranked, key=lambda c: c.rtt_ms)

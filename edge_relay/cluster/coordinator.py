@@ -121,6 +121,8 @@ class Coordinator:
     async def _on_room_change(self, meeting_id: str, diff: RoomDiff) -> None:
         if diff.ended is not None:
             self.counters["remote_ends"] += 1
+            self._participants.pop(meeting_id, None)
+            self._tracks.pop(meeting_id, None)
             await self.rooms.end_meeting(meeting_id, diff.ended.reason, spread=False)
             return
         for participant_id, generation in diff.revoked:

@@ -227,6 +227,8 @@ class Subscription:
         from edge_relay.sfu.rtp import MalformedPacket, parse_header
 
         STATS.nacks_received += 1
+        if not self.started:  # nothing was sent yet: a resend would bypass the keyframe gate
+            return
         for seq_out in lost:
             data = self.track.history.get((seq_out - self._seq_offset) & 0xFFFF)
             if data is None:
