@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import parsedate_to_datetime
+
 
 class MeetupError(Exception):
     """Base of every SDK error. ``code`` is the API's machine-readable error code."""
@@ -100,6 +103,27 @@ _BY_STATUS: dict[int, type[MeetupError]] = {
 }
 
 
+#: Waits a server may ask for, bounded: a hostile or broken ``Retry-After`` must not park a client.
+RETRY_AFTER_BOUNDS_S = (0.0, 300.0)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float:
+    """``Retry-After`` in seconds (RFC 9110: delay-seconds or an HTTP date), 1 when absent or unreadable,
+    within :data:`RETRY_AFTER_BOUNDS_S`."""
+    low, high = RETRY_AFTER_BOUNDS_S
+    if not value:
+        return 1.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return 1.0
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(high, max(low, seconds)) if seconds == seconds else 1.0  # NaN: unreadable
+
+
 def error_from_response(status: int, body: object, retry_after: str | None = None) -> MeetupError:
     """Map an API error answer to the most specific exception."""
     error = body.get("error") if isinstance(body, dict) else None
@@ -107,7 +131,7 @@ def error_from_response(status: int, body: object, retry_after: str | None = Non
     message = str(error.get("message", "")) if isinstance(error, dict) else ""
     message = message or f"HTTP {status}"
     if status == 429:
-        return RateLimited(message, code=code, status=status, retry_after=float(retry_after or 1))
+        return RateLimited(message, code=code, status=status, retry_after=retry_after_seconds(retry_after))
     if status >= 500:
         return ServerError(message, code=code, status=status)
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or InvalidRequest
