@@ -40,7 +40,19 @@ Relay -> client
     pong        {}
 """
 
-from meetup_protocol.signalling.cascade import CascadeJoin, CascadeUpdate, LinkState, LinkTrack, Relayed
+from meetup_protocol.signalling.cascade import (
+    CascadeJoin,
+    CascadeUpdate,
+    LinkAnswer,
+    LinkError,
+    LinkOffer,
+    LinkState,
+    LinkTrack,
+    PublishTrackSlot,
+    Relayed,
+    parse_link_message,
+)
+from meetup_protocol.signalling.cascade import encode as encode_cascade
 from meetup_protocol.signalling.client import (
     Answer,
     Chat,
@@ -93,6 +105,9 @@ __all__ = [
     "Join",
     "Kind",
     "Leave",
+    "LinkAnswer",
+    "LinkError",
+    "LinkOffer",
     "LinkState",
     "LinkTrack",
     "Message",
@@ -103,6 +118,7 @@ __all__ = [
     "ProtocolError",
     "Publish",
     "PublishSlot",
+    "PublishTrackSlot",
     "Reaction",
     "Relayed",
     "Sdp",
@@ -110,8 +126,10 @@ __all__ = [
     "TrackInfo",
     "Unpublish",
     "VideoCodec",
+    "encode_cascade",
     "load_json",
     "message",
     "parse_client_message",
+    "parse_link_message",
     "too_deep",
 ]

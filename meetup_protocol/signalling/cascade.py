@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-from meetup_protocol.signalling.types import CodecInfo, Message, ParticipantInfo, TrackInfo
+from meetup_protocol.signalling.json_text import ProtocolError, load_json
+from meetup_protocol.signalling.types import CodecInfo, Message, ParticipantInfo, Sdp, TrackInfo
 
 
 class LinkTrack(BaseModel):
@@ -42,3 +43,57 @@ class Relayed(Message):
 
     type: Literal["relayed"]
     event: dict[str, Any]
+
+
+class PublishTrackSlot(BaseModel):
+    """An m-line of a link's offer where the joining relay sends one of its own tracks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    publish_track: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class LinkOffer(Message):
+    """The accepting relay's offer: its tracks (``TrackInfo``) and the joining relay's (to publish)."""
+
+    type: Literal["offer"]
+    negotiation: int
+    sdp: Sdp
+    tracks: Annotated[dict[str, PublishTrackSlot | TrackInfo], Field(max_length=6000)] = {}
+
+
+class LinkAnswer(Message):
+    type: Literal["answer"]
+    negotiation: int
+    sdp: Sdp
+
+
+class LinkError(Message):
+    """The accepting relay refused something (it answers every bad message with one)."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+#: What the joining relay hears from the one it joined.
+LinkMessage = Annotated[LinkOffer | CascadeUpdate | Relayed | LinkError, Field(discriminator="type")]
+_link_messages: TypeAdapter[Any] = TypeAdapter(LinkMessage)
+
+
+def parse_link_message(raw: str | bytes) -> LinkOffer | CascadeUpdate | Relayed | LinkError:
+    """Validate one frame the accepting relay sent. Raises ProtocolError."""
+    try:
+        text = raw if isinstance(raw, str) else raw.decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid_message", "frames are UTF-8 JSON") from None
+    data = load_json(text)
+    try:
+        return _link_messages.validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ProtocolError("invalid_message", str(exc.errors()[0]["msg"])) from None
+
+
+def encode(msg: Message) -> str:
+    """Serialise a cascade message."""
+    return msg.model_dump_json()
