@@ -13,7 +13,7 @@ from edge_relay.ops.clock import ClockCheck
 from edge_relay.rooms.directory import Rooms
 from edge_relay.signalling import link_session, participant_session
 from edge_relay.signalling.session import Session
-from edge_relay.signalling.wire import AcceptedLinkWire, ParticipantWire, Send
+from edge_relay.signalling.wire import AcceptedLinkWire, ParticipantWire, Send, Wire
 from meetup_protocol import signalling as p
 
 
@@ -36,11 +36,12 @@ class Connection:
         self.draining = draining
         self.clock = clock
         self.session: Session | None = None
+        self._wire = Wire(send, disconnect)  # errors before a session serves the socket
         self._allowance = config.messages_per_second * 2
         self._last = time.monotonic()
 
     async def error(self, code: str, text: str) -> None:
-        await ParticipantWire(self.send, self.disconnect).error(code, text)
+        await self._wire.error(code, text)
 
     def _rate_ok(self) -> bool:
         """Token bucket: ``messages_per_second``, bursts of twice that."""

@@ -128,18 +128,18 @@ class Relay:
             with contextlib.suppress(Exception):
                 await ws.close(code=1000, reason=reason[:100])
 
-        session = Connection(
+        connection = Connection(
             self.config, self.rooms, self.public_key, send, disconnect, lambda: self.draining, self.clock
         )
         reason = "disconnected"
         try:
             while True:
-                timeout = None if session.session else self.config.join_timeout_s
+                timeout = None if connection.session else self.config.join_timeout_s
                 frame = await asyncio.wait_for(ws.receive(), timeout=timeout)
                 if frame["type"] == "websocket.disconnect":
                     break
                 text, binary = frame.get("text"), frame.get("bytes")
-                await session.handle(text if text is not None else (binary or b""))
+                await connection.handle(text if text is not None else (binary or b""))
         except Closed as closed:
             reason = closed.reason
             with contextlib.suppress(Exception):
@@ -147,7 +147,7 @@ class Relay:
         except TimeoutError:
             reason = "join_timeout"
             with contextlib.suppress(Exception):
-                await session.error("join_timeout", "no join message in time")
+                await connection.error("join_timeout", "no join message in time")
                 await ws.close(code=4408)
         except WebSocketDisconnect:
             pass
@@ -157,7 +157,7 @@ class Relay:
             with contextlib.suppress(Exception):
                 await ws.close(code=1011)
         finally:
-            await session.close(reason)
+            await connection.close(reason)
 
     async def drain(self, grace_s: float) -> None:
         """Refuse joins (healthz says 503), keep rooms for ``grace_s``, then send everyone elsewhere
