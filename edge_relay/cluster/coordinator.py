@@ -23,7 +23,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from edge_relay.cluster.cascade import CascadeLink
+from edge_relay.cluster import cascade
 from edge_relay.cluster.crdt import RoomDiff
 from edge_relay.cluster.link_tls import CERT_KEY
 from edge_relay.cluster.members import Member
@@ -190,9 +190,9 @@ class Coordinator:
         if member.cascade_url and member.extra.get(CERT_KEY):
             url, pin = member.cascade_url, member.extra[CERT_KEY]
             self.counters["pinned_dials"] += 1
-        link = CascadeLink(room, member.id, url, self.secret, self.stun_servers, pin)
+        link = None
         try:
-            await link.start(room.max_participants, int(room.ends_at))
+            link = await cascade.dial(room, member.id, url, self.secret, self.stun_servers, pin)
             if room.ended or not room.participants or self.rooms.rooms.get(room.meeting_id) is not room:
                 await link.close()
                 return
@@ -205,8 +205,9 @@ class Coordinator:
             backoff = min(self.max_backoff_s, 0.5 * 2**count)
             self._failures[key] = (count, time.monotonic() + backoff)
             log.warning("dial failed", extra={"peer": member.id, "error": repr(exc)[:200]})
-            with contextlib.suppress(Exception):
-                await link.close()
+            if link is not None:
+                with contextlib.suppress(Exception):
+                    await link.close()
         finally:
             self._dialing.discard(key)
 

@@ -8,99 +8,95 @@ tracks. It is not a participant: others see the people behind it, announced in i
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aiortc import RTCRtpTransceiver
-
-from edge_relay.rooms.participant import Participant
+from edge_relay.rooms.link import LinkRoom
+from edge_relay.rooms.offering import OfferingPeer
+from edge_relay.rooms.signals import AcceptedLinkSignals, Event, OfferSlot
 from edge_relay.sfu import bindings
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from meetup_protocol.signalling import LinkState, LinkTrack, TrackInfo, message
-
-if TYPE_CHECKING:
-    from edge_relay.rooms.room import Room
+from edge_relay.sfu.transport import PeerTransport
+from meetup_protocol.signalling import LinkState, LinkTrack, PublishTrackSlot, TrackInfo
 
 
-class CascadePeer(Participant):
-    is_link = True
-
+class CascadePeer(OfferingPeer):
     def __init__(
-        self,
-        room: Room,
-        state: LinkState,
-        send: Callable[[str], Awaitable[None]],
-        disconnect: Callable[[str], Awaitable[None]],
-        stun_servers: list[str] | None = None,
+        self, room: LinkRoom, state: LinkState, signals: AcceptedLinkSignals, transport: PeerTransport
     ) -> None:
-        super().__init__(
-            room, f"relay:{state.relay_id}", "", state.relay_id, "guest", send, disconnect, stun_servers
-        )
+        super().__init__(signals, transport)
+        self.room = room
+        self.signals = signals
         self.relay_id = state.relay_id
         self.state = state
 
     def _announced(self) -> dict[str, LinkTrack]:
         return {t.info.track_id: t for t in self.state.tracks}
 
-    # --- Participant hooks: publish slots keyed by track id, with the announced codec -----------------
+    # --- OfferingPeer: publish slots keyed by track id, with the announced codec ----------------------
 
-    def _wanted_publish_keys(self) -> set[str]:
+    def wanted_publish(self) -> set[str]:
         return set(self._announced())
 
-    def _publish_wire(self, key: str) -> Any:
-        return {"publish_track": key}
+    def publish_slot(self, key: str) -> OfferSlot:
+        return PublishTrackSlot(publish_track=key)
 
-    def _publish_codecs(self, key: str) -> tuple[str, list[Any]]:
+    def publish_codecs(self, key: str) -> tuple[str, list[Any]]:
         announced = self._announced()[key]
-        kind = announced.info.kind
-        codec = announced.codec
+        kind, codec = announced.info.kind, announced.codec
         return kind, bindings.capabilities(kind, codec.mime_type, dict(codec.parameters) or None)
 
-    def _new_track(self, key: str, transceiver: RTCRtpTransceiver, ssrc: int | None) -> PublishedTrack:
-        return bindings.published_track(self.pc, transceiver, key, self._announced()[key].info.kind, ssrc)
+    def published_id(self, key: str) -> tuple[str, str]:
+        return key, self._announced()[key].info.kind
 
-    def track_info(self, source: str, track: PublishedTrack) -> TrackInfo:
+    def track_info(self, key: str, track: PublishedTrack) -> TrackInfo:
         announced = self._announced().get(track.track_id)
-        return announced.info if announced else super().track_info(source, track)
+        if announced is not None:
+            return announced.info
+        # No longer announced (a new state is being applied): what its id says ("participant/source").
+        participant_id, _, source = key.rpartition("/")
+        return TrackInfo(track_id=key, participant_id=participant_id, source=source, kind=track.kind)  # type: ignore[arg-type]
+
+    def wanted_receive(self) -> list[tuple[PublishedTrack, TrackInfo]]:
+        return self.room.local_tracks()  # each track crosses a relay pair once, never back
+
+    async def published(self, infos: list[TrackInfo]) -> None:
+        await self.room.on_link_tracks_changed(self, published=infos)
+
+    async def _lost(self) -> None:
+        if not self.closed:
+            await self.room.remove_link(self)
 
     # --- the link ----------------------------------------------------------------------------------------
 
     async def apply_state(self, state: LinkState) -> None:
         """The other relay's participants or tracks changed."""
         old, self.state = self.state, state
-        await self.room.on_link_state(self, old, state)  # type: ignore[arg-type]
-        gone = [
-            slot.track
-            for key, slot in self.publish_slots.items()
-            if key not in self._announced() and slot.track
-        ]
-        for key in [k for k in self.publish_slots if k not in self._announced()]:
+        await self.room.on_link_state(self, old, state)
+        announced = self._announced()
+        gone = [slot.track for key, slot in self.publish_slots.items() if key not in announced and slot.track]
+        for key in [k for k in self.publish_slots if k not in announced]:
             self.unpublish(key)
         if gone:
-            await self.room.on_tracks_changed(self, unpublished=_infos(old, gone))
+            await self.room.on_link_tracks_changed(self, unpublished=_infos(old, gone))
         await self.negotiate()
 
-    async def _on_connection_state(self) -> None:
-        if self.pc.connectionState in ("failed", "closed") and not self.closed:
-            await self.room.remove_link(self)  # type: ignore[arg-type]
-        else:
-            await super()._on_connection_state()
+    async def on_relayed(self, event: Event) -> None:
+        await self.room.on_relayed(self, event)
 
     async def send_state(self, state: LinkState) -> None:
-        await self.send(message("cascade_update", state=state))
+        await self.signals.state(state)
+
+    async def send_relayed(self, event: Event) -> None:
+        await self.signals.relayed(event)
 
     def forwarded(self) -> list[Subscription]:
-        """Our tracks going over this link (each once, whatever the subscribers behind it)."""
         return [slot.subscription for slot in self.receive_slots.values() if slot.subscription is not None]
 
     async def close(self) -> None:
         """Unlinked (the peer was declared dead, the room emptied or ended): end the peer's socket
         too, so a stale link can never speak for the room again; a healed peer dials anew."""
         await super().close()
-        await self.disconnect("unlinked")
-
-    async def send_relayed(self, event: dict[str, Any]) -> None:
-        await self.send(message("relayed", event=event))
+        await self.signals.disconnect("unlinked")
 
 
 def _infos(state: LinkState, tracks: list[PublishedTrack]) -> list[TrackInfo]:

@@ -16,7 +16,6 @@ from collections import OrderedDict
 from typing import Any
 
 from edge_relay.rooms.room import JoinRefused, Room, RoomListener
-from meetup_protocol.signalling import message
 
 log = logging.getLogger("edge_relay.rooms")
 
@@ -107,11 +106,11 @@ class Rooms:
             extra = {"meeting_id": meeting_id, "participant_id": participant_id}
             log.info("revoked session closed", extra=extra)
             try:
-                await participant.send(message("removed", reason="left"))
+                await participant.signals.removed("left")
             except Exception:  # a dead socket: closing it below is all that is left
                 log.debug("send failed", extra={"participant": participant_id})
             await room.remove(participant, reason="left")
-            await participant.disconnect("left")
+            await participant.signals.disconnect("left")
         if spread and self.listener is not None:
             self.listener.revoked(meeting_id, participant_id, generation)
         return True

@@ -2,8 +2,8 @@
 
 The API pushes ``meeting_ended`` and ``participant_revoked`` to every relay it knows (``POST /notices``,
 edge_relay/signalling/server.py), and participants carry the ``chat`` and ``reaction`` notices of what
-the API stored for them (edge_relay/signalling/session.py). Anyone can send us a notice; only one that
-verifies is acted on, so the worst a replay can do is repeat a fact that is true already.
+the API stored for them (edge_relay/signalling/participant_session.py). Anyone can send us a notice;
+only one that verifies is acted on, so the worst a replay can do is repeat a fact that is true already.
 """
 
 from __future__ import annotations

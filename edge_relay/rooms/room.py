@@ -5,10 +5,13 @@ enforces them without calling the API. A room ends when its host ends it, when i
 the relay drains; an ended meeting stays refused on this relay (edge_relay/rooms/directory.py).
 
 When the meeting also has participants on other relays, the room holds one *link* per such relay
-(edge_relay/cluster/cascade.py): each of our participants' tracks crosses a link once, whatever the
+(edge_relay/rooms/link.py): each of our participants' tracks crosses a link once, whatever the
 number of subscribers behind it, and the tracks arriving over a link are fanned out here like local ones.
 A link announces its relay's participants and tracks (``LinkState``); events of our own participants
 (chat, reactions, mute, the end) are relayed to every link, never re-relayed.
+
+The room routes and formats nothing: it tells its peers what happened by calling them
+(edge_relay/rooms/signals.py), and the signalling layer turns each call into a wire message.
 
 A ``RoomListener`` (the cluster coordinator, edge_relay/cluster/coordinator.py) hears of every local
 change, so the gossiped room state follows this room; it decides which links to open.
@@ -21,18 +24,13 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
+from edge_relay.rooms.link import Link
 from edge_relay.rooms.participant import Participant
-from edge_relay.sfu.forwarder import PublishedTrack, Subscription
-from meetup_protocol.signalling import (
-    CodecInfo,
-    LinkState,
-    LinkTrack,
-    ParticipantInfo,
-    TrackInfo,
-    message,
-)
+from edge_relay.rooms.signals import Event, ParticipantSignals
+from edge_relay.sfu.forwarder import PublishedTrack
+from meetup_protocol.signalling import CodecInfo, LinkState, LinkTrack, ParticipantInfo, TrackInfo
 
 log = logging.getLogger("edge_relay.room")
 
@@ -42,26 +40,6 @@ class JoinRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class Link(Protocol):
-    """Another relay's side of this meeting (see edge_relay/cluster/cascade.py)."""
-
-    relay_id: str
-    state: LinkState  # the other relay's participants and tracks
-
-    @property
-    def tracks(self) -> list[tuple[PublishedTrack, TrackInfo]]: ...
-
-    def forwarded(self) -> list[Subscription]: ...
-
-    async def negotiate(self) -> None: ...
-
-    async def send_state(self, state: LinkState) -> None: ...
-
-    async def send_relayed(self, event: dict[str, Any]) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 class RoomListener(Protocol):
@@ -76,7 +54,7 @@ class RoomListener(Protocol):
     def revoked(self, meeting_id: str, participant_id: str, generation: int) -> None:
         """The API revoked a participant's join tokens up to ``generation`` (they left)."""
 
-    def chat(self, room: Room, event: dict[str, Any]) -> None:
+    def chat(self, room: Room, event: Event) -> None:
         """One of our participants sent a chat message."""
 
 
@@ -138,9 +116,9 @@ class Room:
         """Tell our participants who appeared or disappeared between two views of the meeting."""
         for pid, info in after.items():
             if pid not in before:
-                await self.broadcast(message("participant_joined", participant=info))
+                await self.tell(lambda peer: peer.participant_joined(info))  # noqa: B023 (awaited at once)
         for pid in before.keys() - after.keys():
-            await self.broadcast(message("participant_left", participant_id=pid, reason="left"))
+            await self.tell(lambda peer: peer.participant_left(pid, "left"))  # noqa: B023 (awaited at once)
 
     async def add(self, participant: Participant) -> None:
         self.check_admission(participant.id)
@@ -148,9 +126,8 @@ class Room:
         if previous is not None:  # the same participant again (a reconnect): the new session wins
             await self.remove(previous, reason="replaced", notify=False)
         self.participants[participant.id] = participant
-        await self.broadcast(
-            message("participant_joined", participant=participant.info()), exclude=participant
-        )
+        info = participant.info()
+        await self.tell(lambda peer: peer.participant_joined(info), exclude=participant)
         await self.sync_links()
 
     async def remove(self, participant: Participant, reason: str, notify: bool = True) -> None:
@@ -160,11 +137,10 @@ class Room:
         gone = [info for _, info in participant.tracks]
         await participant.close()
         if notify and participant.id not in self.visible():  # not: moved to a linked relay already
-            await self.broadcast(message("participant_left", participant_id=participant.id, reason=reason))
+            await self.tell(lambda peer: peer.participant_left(participant.id, reason))
         if gone:
-            await self._tracks_changed(participant, unpublished=gone)
-        else:
-            await self.sync_links()
+            await self._tracks_changed(participant, (), gone)
+        await self.sync_links()
         if not self.participants:
             for link in list(self.links.values()):  # nobody here needs the other relays' media
                 await self.remove_link(link)
@@ -178,14 +154,14 @@ class Room:
         self._deadline.cancel()
         if relay and self.listener is not None:
             self.listener.ended(self.meeting_id, reason)
-        await self.broadcast(message("meeting_ended", reason=reason))
+        await self.tell(lambda peer: peer.meeting_ended(reason))
         if relay:
             await self._to_links(lambda link: link.send_relayed({"type": "meeting_ended", "reason": reason}))
         for link in list(self.links.values()):
             await self.remove_link(link, announce=False)
         for participant in list(self.participants.values()):
             await participant.close()
-            await participant.disconnect(reason)
+            await participant.signals.disconnect(reason)
         self.participants.clear()
         self._on_empty(self)
 
@@ -194,13 +170,11 @@ class Room:
     def local_tracks(self) -> list[tuple[PublishedTrack, TrackInfo]]:
         return [t for participant in self.participants.values() for t in participant.tracks]
 
-    def tracks_for(self, peer: Participant | Link) -> list[tuple[PublishedTrack, TrackInfo]]:
-        """The tracks ``peer`` should receive: a participant gets everyone else's, local or linked; a
-        link gets only our own participants' (each track crosses a relay pair once, never back). A
-        linked track of a participant who is here now is stale (it moved here), and is left out."""
-        if getattr(peer, "is_link", False):
-            return self.local_tracks()
-        tracks = [t for other in self.participants.values() if other is not peer for t in other.tracks]
+    def tracks_for(self, participant: Participant) -> list[tuple[PublishedTrack, TrackInfo]]:
+        """The tracks ``participant`` should receive: everyone else's, local or linked (a link gets only
+        ``local_tracks``). A linked track of a participant who is here now is stale (it moved here), and
+        is left out."""
+        tracks = [t for other in self.participants.values() if other is not participant for t in other.tracks]
         ids = {track.track_id for track, _ in tracks}
         for link in self.links.values():
             for track, info in link.tracks:
@@ -223,34 +197,37 @@ class Room:
 
     async def on_tracks_changed(
         self,
-        publisher: Participant | Link,
+        publisher: Participant,
         published: Iterable[TrackInfo] = (),
         unpublished: Iterable[TrackInfo] = (),
     ) -> None:
-        """A participant's or a link's tracks changed (a stale link speaks for nobody)."""
-        if getattr(publisher, "is_link", False) and not self.is_current(publisher):  # type: ignore[arg-type]
-            return
+        """One of our participants' tracks changed."""
         await self._tracks_changed(publisher, published, unpublished)
+        await self.sync_links()
+
+    async def on_link_tracks_changed(
+        self, link: Link, published: Iterable[TrackInfo] = (), unpublished: Iterable[TrackInfo] = ()
+    ) -> None:
+        """The tracks arriving over a link changed (a stale link speaks for nobody, and its news of a
+        participant who is here now is stale too)."""
+        if self.is_current(link):
+            published = [i for i in published if i.participant_id not in self.participants]
+            await self._tracks_changed(link, published, unpublished)
 
     async def _tracks_changed(
-        self,
-        publisher: Participant | Link,
-        published: Iterable[TrackInfo] = (),
-        unpublished: Iterable[TrackInfo] = (),
+        self, publisher: Participant | Link, published: Iterable[TrackInfo], unpublished: Iterable[TrackInfo]
     ) -> None:
-        if getattr(publisher, "is_link", False):  # a link's news of a participant who is here: stale
-            published = [i for i in published if i.participant_id not in self.participants]
+        """Tell our participants (but the publisher) and offer them what changed."""
         still = self._track_ids(skip=publisher)  # the same ids from elsewhere: re-offered, not gone
-        unpublished = [i for i in unpublished if i.track_id not in still]
         for info in published:
-            await self.broadcast(message("track_published", track=info), exclude=publisher)
+            await self.tell(lambda peer: peer.track_published(info), exclude=publisher)  # noqa: B023
         for info in unpublished:
-            await self.broadcast(message("track_unpublished", track_id=info.track_id), exclude=publisher)
+            if info.track_id not in still:
+                track_id = info.track_id
+                await self.tell(lambda peer: peer.track_unpublished(track_id), exclude=publisher)  # noqa: B023
         for other in list(self.participants.values()):
             if other is not publisher:
                 await other.negotiate()
-        if not getattr(publisher, "is_link", False):
-            await self.sync_links()
 
     # --- links to other relays -------------------------------------------------------------------------
 
@@ -309,7 +286,7 @@ class Room:
         await link.close()
         if announce:
             await self._announce(before, self.visible())
-            await self._tracks_changed(link, unpublished=gone)
+            await self._tracks_changed(link, (), gone)
 
     async def _to_links(
         self, speak: Callable[[Link], Awaitable[None]], links: Iterable[Link] | None = None
@@ -338,7 +315,7 @@ class Room:
         after = {**{i.participant_id: i for i in new.participants}, **others}
         await self._announce(before, after)
 
-    async def relay_event(self, event: dict[str, Any], source: Participant | None = None) -> None:
+    async def relay_event(self, event: Event, source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
         if event.get("type") == "reaction" and not self.first_sight(f"reaction:{event.get('reaction_id')}"):
             return  # a stored reaction's notice again (a replay): once only, like chat
@@ -349,10 +326,10 @@ class Room:
                 self.listener.chat(self, event)
         elif event.get("type") == "track_muted" and self.listener is not None:
             self.listener.changed(self)
-        await self.broadcast(_encode(event), exclude=source)
+        await self.tell(lambda peer: peer.event(event), exclude=source)
         await self._to_links(lambda link: link.send_relayed(event))
 
-    async def on_relayed(self, link: Link, event: dict[str, Any]) -> None:
+    async def on_relayed(self, link: Link, event: Event) -> None:
         """An event from a linked relay's participant: to ours only (never relayed on)."""
         if not self.is_current(link):
             return  # a replaced or dropped link's late event: the current one, or the gossip, has it
@@ -361,13 +338,13 @@ class Room:
         elif event.get("type") == "chat":
             await self.deliver_chat(event)
         elif event.get("type") in ("reaction", "track_muted"):
-            await self.broadcast(_encode(event))
+            await self.tell(lambda peer: peer.event(event))
 
-    async def deliver_chat(self, event: dict[str, Any]) -> bool:
+    async def deliver_chat(self, event: Event) -> bool:
         """A chat message of another relay's participant, by a link or by gossip: to ours, once."""
         if not self.first_sight(str(event.get("message_id", ""))):
             return False
-        await self.broadcast(_encode(event))
+        await self.tell(lambda peer: peer.event(event))
         return True
 
     def first_sight(self, item_id: str) -> bool:
@@ -381,11 +358,14 @@ class Room:
 
     # --- fan-out ---------------------------------------------------------------------------------------
 
-    async def broadcast(self, text: str, exclude: object = None) -> None:
+    async def tell(
+        self, say: Callable[[ParticipantSignals], Awaitable[None]], exclude: object = None
+    ) -> None:
+        """Say something to each of our participants (but ``exclude``)."""
         for participant in list(self.participants.values()):
             if participant is not exclude:
                 try:
-                    await participant.send(text)
+                    await say(participant.signals)
                 except Exception:  # a dead socket is cleaned up by its own session
                     log.debug("send failed", extra={"participant": participant.id})
 
@@ -398,8 +378,3 @@ class Room:
             await track.upkeep(now_ms)
             if report and track.ssrc:
                 await track.upstream.report(track)
-
-
-def _encode(event: dict[str, Any]) -> str:
-    fields = {k: v for k, v in event.items() if k != "type"}
-    return message(str(event["type"]), **fields)

@@ -22,7 +22,8 @@ from edge_relay.ops.clock import ClockCheck
 from edge_relay.rooms import notices
 from edge_relay.rooms.directory import Rooms
 from edge_relay.sfu.seams import CodecCensus
-from edge_relay.signalling.session import Closed, Session
+from edge_relay.signalling.connection import Connection
+from edge_relay.signalling.session import Closed
 from meetup_protocol import signalling as protocol
 from meetup_protocol.tokens import load_public_key
 
@@ -127,18 +128,18 @@ class Relay:
             with contextlib.suppress(Exception):
                 await ws.close(code=1000, reason=reason[:100])
 
-        session = Session(
+        connection = Connection(
             self.config, self.rooms, self.public_key, send, disconnect, lambda: self.draining, self.clock
         )
         reason = "disconnected"
         try:
             while True:
-                timeout = None if session.participant else self.config.join_timeout_s
+                timeout = None if connection.session else self.config.join_timeout_s
                 frame = await asyncio.wait_for(ws.receive(), timeout=timeout)
                 if frame["type"] == "websocket.disconnect":
                     break
                 text, binary = frame.get("text"), frame.get("bytes")
-                await session.handle(text if text is not None else (binary or b""))
+                await connection.handle(text if text is not None else (binary or b""))
         except Closed as closed:
             reason = closed.reason
             with contextlib.suppress(Exception):
@@ -146,7 +147,7 @@ class Relay:
         except TimeoutError:
             reason = "join_timeout"
             with contextlib.suppress(Exception):
-                await session.error("join_timeout", "no join message in time")
+                await connection.error("join_timeout", "no join message in time")
                 await ws.close(code=4408)
         except WebSocketDisconnect:
             pass
@@ -156,7 +157,7 @@ class Relay:
             with contextlib.suppress(Exception):
                 await ws.close(code=1011)
         finally:
-            await session.close(reason)
+            await connection.close(reason)
 
     async def drain(self, grace_s: float) -> None:
         """Refuse joins (healthz says 503), keep rooms for ``grace_s``, then send everyone elsewhere
@@ -169,10 +170,10 @@ class Relay:
         while self.rooms.rooms and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.2)
         for room in list(self.rooms.rooms.values()):
-            await room.broadcast(protocol.message("migrate", reason="relay_draining"))
+            await room.tell(lambda peer: peer.migrate("relay_draining"))
             for participant in list(room.participants.values()):
                 await room.remove(participant, reason="relay_draining", notify=False)
-                await participant.disconnect("relay_draining")
+                await participant.signals.disconnect("relay_draining")
 
 
 NOTICE_MAX_BYTES = 8 * 1024

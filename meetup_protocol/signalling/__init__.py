@@ -40,7 +40,19 @@ Relay -> client
     pong        {}
 """
 
-from meetup_protocol.signalling.cascade import CascadeJoin, CascadeUpdate, LinkState, LinkTrack, Relayed
+from meetup_protocol.signalling.cascade import (
+    CascadeJoin,
+    CascadeUpdate,
+    LinkAnswer,
+    LinkError,
+    LinkOffer,
+    LinkState,
+    LinkTrack,
+    PublishTrackSlot,
+    Relayed,
+    parse_link_message,
+)
+from meetup_protocol.signalling.cascade import encode as encode_cascade
 from meetup_protocol.signalling.client import (
     Answer,
     Chat,
@@ -67,7 +79,6 @@ from meetup_protocol.signalling.relay import (
     ChatAck,
     ChatEvent,
     Error,
-    LinkPublishSlot,
     MeetingEnded,
     Migrate,
     Offer,
@@ -119,7 +130,9 @@ __all__ = [
     "Join",
     "Kind",
     "Leave",
-    "LinkPublishSlot",
+    "LinkAnswer",
+    "LinkError",
+    "LinkOffer",
     "LinkState",
     "LinkTrack",
     "MeetingEnded",
@@ -136,6 +149,7 @@ __all__ = [
     "ProtocolError",
     "Publish",
     "PublishSlot",
+    "PublishTrackSlot",
     "Reaction",
     "ReactionEvent",
     "RelayMessage",
@@ -151,9 +165,11 @@ __all__ = [
     "Unpublish",
     "VideoCodec",
     "Welcome",
+    "encode_cascade",
     "load_json",
     "message",
     "parse_client_message",
+    "parse_link_message",
     "parse_relay_message",
     "too_deep",
 ]

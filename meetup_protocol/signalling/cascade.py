@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 
-from meetup_protocol.signalling.types import CodecInfo, Message, ParticipantInfo, TrackInfo
+from meetup_protocol.signalling.json_text import ProtocolError, parse_message
+from meetup_protocol.signalling.relay import ChatEvent, MeetingEnded, ReactionEvent, TrackMuted
+from meetup_protocol.signalling.types import CodecInfo, Message, ParticipantInfo, Sdp, TrackInfo
 
 
 class LinkTrack(BaseModel):
@@ -37,8 +39,72 @@ class CascadeUpdate(Message):
     state: LinkState
 
 
+#: What one relay passes on to another for its participants: events the relay -> client protocol defines.
+RelayedEvent = Annotated[ChatEvent | ReactionEvent | TrackMuted | MeetingEnded, Field(discriminator="type")]
+_relayed_events: TypeAdapter[Any] = TypeAdapter(RelayedEvent)
+
+
 class Relayed(Message):
-    """An event of the peer relay's participants (chat, reaction, mute, meeting end), for ours."""
+    """An event of the peer relay's participants (chat, reaction, mute, meeting end), for ours.
+
+    Checked here, at the boundary: an event of another type, or of the wrong shape, refuses the message;
+    fields this version does not know (a newer relay's) are dropped, so what reaches our participants is
+    exactly what the relay -> client protocol defines."""
 
     type: Literal["relayed"]
     event: dict[str, Any]
+
+    @field_validator("event")
+    @classmethod
+    def _a_known_event(cls, event: dict[str, Any]) -> dict[str, Any]:
+        return _relayed_events.validate_python(event).model_dump()  # type: ignore[no-any-return]
+
+
+class PublishTrackSlot(BaseModel):
+    """An m-line of a link's offer where the joining relay sends one of its own tracks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    publish_track: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class LinkOffer(Message):
+    """The accepting relay's offer: its tracks (``TrackInfo``) and the joining relay's (to publish)."""
+
+    type: Literal["offer"]
+    negotiation: int
+    sdp: Sdp
+    tracks: Annotated[dict[str, PublishTrackSlot | TrackInfo], Field(max_length=6000)] = {}
+
+
+class LinkAnswer(Message):
+    type: Literal["answer"]
+    negotiation: int
+    sdp: Sdp
+
+
+class LinkError(Message):
+    """The accepting relay refused something (it answers every bad message with one)."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+#: What the joining relay hears from the one it joined.
+LinkMessage = Annotated[LinkOffer | CascadeUpdate | Relayed | LinkError, Field(discriminator="type")]
+_link_messages: TypeAdapter[Any] = TypeAdapter(LinkMessage)
+
+
+def parse_link_message(raw: str | bytes) -> LinkOffer | CascadeUpdate | Relayed | LinkError:
+    """Validate one frame the accepting relay sent. Raises ProtocolError."""
+    try:
+        text = raw if isinstance(raw, str) else raw.decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid_message", "frames are UTF-8 JSON") from None
+    return parse_message(text, _link_messages)  # type: ignore[no-any-return]
+
+
+def encode(msg: Message) -> str:
+    """Serialise a cascade message."""
+    return msg.model_dump_json()

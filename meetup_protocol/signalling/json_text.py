@@ -67,7 +67,7 @@ def parse_message(raw: str | bytes, messages: TypeAdapter[Any]) -> Any:
         return messages.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        if first["type"] == "union_tag_invalid":
+        if first["type"] == "union_tag_invalid" and not first["loc"]:  # the message's own type
             raise ProtocolError("unknown_type", f"unknown message type {data['type'][:40]!r}") from None
         where = ".".join(str(p) for p in first["loc"][1:]) or "message"
         raise ProtocolError("invalid_message", f"{data['type'][:40]}: {where}: {first['msg']}") from None

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from meetup_protocol.signalling.cascade import CascadeUpdate, Relayed
 from meetup_protocol.signalling.json_text import parse_message
 from meetup_protocol.signalling.types import ParticipantInfo, PublishSlot, TrackInfo
 
@@ -23,14 +22,6 @@ class RelayMessage(BaseModel):
     """A message from the relay. Unknown fields are ignored when parsing (forward compatibility)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class LinkPublishSlot(BaseModel):
-    """An m-line of a cascade offer where the linked relay sends one of its own tracks (by track id)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    publish_track: str
 
 
 class Welcome(RelayMessage):
@@ -48,7 +39,7 @@ class Offer(RelayMessage):
     type: Literal["offer"] = "offer"
     negotiation: int
     sdp: str
-    tracks: dict[str, PublishSlot | LinkPublishSlot | TrackInfo]
+    tracks: dict[str, PublishSlot | TrackInfo]
 
 
 class ParticipantJoined(RelayMessage):
@@ -162,18 +153,16 @@ ServerMessage = Annotated[
 RELAY_MESSAGES: dict[str, type[RelayMessage]] = {
     m.model_fields["type"].default: m for m in get_args(get_args(ServerMessage)[0])
 }
-#: What a relay may send the other end of a cascade link besides the messages above.
-_LINK_MESSAGES: dict[str, type[BaseModel]] = {"cascade_update": CascadeUpdate, "relayed": Relayed}
 _server_messages: TypeAdapter[Any] = TypeAdapter(ServerMessage)
 
 
 def message(type_: str, **fields: Any) -> str:
-    """Serialise a relay -> client (or relay -> relay) message, refusing what the protocol lacks.
+    """Serialise a relay -> client message, refusing what the protocol lacks.
 
     Raises ``ValueError`` for an unknown type, an unknown field or a value of the wrong shape: a relay
     bug, caught by the tests that exercise each message.
     """
-    model = RELAY_MESSAGES.get(type_) or _LINK_MESSAGES.get(type_)
+    model = RELAY_MESSAGES.get(type_)
     if model is None:
         raise ValueError(f"the protocol has no relay message {type_!r}")
     unknown = set(fields) - set(model.model_fields)

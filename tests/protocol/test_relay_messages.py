@@ -43,13 +43,12 @@ def test_an_offer_keeps_each_slot_kind() -> None:
         "offer",
         negotiation=2,
         sdp="v=0",
-        tracks={"0": {"publish": "camera"}, "1": TRACK, "2": {"publish_track": "x/y"}},
+        tracks={"0": {"publish": "camera"}, "1": TRACK},
     )
     offer = p.parse_relay_message(text)
     assert isinstance(offer, p.Offer)
     assert isinstance(offer.tracks["0"], p.PublishSlot)
     assert offer.tracks["1"] == TRACK
-    assert isinstance(offer.tracks["2"], p.LinkPublishSlot)
 
 
 @pytest.mark.parametrize(
@@ -66,10 +65,14 @@ def test_the_relay_cannot_send_what_the_protocol_lacks(type_: str, fields: dict,
         p.message(type_, **fields)
 
 
-def test_cascade_messages_go_through_the_same_door() -> None:
-    state = p.LinkState(relay_id="eu-1")
-    assert json.loads(p.message("cascade_update", state=state))["state"]["relay_id"] == "eu-1"
-    assert json.loads(p.message("relayed", event={"type": "track_muted"}))["event"] == {"type": "track_muted"}
+def test_a_relayed_event_is_one_the_participants_protocol_defines() -> None:
+    newer = {"type": "track_muted", "track_id": "a/camera", "muted": True, "volume": 3}
+    relayed = p.Relayed(type="relayed", event=newer)
+    assert relayed.event == {"type": "track_muted", "track_id": "a/camera", "muted": True}
+    for event in ({"type": "welcome"}, {"type": "chat", "text": "no sender"}, {"type": "track_muted"}):
+        with pytest.raises(p.ProtocolError) as refused:
+            p.parse_client_message(p.encode_cascade(p.Relayed.model_construct(type="relayed", event=event)))
+        assert refused.value.code == "invalid_message"
 
 
 @pytest.mark.parametrize(

@@ -117,15 +117,14 @@ def test_stun_servers_reach_the_peer_connections() -> None:
     """Behind a 1:1 NAT the relay learns its public address from STUN (server-reflexive candidates)."""
     from edge_relay.config import RelayConfig
     from edge_relay.rooms.participant import Participant
+    from edge_relay.sfu.transport import PeerTransport
 
     config = RelayConfig(stun_urls="stun:stun.example.net:3478, stun:backup.example.net:3478")
     assert config.stun_servers == ["stun:stun.example.net:3478", "stun:backup.example.net:3478"]
 
-    async def nothing(_: str) -> None:
-        return None
-
-    participant = Participant(None, "p", "u", "n", "guest", nothing, nothing, config.stun_servers)  # type: ignore[arg-type]
-    servers = participant.pc._RTCPeerConnection__configuration.iceServers  # aiortc keeps it private
+    transport = PeerTransport(config.stun_servers)
+    participant = Participant(None, "p", "u", "n", "guest", None, transport)  # type: ignore[arg-type]
+    servers = participant.transport.pc._RTCPeerConnection__configuration.iceServers  # aiortc keeps it private
     assert [s.urls for s in servers] == config.stun_servers
 
 

@@ -1,0 +1,144 @@
+"""One peer connection bound to the forwarder: what participants and both ends of a cascade link share.
+
+Like a mediasoup transport, it knows media and nothing of signalling: it makes or applies SDP when told,
+turns negotiated m-lines into :class:`PublishedTrack` (media coming in, routed by the connection's
+:class:`Demuxer`) and :class:`Subscription` (a track going out), and reports a lost connection. Who
+offers, which m-lines exist and what they mean are its owner's business (edge_relay/rooms/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import MediaDescription, SessionDescription
+
+from edge_relay.sfu import bindings, seams
+from edge_relay.sfu.demux import Demuxer
+from edge_relay.sfu.forwarder import PublishedTrack, Subscription
+
+
+class PeerTransport:
+    """A max-bundle peer connection, its RTP demux and its bindings to the forwarder."""
+
+    def __init__(self, stun_servers: list[str] | None = None) -> None:
+        ice = [RTCIceServer(urls=url) for url in stun_servers or []]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.demux: Demuxer[PublishedTrack] = Demuxer()
+        self.connected = False
+        self.closed = False
+        #: Called once the connection failed or closed by itself (not by :meth:`close`).
+        self.on_lost: Callable[[], Awaitable[None]] | None = None
+        self._subscriptions: list[Subscription] = []
+        self._tapped = False
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    # --- negotiation -----------------------------------------------------------------------------------
+
+    async def create_offer(self) -> str | None:
+        """An offer of the current m-lines (applied locally), or None while there are none."""
+        if not self.pc.getTransceivers():
+            return None
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def apply_answer(self, sdp: str) -> SessionDescription:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self._tap()
+        return SessionDescription.parse(sdp)
+
+    async def apply_offer(self, sdp: str) -> SessionDescription:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        self._tap()
+        return SessionDescription.parse(sdp)
+
+    async def create_answer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return str(self.pc.localDescription.sdp)
+
+    def transceiver(self, mid: str) -> RTCRtpTransceiver | None:
+        return next((t for t in self.pc.getTransceivers() if t.mid == mid), None)
+
+    def _tap(self) -> None:
+        """Take the connection's decrypted RTP before aiortc's router (once its transport exists)."""
+        if not self._tapped:
+            seams.tap_rtp(seams.bundled_transport(self.pc), bindings.rtp_tap(self.demux))
+            self._tapped = True
+
+    # --- media coming in -------------------------------------------------------------------------------
+
+    def add_ingress(self, kind: str, codecs: list[Any]) -> RTCRtpTransceiver:
+        """A ``recvonly`` m-line offering exactly ``codecs``."""
+        transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+        transceiver.setCodecPreferences(codecs)
+        return transceiver
+
+    def receive(
+        self, transceiver: RTCRtpTransceiver, track_id: str, kind: str, media: MediaDescription
+    ) -> PublishedTrack:
+        """The track the peer sends on a negotiated m-line (``media``: its side's description of it),
+        routed here by its SSRC (when announced) or its MID."""
+        ssrc = media.ssrc[0].ssrc if media.ssrc else None
+        track = bindings.published_track(self.pc, transceiver, track_id, kind, ssrc)
+        bindings.watch_mid_extension(self.demux, transceiver)
+        self.demux.add(track, str(transceiver.mid), ssrc)
+        return track
+
+    def stop_receiving(self, track: PublishedTrack) -> None:
+        self.demux.remove(track)
+
+    # --- media going out -------------------------------------------------------------------------------
+
+    def add_egress(self, track: PublishedTrack) -> RTCRtpTransceiver:
+        """A ``sendonly`` m-line for ``track``, offering exactly its codec (never transcoded)."""
+        transceiver = self.pc.addTransceiver(seams.SilentTrack(track.kind), direction="sendonly")
+        transceiver.setCodecPreferences(
+            bindings.capabilities(track.kind, track.mime_type, track.codec_parameters)
+        )
+        return transceiver
+
+    def accept_egress(self, transceiver: RTCRtpTransceiver, track: PublishedTrack) -> None:
+        """Send ``track`` on an m-line the peer offered to receive it on (answering side)."""
+        transceiver.sender.replaceTrack(seams.SilentTrack(track.kind))
+        transceiver.direction = "sendonly"
+
+    def send(self, transceiver: RTCRtpTransceiver, track: PublishedTrack) -> Subscription | None:
+        """Forward ``track`` on a negotiated m-line; None when the peer refused its codec."""
+        sub = bindings.subscription(self.pc, transceiver, track, self.connected)
+        if sub is not None:
+            self._subscriptions.append(sub)
+        return sub
+
+    def stop_sending(self, sub: Subscription | None) -> None:
+        if sub is None:
+            return
+        if sub in sub.track.subscriptions:
+            sub.track.subscriptions.remove(sub)
+        if sub in self._subscriptions:
+            self._subscriptions.remove(sub)
+
+    # --- the connection --------------------------------------------------------------------------------
+
+    async def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and not self.connected:
+            self.connected = True
+            for sub in list(self._subscriptions):  # media may flow now: start each with a keyframe
+                sub.ready = True
+                await sub.track.request_keyframe(force=True)
+        elif state in ("failed", "closed") and not self.closed and self.on_lost is not None:
+            await self.on_lost()
+
+    async def close(self) -> None:
+        self.closed = True
+        for sub in list(self._subscriptions):
+            self.stop_sending(sub)
+        await self.pc.close()

@@ -1,0 +1,86 @@
+"""The peer transport on its own: two of them negotiate in-process (one offers to receive, the other
+answers to send), route by SSRC, start subscriptions with a keyframe once connected, and tell a lost
+connection apart from their own close."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from edge_relay.cluster.testing import wait_until
+from edge_relay.sfu import bindings
+from edge_relay.sfu.forwarder import PublishedTrack
+from edge_relay.sfu.rtp import parse_header
+from edge_relay.sfu.transport import PeerTransport
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.keyframe_requests = 0
+
+    async def request_keyframe(self, media_ssrc: int) -> None:
+        self.keyframe_requests += 1
+
+    async def nack(self, media_ssrc: int, lost: list[int]) -> None:
+        pass
+
+    async def report(self, track: PublishedTrack) -> None:
+        pass
+
+
+def rtp(ssrc: int, payload_type: int = 96) -> bytes:
+    return struct.pack("!BBHII", 0x80, payload_type, 1, 1000, ssrc) + b"\x10\x00\x00"
+
+
+async def test_two_transports_negotiate_route_and_close() -> None:
+    receiver, sender = PeerTransport(), PeerTransport()
+    upstream = Upstream()
+    source = PublishedTrack("alice/camera", "video", "video/VP8", 90000, {}, 1234, upstream)
+    lost: list[str] = []
+
+    async def on_lost() -> None:
+        lost.append("receiver")
+
+    receiver.on_lost = on_lost
+    assert await receiver.create_offer() is None  # no m-line yet: nothing to offer
+    ingress = receiver.add_ingress("video", bindings.capabilities("video", "video/VP8"))
+    offer = await receiver.create_offer()
+    assert offer is not None and "a=recvonly" in offer
+
+    await sender.apply_offer(offer)
+    egress = sender.transceiver(str(ingress.mid))
+    assert egress is not None and sender.transceiver("no-such-mid") is None
+    sender.accept_egress(egress, source)
+    answer = await sender.create_answer()
+    sub = sender.send(egress, source)
+    assert sub is not None and source.subscriptions == [sub] and not sub.ready
+
+    media = next(m for m in (await receiver.apply_answer(answer)).media if m.rtp.muxId == ingress.mid)
+    track = receiver.receive(ingress, "alice/camera", "video", media)
+    assert track.mime_type == "video/VP8" and media.ssrc
+    packet = rtp(media.ssrc[0].ssrc)
+    assert receiver.demux.route(packet, parse_header(packet)) is track
+    receiver.stop_receiving(track)
+    assert receiver.demux.route(packet, parse_header(packet)) is None
+
+    # Connected: the subscription is ready, and starts with a keyframe asked of the publisher.
+    await wait_until(lambda: sender.connected and receiver.connected, 15)
+    assert sub.ready and upstream.keyframe_requests == 1
+
+    await sender.close()  # our own close is not a loss; the other side's connection is lost
+    assert source.subscriptions == []
+    await wait_until(lambda: lost == ["receiver"], 15)
+    await receiver.close()
+    await asyncio.sleep(0)
+    assert lost == ["receiver"]
+
+
+async def test_an_egress_m_line_offers_exactly_the_tracks_codec() -> None:
+    transport = PeerTransport()
+    source = PublishedTrack("alice/microphone", "audio", "audio/opus", 48000, {}, 1, Upstream())
+    transceiver = transport.add_egress(source)
+    offer = await transport.create_offer()
+    assert offer is not None and "opus/48000" in offer and "PCMU" not in offer
+    assert transceiver.direction == "sendonly"
+    transport.stop_sending(None)  # nothing bound: nothing to stop
+    await transport.close()
