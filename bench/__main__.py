@@ -73,7 +73,7 @@ LOAD_COLUMNS = (
     "API CPU ms/req|moto CPU ms/req|p50 x hz|API CPU x hz|errors"
 )
 COLD_COLUMNS = (
-    "handler|request|import deps|build handlers|1st request|warm request|1st x warm|cold x warm|process wall"
+    "handler|request|import|of which resolve|1st request|warm request|1st x warm|cold x warm|process wall"
 )
 
 
@@ -120,8 +120,8 @@ def cold_table(cold: dict[str, Any]) -> Table:
         table.add_row(
             h["concern"],
             h["request"],
-            pair(h["deps_import_ms"]),
-            pair(h["handlers_build_ms"]),
+            pair(h["import_ms"]),
+            pair(h["handler_resolve_ms"]),
             pair(h["first_request_ms"]),
             pair(h["warm_request_ms"]),
             _fmt(h["ratios"]["first_vs_warm_wall"]),
@@ -160,11 +160,10 @@ def notes(report: dict[str, Any]) -> list[str]:
     cold = report.get("cold_start")
     if cold:
         one = statistics.median(h["one_app_build_ms"]["wall"] for h in cold["handlers"])
-        build = statistics.median(h["handlers_build_ms"]["wall"] for h in cold["handlers"])
         out.append(
-            f"python -c pass takes {cold['python_startup_ms']:.0f} ms. Importing functions.handlers "
-            f"builds all 5 apps ({build:.0f} ms incl. Mangum; one app alone {one:.1f} ms): the import of "
-            "functions.app (every route and its dependencies) is the bulk, whichever handler runs."
+            f"python -c pass takes {cold['python_startup_ms']:.0f} ms. Import = importing "
+            "functions.handlers (FastAPI, Powertools, config) + resolving the handler, which imports only "
+            f"that concern's routes and builds its one app (building alone: {one:.1f} ms)."
         )
         extra = [h["first_request_ms"]["wall"] - h["warm_request_ms"]["wall"] for h in cold["handlers"]]
         out.append(
