@@ -25,7 +25,17 @@ from functions.app import CONCERNS
 before = set(sys.modules)
 handler = getattr(handlers, sys.argv[1])
 assert callable(handler)
-print(json.dumps({"concerns": list(CONCERNS), "modules": sorted(sys.modules), "module_only": sorted(before)}))
+modules = sorted(sys.modules)
+
+# PynamoDB's tables share this thread's botocore session (functions/models/base.py patches a private seam).
+from functions.core import aws
+from functions.models import MeetingModel, UserModel
+from functions.models.base import _connection
+sessions = [UserModel._get_connection().connection.session, MeetingModel._get_connection().connection.session]
+sessions.append(_connection().session)
+shared = all(s is aws.session() for s in sessions)
+found = {"concerns": list(CONCERNS), "modules": modules, "module_only": sorted(before), "shared": shared}
+print(json.dumps(found))
 """
 
 
@@ -61,3 +71,24 @@ def test_importing_the_handlers_module_loads_no_routes(inits) -> None:
 def test_a_handler_imports_only_its_own_routes(inits, concern: str) -> None:
     routes = {m for m in _loaded(inits, concern) if m.startswith("functions.routes.")}
     assert routes == {f"functions.routes.{concern}"}
+
+
+def _present(inits, concern: str, *prefixes: str) -> list[str]:
+    return sorted(m for m in _loaded(inits, concern) if m.split(".")[0] in prefixes or m in prefixes)
+
+
+def test_only_the_hashing_handlers_load_argon2(inits) -> None:
+    """auth (passwords) and meetings (passcodes) hash secrets; the others must not pay for argon2."""
+    for concern in ("settings", "chat", "recordings"):
+        assert not _present(inits, concern, "argon2"), concern
+
+
+def test_only_the_upload_handlers_load_the_s3_code(inits) -> None:
+    for concern in ("auth", "meetings", "chat"):
+        assert not _present(inits, concern, "functions.storage"), concern
+    for concern in CONCERNS:  # S3 goes through botocore directly: boto3 and s3transfer are never loaded
+        assert not _present(inits, concern, "boto3", "s3transfer"), concern
+
+
+def test_every_table_uses_the_threads_shared_botocore_session(inits) -> None:
+    assert all(init["shared"] for init in inits.values())
