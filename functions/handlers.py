@@ -30,13 +30,13 @@ def _handler(concern: str) -> Handler:
 
     asgi = Mangum(create_app([concern], flush_metrics_per_request=False), lifespan="off")
 
-    @logger.inject_lambda_context(clear_state=True)
-    @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return asgi(event, context)
 
-    return handle  # type: ignore[no-any-return]
+    if tracer is not None:  # X-Ray: in Lambda only (functions/core/observability.py)
+        handle = tracer.capture_lambda_handler(handle)
+    return logger.inject_lambda_context(handle, clear_state=True)  # type: ignore[no-any-return]
 
 
 def __getattr__(name: str) -> Handler:

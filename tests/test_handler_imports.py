@@ -92,3 +92,56 @@ def test_only_the_upload_handlers_load_the_s3_code(inits) -> None:
 
 def test_every_table_uses_the_threads_shared_botocore_session(inits) -> None:
     assert all(init["shared"] for init in inits.values())
+
+
+def test_no_xray_sdk_outside_lambda(inits) -> None:
+    """Powertools' Tracer disables itself outside Lambda; it is not even built there (its X-Ray recorder
+    builds botocore clients at import)."""
+    for concern in CONCERNS:
+        assert not _present(inits, concern, "aws_xray_sdk"), concern
+
+
+_TRACING_RULE = """
+import itertools, json, os
+from aws_lambda_powertools.tracing.tracer import Tracer
+from functions.core.observability import tracing_enabled
+names = ["LAMBDA_TASK_ROOT", "AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE", "POWERTOOLS_TRACE_DISABLED"]
+disagree = []
+for values in itertools.product([None, "true", "false", "1"], repeat=len(names)):
+    for name, value in zip(names, values):
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+    if tracing_enabled() != (not Tracer._is_tracer_disabled()):
+        disagree.append(values)
+print(json.dumps(disagree))
+"""
+
+
+def test_tracing_follows_powertools_rule() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _TRACING_RULE],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == []
+
+
+def test_in_lambda_the_handler_is_traced() -> None:
+    code = (
+        "import sys, functions.handlers as h\n"
+        "from functions.core.observability import tracer\n"
+        "h.chat\n"
+        "print(tracer is not None and not tracer.disabled and 'aws_xray_sdk.core' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LAMBDA_TASK_ROOT": str(ROOT)}
+    env.pop("POWERTOOLS_TRACE_DISABLED", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == "True"
