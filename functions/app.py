@@ -18,9 +18,9 @@ from functions.core.config import get_settings
 from functions.core.errors import error_responses, install_error_handlers
 from functions.core.limits import BodySizeLimit
 from functions.core.observability import access_log_middleware, flush_request_metrics
+from functions.routes import CONCERNS
 
-#: One router per concern, each its own Lambda function (functions/handlers.py).
-CONCERNS: tuple[str, ...] = ("auth", "settings", "meetings", "chat", "recordings")
+__all__ = ["CONCERNS", "create_app", "router"]  # and ROUTERS (module __getattr__)
 
 
 def router(concern: str) -> APIRouter:
