@@ -142,10 +142,15 @@ def test_tracing_follows_powertools_rule() -> None:
 
 
 def test_in_lambda_the_handler_is_traced() -> None:
+    """Traced in Lambda, with X-Ray patching what the control plane calls (botocore, PynamoDB, urllib's
+    http.client) and not importing the rest of what it could patch (sqlite3, httpx ...)."""
     code = (
         "import sys, functions.handlers as h\n"
         "from functions.core.observability import tracer\n"
         "h.chat\n"
+        "from aws_xray_sdk.core.patcher import _PATCHED_MODULES\n"
+        "assert _PATCHED_MODULES == {'botocore', 'pynamodb', 'httplib'}, _PATCHED_MODULES\n"
+        "assert not {'sqlite3', 'httpx', 'requests'} & set(sys.modules), 'patched what is not called'\n"
         "print(tracer is not None and not tracer.disabled and 'aws_xray_sdk.core' in sys.modules)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LAMBDA_TASK_ROOT": str(ROOT)}
