@@ -118,7 +118,7 @@ def cold_table(cold: dict[str, Any]) -> Table:
 
     for h in cold["handlers"]:
         table.add_row(
-            h["concern"],
+            h["concern"] + (" +X-Ray" if h.get("xray") else ""),
             h["request"],
             pair(h["import_ms"]),
             pair(h["handler_resolve_ms"]),
@@ -162,14 +162,19 @@ def notes(report: dict[str, Any]) -> list[str]:
         one = statistics.median(h["one_app_build_ms"]["wall"] for h in cold["handlers"])
         out.append(
             f"python -c pass takes {cold['python_startup_ms']:.0f} ms. Import = importing "
-            "functions.handlers (FastAPI, Powertools, config) + resolving the handler, which imports only "
-            f"that concern's routes and builds its one app (building alone: {one:.1f} ms)."
+            "functions.handlers (bare) + resolving the handler, which imports FastAPI, Powertools and only "
+            f"that concern's routes, and builds its one app (building alone: {one:.1f} ms). +X-Ray: as in "
+            "Lambda with active tracing (the X-Ray SDK loaded and patching)."
         )
-        extra = [h["first_request_ms"]["wall"] - h["warm_request_ms"]["wall"] for h in cold["handlers"]]
+        extra = [
+            h["first_request_ms"]["wall"] - h["warm_request_ms"]["wall"]
+            for h in cold["handlers"]
+            if h["concern"] != "recordings"  # its warm requests are mostly quota refusals (409)
+        ]
         out.append(
-            f"A first request costs {min(extra):.0f}-{max(extra):.0f} ms more than a warm one: PynamoDB "
-            "builds a botocore client per model (table) on first use, ~40 ms each, plus the S3 client "
-            "and lazily loaded keys."
+            f"A first request costs {min(extra):.0f}-{max(extra):.0f} ms more than a warm one: the first "
+            "table builds the DynamoDB client (~40 ms; the other tables share its botocore session, ~2 ms "
+            "each), plus the S3 client, the argon2 hasher and lazily loaded keys."
         )
         if cold.get("import_profile"):
             top = ", ".join(f"{p['package']} {p['self_ms']:.0f}" for p in cold["import_profile"][:6])
