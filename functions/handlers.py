@@ -61,7 +61,12 @@ def __getattr__(name: str) -> Handler:
     """``auth``, ``settings``, ``meetings``, ``chat``, ``recordings``: built on first access, then kept."""
     if name not in CONCERNS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    handler = globals()[name] = _handler(name)
+    try:
+        handler = _handler(name)
+    except AttributeError as exc:
+        # Not "no such handler" (the Lambda runtime would report "Handler missing on module"): a bug.
+        raise RuntimeError(f"building the {name} handler failed: {exc!r}") from exc
+    globals()[name] = handler
     return handler
 
 

@@ -160,3 +160,19 @@ def test_in_lambda_the_handler_is_traced() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1] == "True"
+
+
+def test_a_failing_build_is_not_reported_as_a_missing_handler(monkeypatch) -> None:
+    """The Lambda runtime turns an AttributeError from ``getattr(module, "chat")`` into "Handler 'chat'
+    missing on module": one raised while building the handler must surface as the error it is."""
+    from functions import handlers
+
+    def broken(concern: str) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'router'")
+
+    monkeypatch.setattr(handlers, "_build", broken)
+    monkeypatch.delitem(vars(handlers), "chat", raising=False)
+    with pytest.raises(RuntimeError, match="building the chat handler failed"):
+        handlers.chat  # noqa: B018
+    with pytest.raises(AttributeError):
+        handlers.nonsense  # noqa: B018
