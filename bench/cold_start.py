@@ -1,13 +1,23 @@
 """Lambda-style cold starts: per handler, a fresh interpreter imports it and serves its first request.
 
 Each handler in ``functions/handlers.py`` gets fresh child processes (``bench.cold_child``) pointed at the
-running moto server, with the same configuration the API uses. The child times the import (split into the
-dependencies and building the handlers), the first invocation, and a median warm invocation of the same
+running moto server, with the same configuration the API uses. The child times the import as the Lambda
+runtime does it (import ``functions.handlers``, then resolve the handler's attribute, which builds that
+concern's app and imports its routes), the first invocation, and a median warm invocation of the same
 request, which is the baseline: "a cold start costs N warm requests". A bare ``python -c pass`` measured in
 the same run is the floor of any process start.
 
-Not simulated: Lambda's own runtime bootstrap, X-Ray (Powertools' Tracer disables itself outside Lambda,
-so its patching of botocore is not counted), and compiling bytecode (the venv's ``.pyc`` files are warm).
+Each handler runs twice over: as outside Lambda (no Tracer: functions/core/observability.py builds it only
+where Powertools traces) and as in Lambda with active tracing (``LAMBDA_TASK_ROOT`` and a sampled
+``_X_AMZN_TRACE_ID`` set: the X-Ray SDK is imported, patches botocore, PynamoDB and http.client, and
+sends its segments over UDP to 127.0.0.1:2000, where nothing listens, as a daemon would take them).
+The dev venv holds more than a Lambda bundle (pyOpenSSL for aiortc, opentelemetry ...), which some imports
+pick up when present; they count here.
+
+Each recordings run gets a fresh meeting: a participant may have 2 unfinished uploads, so the first
+request is a real upload start (S3 multipart) and the later warm ones mostly its quota refusal (409).
+
+Not simulated: Lambda's own runtime bootstrap, and compiling bytecode (the venv's ``.pyc`` files are warm).
 """
 
 from __future__ import annotations
@@ -36,11 +46,13 @@ CONCERNS = ("auth", "settings", "meetings", "chat", "recordings")
 @dataclass
 class ColdResult:
     concern: str
+    xray: bool  # run as in Lambda with active tracing
     request: str
     runs: int
     process_wall_ms: float  # spawn to exit, as the parent sees it
-    deps_import_ms: dict[str, float]
-    handlers_build_ms: dict[str, float]
+    import_ms: dict[str, float]  # module import + handler resolution: the Lambda init phase's work
+    module_import_ms: dict[str, float]
+    handler_resolve_ms: dict[str, float]
     init_ms: dict[str, float]  # everything before the first invocation (after interpreter start)
     one_app_build_ms: dict[str, float]
     first_request_ms: dict[str, float]
@@ -90,7 +102,20 @@ async def _specs(stack: BenchStack) -> dict[str, dict[str, Any]]:
     }
 
 
-def _child_env(stack: BenchStack, concern: str) -> dict[str, str]:
+#: A sampled trace header as the Lambda runtime sets it for an invocation with active tracing.
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+
+async def _fresh_recording_target(stack: BenchStack) -> dict[str, Any]:
+    """A new meeting and participant: the recordings request starts a real upload, not a quota 409."""
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=60) as http:
+        acct = await new_account(http, "Rec")
+        room = await new_meeting(http, acct)
+        await join(http, room, acct)
+    return {"path": f"/meetings/{room['meeting_id']}/recordings", "token": acct.access_token}
+
+
+def _child_env(stack: BenchStack, concern: str, xray: bool = False) -> dict[str, str]:
     env = dict(stack.env)
     env.update(
         {
@@ -99,11 +124,15 @@ def _child_env(stack: BenchStack, concern: str) -> dict[str, str]:
             "PYTHONPATH": str(ROOT),
         }
     )
+    for name in ("LAMBDA_TASK_ROOT", "_X_AMZN_TRACE_ID", "POWERTOOLS_TRACE_DISABLED"):
+        env.pop(name, None)
+    if xray:
+        env.update({"LAMBDA_TASK_ROOT": str(ROOT), "_X_AMZN_TRACE_ID": TRACE_HEADER})
     return env
 
 
 def _run_child(
-    stack: BenchStack, spec: dict[str, Any], extra_args: list[str] | None = None
+    stack: BenchStack, spec: dict[str, Any], extra_args: list[str] | None = None, xray: bool = False
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         spec_path, out_path = Path(tmp, "spec.json"), Path(tmp, "out.json")
@@ -112,7 +141,7 @@ def _run_child(
         proc = subprocess.run(
             [sys.executable, *(extra_args or []), "-m", "bench.cold_child", str(spec_path), str(out_path)],
             cwd=ROOT,
-            env=_child_env(stack, spec["concern"]),
+            env=_child_env(stack, spec["concern"], xray),
             stdout=subprocess.DEVNULL,  # Powertools' request logs and EMF metrics
             stderr=subprocess.PIPE,
             check=False,
@@ -160,28 +189,32 @@ async def run(
     profile: bool = True,
 ) -> dict[str, Any]:
     specs = await _specs(stack)
-    steps = len(CONCERNS) * repeats + 1 + int(profile)
+    steps = 2 * len(CONCERNS) * repeats + 1 + int(profile)
     task = progress.add_task("Cold starts", total=steps) if progress else None
     startup = python_startup_ms()
     if progress and task is not None:
         progress.advance(task)
     results: list[ColdResult] = []
-    for concern in CONCERNS:
+    for concern, xray in [(c, x) for x in (False, True) for c in CONCERNS]:
         if progress and task is not None:
-            progress.update(task, description=f"Cold starts: {concern}")
+            progress.update(task, description=f"Cold starts: {concern}{' + X-Ray' if xray else ''}")
         spec = {**specs[concern], "concern": concern, "warm_requests": warm_requests}
         runs = []
         for _ in range(repeats):
-            runs.append(_run_child(stack, spec))
+            if concern == "recordings":
+                spec = {**spec, **await _fresh_recording_target(stack)}
+            runs.append(_run_child(stack, spec, xray=xray))
             if progress and task is not None:
                 progress.advance(task)
         res = ColdResult(
             concern=concern,
+            xray=xray,
             request=runs[0]["request"],
             runs=repeats,
             process_wall_ms=statistics.median(r["process_wall_ms"] for r in runs),
-            deps_import_ms=_median_pair(runs, "deps_import_ms"),
-            handlers_build_ms=_median_pair(runs, "handlers_build_ms"),
+            import_ms=_median_pair(runs, "import_ms"),
+            module_import_ms=_median_pair(runs, "module_import_ms"),
+            handler_resolve_ms=_median_pair(runs, "handler_resolve_ms"),
             init_ms=_median_pair(runs, "init_ms"),
             one_app_build_ms=_median_pair(runs, "one_app_build_ms"),
             first_request_ms=_median_pair(runs, "first_request_ms"),

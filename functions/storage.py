@@ -9,18 +9,20 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from functions.core import aws
 from functions.core.config import get_settings
 
 
 @lru_cache
 def s3() -> BaseClient:
+    """Built on first use, on the session the tables share (botocore's client, as boto3.client would
+    make it; boto3 itself and s3transfer are not needed for presigning and single calls)."""
     settings = get_settings()
-    return boto3.client(
+    return aws.session().create_client(
         "s3",
         region_name=settings.region,
         config=Config(signature_version="s3v4", retries={"max_attempts": 3, "mode": "standard"}),

@@ -1,17 +1,22 @@
-"""Secrets at rest and in flight: password/passcode hashing, signing keys, refresh and meeting codes."""
+"""Secrets at rest and in flight: password/passcode hashing, signing keys, refresh and meeting codes.
+
+argon2 is imported on first hash or verification, not with this module: the chat, settings and recordings
+Lambdas use the codes and keys here but never hash a secret, and should not load it at cold start.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from functools import lru_cache
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typing import TYPE_CHECKING
 
 from functions.core.config import get_settings
 from meetup_protocol.tokens import load_private_key
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 # Passcodes avoid look-alike characters (0/O, 1/I/L) so people can type them from a screen.
 PASSCODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -21,6 +26,8 @@ MEETING_ID_DIGITS = 10
 
 @lru_cache
 def _hasher() -> PasswordHasher:
+    from argon2 import PasswordHasher
+
     s = get_settings()
     return PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_kib, parallelism=1)
 
@@ -38,6 +45,8 @@ def dummy_hash() -> str:
 
 
 def verify_secret(hashed: str, secret: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError
+
     try:
         return _hasher().verify(hashed, secret)
     except (VerificationError, InvalidHashError):

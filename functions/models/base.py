@@ -1,4 +1,10 @@
-"""What every table shares: its name and region come from configuration, billing is on demand."""
+"""What every table shares: its name and region come from configuration, billing is on demand, and its
+botocore session is this thread's shared one (functions/core/aws.py).
+
+PynamoDB gets a session from ``pynamodb.connection.base.get_session`` (botocore's, a new one per call,
+so per table); that name is pointed at the shared session here, before any table connects. A private
+seam of PynamoDB 6: tests/test_handler_imports.py checks it still holds.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,14 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import pynamodb.connection.base as _pynamodb_connection
 from pynamodb.connection import Connection
 from pynamodb.transactions import TransactWrite
 
+from functions.core.aws import session
 from functions.core.config import get_settings
+
+_pynamodb_connection.get_session = session
 
 
 def table_meta(name: str) -> Any:

@@ -1,1 +1,4 @@
 """API routers, one per concern; each is also its own Lambda function."""
+
+#: The concerns, each a router here (``functions/routes/<concern>.py``) and a Lambda (functions/handlers.py).
+CONCERNS: tuple[str, ...] = ("auth", "settings", "meetings", "chat", "recordings")
