@@ -164,8 +164,17 @@ async def test_a_relay_joins_as_a_link_served_by_its_own_table(config: RelayConf
     ):
         await relay.say(**refused)
     assert relay.errors() == ["not_allowed"] * 3
+    reaction = {
+        "type": "reaction",
+        "participant_id": "carol",
+        "name": "Carol",
+        "emoji": "+1",
+        "reaction_id": "r1",
+    }
+    await relay.say(type="relayed", event={**reaction, "from_a_newer_relay": True})
+    assert alice.of("reaction") == [reaction]  # what the protocol defines, and nothing else
     await relay.say(type="relayed", event={"type": "reaction", "participant_id": "carol", "emoji": "+1"})
-    assert alice.of("reaction") == [{"type": "reaction", "participant_id": "carol", "emoji": "+1"}]
+    assert relay.errors()[-1] == "invalid_message" and len(alice.of("reaction")) == 1
     await relay.say(type="cascade_update", state=link_state("relay-b").model_dump())
     assert alice.of("participant_left")[0]["participant_id"] == "carol"
     await relay.connection.close("disconnected")
@@ -196,7 +205,9 @@ async def test_the_dialing_end_dispatches_what_the_peer_says() -> None:
     for frame in (
         offer.model_dump_json(),
         '{"type": "cascade_update", "state": {"relay_id": "relay-b"}}',
-        '{"type": "relayed", "event": {"type": "chat"}}',
+        '{"type": "relayed", "event": {"type": "chat", "participant_id": "b", "name": "B", '
+        '"message_id": "c1", "text": "hi"}}',
+        '{"type": "relayed", "event": {"type": "chat"}}',  # not a chat message: refused
         '{"type": "error", "code": "no_participants", "message": "none"}',
         '{"type": "pong"}',
         b"\xff",
@@ -216,9 +227,9 @@ async def test_the_wires_write_the_protocol() -> None:
     async def disconnect(_: str) -> None:
         pass
 
-    event = {"type": "chat", "participant_id": "a", "message_id": "c1", "text": "hi"}
+    event = {"type": "chat", "participant_id": "a", "name": "A", "message_id": "c1", "text": "hi"}
     await ParticipantWire(send, disconnect).event(event)
-    assert sent[-1] == p.message("chat", participant_id="a", message_id="c1", text="hi")
+    assert sent[-1] == p.message("chat", participant_id="a", name="A", message_id="c1", text="hi")
     tracks: dict[str, Any] = {"0": p.PublishTrackSlot(publish_track="b/camera"), "1": info("a/camera")}
     await AcceptedLinkWire(send, disconnect).offer(3, "v=0", tracks)
     parsed = p.parse_link_message(sent[-1])
