@@ -105,7 +105,8 @@ class FakeRooms:
 
 
 class FakeLink:
-    """Stands in for ``CascadeLink``: records how it was dialed; ``outcomes`` scripts ``start``."""
+    """Stands in for a dialed link (``cascade.dial``): records how it was dialed; ``outcomes`` scripts
+    whether the dial succeeds."""
 
     made: list[FakeLink] = []
     outcomes: list[BaseException | None] = []
@@ -163,7 +164,20 @@ def clock(monkeypatch) -> Clock:
 @pytest.fixture(autouse=True)
 def links(monkeypatch) -> list[FakeLink]:
     FakeLink.made, FakeLink.outcomes, FakeLink.gate = [], [], None
-    monkeypatch.setattr(coordinator_module, "CascadeLink", FakeLink)
+
+    async def dial(
+        room: Any, relay_id: str, url: str, secret: str, stun: list[str], pin: str | None = None
+    ) -> FakeLink:
+        """As ``cascade.dial``: a link that failed to join is closed before the error goes up."""
+        link = FakeLink(room, relay_id, url, secret, stun, pin)
+        try:
+            await link.start(room.max_participants, int(room.ends_at))
+        except BaseException:
+            await link.close()
+            raise
+        return link
+
+    monkeypatch.setattr(coordinator_module.cascade, "dial", dial)
     return FakeLink.made
 
 
