@@ -136,3 +136,16 @@ def error_from_response(status: int, body: object, retry_after: str | None = Non
         return ServerError(message, code=code, status=status)
     cls = _BY_CODE.get(code) or _BY_STATUS.get(status) or InvalidRequest
     return cls(message, code=code, status=status)
+
+
+class EffectsNotInstalled(MeetupError, ImportError):
+    """Background blur or replacement was asked for, but the SDK's optional ``effects`` (mediapipe,
+    OpenCV) are not installed: ``pip install 'meetup-edge-sdk[effects]'``."""
+
+    def __init__(self, missing: str | None = None) -> None:
+        super().__init__(
+            "background effects (blur, image) need the SDK's optional extra: "
+            "pip install 'meetup-edge-sdk[effects]' (mediapipe 0.10.14 has wheels for CPython 3.8-3.12 only)"
+            + (f"; missing: {missing}" if missing else ""),
+            code="effects_not_installed",
+        )

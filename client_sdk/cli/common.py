@@ -4,6 +4,7 @@ other people (or a server) wrote as plain terminal text."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
@@ -79,6 +80,25 @@ def local_file_name(*parts: object, default: str = "file") -> str:
     ``..``, no leading dot), portable characters only, at most 200 long."""
     name = _UNSAFE_IN_FILE_NAMES.sub("_", "-".join(str(p) for p in parts)).lstrip(".-")
     return name[:200] or default
+
+
+def require_checkout(command: str, *modules: str) -> None:
+    """Exit with a clear message unless ``modules`` import: the local stack (moto's server, the API, the
+    relays) comes with meetup-edge's development checkout, not with the meetup-edge-sdk package."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            err_console.print(
+                Text.assemble(
+                    ("error:", "red"),
+                    f" `meet {command}` runs the local stack (moto's server, the API, relays as processes), "
+                    "which comes with meetup-edge's development checkout, not with the meetup-edge-sdk "
+                    f"package (missing: {exc.name}). Clone the meetup-edge repository and run "
+                    f"`./dev {'up' if command == 'local up' else 'demo'}` there: it sets up everything.",
+                )
+            )
+            raise typer.Exit(1) from None
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from client_sdk.cli.common import user_text
+from client_sdk.cli.common import require_checkout, user_text
 from client_sdk.cli.join import Observer
 from client_sdk.client import Client, new_idempotency_key
 from client_sdk.errors import MeetingEnded, WrongPasscode
@@ -181,6 +181,7 @@ async def _join(
 
 async def _relays(where: dict[str, str]) -> list[dict[str, Any]]:
     """Per relay used: who is on it, and what crosses its cascade links (from its /metrics)."""
+
     rows = []
     async with httpx.AsyncClient(timeout=5) as http:
         for url in dict.fromkeys(where.values()):
@@ -258,6 +259,7 @@ def demo(
     seconds: Annotated[float, typer.Option(min=1, help="How long the bots talk.")] = 8.0,
 ) -> None:
     """Start the local stack and run a meeting of bots: video, audio, screen share, chat, recording."""
+    require_checkout("demo", *(["local_stack"] if api is None else []))
     stack = None
     if api is None:
         from local_stack import LocalStack

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from client_sdk.cli.common import require_checkout
+
 app = typer.Typer(help="Run the platform locally: AWS stand-in (moto), API and relays.", no_args_is_help=True)
 console = Console()
 
@@ -22,6 +24,7 @@ def up(
     ] = "local",
 ) -> None:
     """Start the local stack and serve until Ctrl-C."""
+    require_checkout("local up", "local_stack")
     from local_stack import LocalStack
     from local_stack.stack import WEB_DIR, WEB_PATH
 

@@ -25,10 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, cast
 
 import av
-import cv2
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import VideoReformatter
+
+from client_sdk.errors import EffectsNotInstalled
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # the SDK's optional extra "effects" (opencv-contrib-python, mediapipe)
+    raise EffectsNotInstalled(exc.name) from exc
 
 Mode = Literal["blur", "image"]
 MODES: tuple[str, ...] = ("blur", "image")
@@ -46,10 +52,8 @@ class SelfieSegmenter:
     def __init__(self, model_selection: int = 1) -> None:
         try:
             import mediapipe as mp  # lazy: see the class docstring
-        except ImportError as exc:  # 0.10.14 has wheels for CPython 3.8-3.12 only
-            raise RuntimeError(
-                "background blur/replace needs mediapipe==0.10.14 (wheels for CPython <= 3.12)"
-            ) from exc
+        except ModuleNotFoundError as exc:  # no "effects" extra (0.10.14: CPython 3.8-3.12 only)
+            raise EffectsNotInstalled(exc.name) from exc
         self._model: Any = mp.solutions.selfie_segmentation.SelfieSegmentation(
             model_selection=model_selection
         )

@@ -2,10 +2,12 @@
 
 ``pip install --platform manylinux..._aarch64 --python-version 3.13 --only-binary=:all:`` fetches the
 wheels of the *Lambda's* interpreter and CPU, not the host's, so a synth on any Linux/macOS box gives
-the same bundle. Only the control plane's dependencies go in (the first group of pyproject.toml's
-``dependencies``: FastAPI, Mangum, Powertools, PynamoDB, boto3, pydantic, PyJWT, argon2), not aiortc or
-moto. Installed wheels are cached under ``build/lambda-deps/<hash of the requirements>``, so a synth after
-the first costs a copy; delete that directory to pick up newer releases within the same requirements.
+the same bundle. Only the control plane's dependencies go in: its own project's
+(``functions/pyproject.toml``, meetup-edge-api: FastAPI, Mangum, Powertools, PynamoDB, boto3, pydantic,
+PyJWT, argon2), with meetup-edge-protocol's in place of that project, whose sources are copied in like the
+functions' own; never aiortc or moto. Installed wheels are cached under
+``build/lambda-deps/<hash of the requirements>``, so a synth after the first costs a copy; delete that
+directory to pick up newer releases within the same requirements.
 
 The asset's hash is the hash of the **bundle** (``AssetHashType.OUTPUT``), not of ``functions/`` and the
 bundling options: the bundle also holds what is copied in from elsewhere (``infra/runtime``, the
@@ -33,18 +35,6 @@ from aws_cdk import aws_lambda as lambda_
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / "build" / "lambda-deps"
 
-#: Distributions the functions import (tests/infra checks this against the imports in functions/).
-LAMBDA_DISTRIBUTIONS = (
-    "fastapi",
-    "mangum",
-    "aws-lambda-powertools",
-    "pynamodb",
-    "boto3",
-    "pydantic",
-    "pydantic-settings",
-    "pyjwt",
-    "argon2-cffi",
-)
 #: Source trees copied into the bundle: the shared protocol, the functions, and the custom resource
 #: handlers of infra.
 PACKAGES = ("meetup_protocol", "functions", "infra/runtime")
@@ -56,19 +46,28 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def lambda_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
-    """The requirement strings (with their version bounds) of the Lambda distributions, from pyproject."""
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    wanted = {_canonical(d) for d in LAMBDA_DISTRIBUTIONS}
-    picked = [d for d in deps if _canonical(re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0]) in wanted]
-    found = {_canonical(re.split(r"[\[<>=!~; ]", d, maxsplit=1)[0]) for d in picked}
-    if found != wanted:
-        raise ValueError(f"pyproject.toml lacks Lambda dependencies: {sorted(wanted - found)}")
+def _project(folder: str) -> dict[str, Any]:
+    project: dict[str, Any] = tomllib.loads((REPO / folder / "pyproject.toml").read_text())["project"]
+    return project
+
+
+def lambda_requirements(project: str = "functions") -> list[str]:
+    """The requirement strings (with their version bounds) the bundle installs: ``project``'s
+    dependencies, each of this repository's own projects among them replaced by its dependencies (its
+    sources are copied into the bundle, see ``PACKAGES``), each requirement once, in order."""
+    own = {_canonical(_project(folder)["name"]): folder for folder in PACKAGES if "/" not in folder}
+    picked: list[str] = []
+    for requirement in _project(project)["dependencies"]:
+        name = _canonical(re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0])
+        for needed in lambda_requirements(own[name]) if name in own else [requirement]:
+            if needed not in picked:
+                picked.append(needed)
     return picked
 
 
 def _copy_sources(out: Path) -> None:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    # a project's pyproject.toml and what building or installing it leaves behind are not code
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", "pyproject.toml", "build", "*.egg-info")
     for package in PACKAGES:
         shutil.copytree(REPO / package, out / package, ignore=ignore, dirs_exist_ok=True)
         # parent packages (``infra`` for ``infra/runtime``) need their __init__ to be importable

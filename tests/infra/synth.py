@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 REPO = Path(__file__).resolve().parents[2]
 #: Test modules that synthesise start with this (the cdk extra is optional for the rest of the suite).
-NEEDS_CDK = "the cdk extra is not installed: pip install -e '.[dev,cdk]'"
+NEEDS_CDK = "the cdk extra is not installed: ./dev setup"
 
 
 #: The placeholder account, given explicitly: the synth tests use cdk.json's placeholder domain and

@@ -111,7 +111,7 @@ def test_lambda_bundle_is_built_for_the_lambda_runtime(assembly: Path) -> None:
 
 
 def test_lambda_bundle_has_every_module_the_handlers_import(assembly: Path) -> None:
-    """pyproject's control-plane dependencies, as picked by the bundler, cover functions/ imports."""
+    """The functions project's dependencies (functions/pyproject.toml), as bundled, cover its imports."""
     bundle = _lambda_bundle(assembly)
     imported: set[str] = set()
     for source in [*(REPO / "functions").rglob("*.py"), REPO / "infra" / "runtime" / "join_keys.py"]:

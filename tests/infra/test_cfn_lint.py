@@ -18,7 +18,7 @@ import pytest
 from tests.infra.synth import NEEDS_CDK, TEST_ACCOUNT, cdk_json_context
 
 pytest.importorskip("aws_cdk", reason=NEEDS_CDK)
-cfnlint_api = pytest.importorskip("cfnlint.api", reason="cfn-lint is not installed: pip install -e '.[cdk]'")
+cfnlint_api = pytest.importorskip("cfnlint.api", reason="cfn-lint is not installed: ./dev setup")
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1")
 #: Rules not applied, each with its reason. Keep this short: an entry hides a class of deploy failures.

@@ -55,10 +55,14 @@ def test_base_user_ports_health_and_stop_signal() -> None:
     assert by_kind["ENTRYPOINT"] == ['["python", "-m", "edge_relay"]']
 
 
-def test_installs_the_project_without_dev_extras() -> None:
+def test_installs_only_the_relay_and_the_protocol_projects() -> None:
+    """The image gets the relay's own project and the shared protocol's, with their dependencies (their
+    pyproject.toml), not the development workspace at the root (moto, the CDK, the SDK's mediapipe)."""
     runs = " ".join(args for kind, args in _instructions() if kind == "RUN")
-    assert "pip install --no-cache-dir /src" in runs
-    assert "[dev" not in runs and "-e " not in runs
+    assert "pip install --no-cache-dir ./meetup_protocol ./edge_relay " in runs
+    assert "[dev" not in runs and "-e " not in runs and "/src " not in runs.replace("rm -rf /src", "")
+    for project in ("meetup_protocol", "edge_relay"):
+        assert (REPO / project / "pyproject.toml").exists()
 
 
 def test_exposed_udp_range_matches_the_infrastructure_default() -> None:
@@ -79,4 +83,4 @@ def test_build_context_is_small() -> None:
     assert rules[0] == "*"  # deny everything, then allow exactly what the build copies
     allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
     copied = {src for kind, args in _instructions() if kind == "COPY" for src in args.split()[:-1]}
-    assert copied == allowed == {"pyproject.toml", "README.md", "meetup_protocol", "edge_relay"}
+    assert copied == allowed == {"meetup_protocol", "edge_relay"}
