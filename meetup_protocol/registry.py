@@ -2,7 +2,7 @@
 
 The relay writes it with boto3 (``edge_relay/cluster/registry.py``), the API reads it with PynamoDB
 (``functions/models/relays.py``); both follow this one definition of the table's attributes, and
-``tests/protocol/test_registry.py`` checks that the API's model agrees with it.
+``tests/meetup_protocol/test_registry.py`` checks that the API's model agrees with it.
 
 An entry is live while ``heartbeat_at`` is fresh; ``expires_at`` (DynamoDB TTL, epoch seconds) removes
 the entries of relays that died without deregistering.

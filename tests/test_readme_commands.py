@@ -13,7 +13,7 @@ import typer
 
 from client_sdk.cli.main import app
 from client_sdk.cli.meetings import meeting_id_of, split_meeting_id
-from tests.test_cli import logged_in, run
+from tests.client_sdk.test_cli import logged_in, run
 
 try:  # typer 0.2x+ carries its own copy of click: its exceptions are not the click package's
     from typer._click.exceptions import UsageError

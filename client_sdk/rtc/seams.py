@@ -7,7 +7,7 @@
 * ``RTCRtpReceiver._handle_rtp_packet``: each parsed RTP packet of one receiver, for ``meet load-test``'s
   byte counts (aiortc's inbound-rtp stats carry none).
 
-``tests/sdk/test_seams.py`` pins both, so an aiortc upgrade fails loudly.
+``tests/client_sdk/test_seams.py`` pins both, so an aiortc upgrade fails loudly.
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ is a few dozen fixed-size entries that fit one datagram. The semantics needed ar
   participant who left through the API may not come back with a token issued before the leave).
 
 Every merge is ``max`` over a total order (entries are NamedTuples led by their HLC timestamp) or a
-bounded union, so merges are commutative, associative and idempotent; tests/cluster/test_crdt.py checks
-that with hypothesis. ``merge`` returns the part of the other state that won (a delta-state CRDT: that
-delta is what a relay re-gossips), plus a diff of the visible state for the relay's callbacks.
+bounded union, so merges are commutative, associative and idempotent;
+tests/edge_relay/cluster/test_crdt.py checks that with hypothesis. ``merge`` returns the part of the
+other state that won (a delta-state CRDT: that delta is what a relay re-gossips), plus a diff of the
+visible state for the relay's callbacks.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every use of aiortc's private internals, in one place. aiortc is pinned (``aiortc==1.16.0``).
 
 The relay forwards RTP without decoding, which aiortc's public API cannot do. These seams, checked on
-1.16.0 (see tests/relay/test_seams.py, which pins each one so an upgrade fails loudly):
+1.16.0 (see tests/edge_relay/test_seams.py, which pins each one so an upgrade fails loudly):
 
 * ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)``: decrypted RTP, before aiortc parses and
   routes it. Replacing it per transport taps every m-line of a BUNDLEd connection, and nothing reaches a

@@ -42,7 +42,8 @@ metrics = Metrics()
 
 def tracing_enabled() -> bool:
     """Powertools' own rule (``Tracer._is_tracer_disabled``): trace in Lambda, not in SAM local or Chalice
-    local, not when ``POWERTOOLS_TRACE_DISABLED`` is true. tests/test_handler_imports.py holds it to it."""
+    local, not when ``POWERTOOLS_TRACE_DISABLED`` is true. tests/functions/test_handler_imports.py holds it
+    to it."""
     if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
         return False
     in_lambda = bool(os.getenv(constants.LAMBDA_TASK_ROOT_ENV))

@@ -3,7 +3,7 @@ botocore session is this thread's shared one (functions/core/aws.py).
 
 PynamoDB gets a session from ``pynamodb.connection.base.get_session`` (botocore's, a new one per call,
 so per table); that name is pointed at the shared session here, before any table connects. A private
-seam of PynamoDB 6: tests/test_handler_imports.py checks it still holds.
+seam of PynamoDB 6: tests/functions/test_handler_imports.py checks it still holds.
 """
 
 from __future__ import annotations

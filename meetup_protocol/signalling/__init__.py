@@ -1,9 +1,10 @@
 """The relay's signalling protocol, version 1: JSON text frames over one WebSocket per participant.
 
 Shared by the relay and every client (the Python SDK imports this package; the browser client follows it,
-checked by tests/protocol/test_browser_protocol.py). One module per direction: ``client`` (client -> relay,
-and the parser of what a peer sends), ``relay`` (relay -> client), ``cascade`` (relay <-> relay), with
-the values they carry in ``types`` and the JSON limits in ``json_text``; all re-exported here.
+checked by tests/meetup_protocol/test_browser_protocol.py). One module per direction: ``client``
+(client -> relay, and the parser of what a peer sends), ``relay`` (relay -> client), ``cascade``
+(relay <-> relay), with the values they carry in ``types`` and the JSON limits in ``json_text``; all
+re-exported here.
 
 The relay always makes the offers, so there is never glare: a client asks to publish, the relay answers
 with an offer that holds a ``recvonly`` m-line for it (``tracks[mid].publish``) plus one ``sendonly``

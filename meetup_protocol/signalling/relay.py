@@ -5,7 +5,7 @@ does not define, so a relay can only send what is written here. Clients parse wi
 :func:`parse_relay_message`, which ignores fields it does not know (a newer relay may add some) and
 reports an unknown type as ``ProtocolError("unknown_type")`` (a client drops such a message).
 The browser client (``web/js``) is checked against these definitions by
-``tests/protocol/test_browser_protocol.py``.
+``tests/meetup_protocol/test_browser_protocol.py``.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ class WebUser:
 
 
 async def poll(condition: Callable[[], Awaitable[Any]], timeout_s: float = 10.0) -> bool:
-    """``tests.relay.media.wait_until`` for a condition that must be awaited (one that asks the page)."""
+    """``tests.edge_relay.media.wait_until`` for a condition that must be awaited (one that asks the page)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await condition():

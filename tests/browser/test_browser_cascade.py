@@ -13,10 +13,10 @@ from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.meeting import Meeting
 from tests.browser.conftest import Launch
 from tests.browser.harness import video_plays
-from tests.relay.media import wait_until
-from tests.relay.test_cascade import relay_id
-from tests.relay.test_media_e2e import relay_metrics
-from tests.sdk.test_meeting import Watcher, new_client
+from tests.client_sdk.test_meeting import Watcher, new_client
+from tests.edge_relay.media import wait_until
+from tests.edge_relay.test_cascade import relay_id
+from tests.edge_relay.test_media_e2e import relay_metrics
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"], ids=["vp8", "h264"])

@@ -12,8 +12,8 @@ from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.meeting import Meeting
 from tests.browser.conftest import Launch
 from tests.browser.harness import WebUser, poll, video_plays
-from tests.relay.media import wait_until
-from tests.sdk.test_meeting import Watcher, new_client
+from tests.client_sdk.test_meeting import Watcher, new_client
+from tests.edge_relay.media import wait_until
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"], ids=["vp8", "h264"])

@@ -12,8 +12,8 @@ from client_sdk.meeting import Meeting
 from functions.services.relays import CACHE_S
 from tests.browser.conftest import Launch
 from tests.browser.harness import video_plays
-from tests.relay.media import wait_until
-from tests.sdk.test_meeting import Watcher, new_client
+from tests.client_sdk.test_meeting import Watcher, new_client
+from tests.edge_relay.media import wait_until
 
 
 def _muted(watcher: Watcher, track_id: str) -> bool | None:

@@ -15,7 +15,7 @@ from client_sdk.cli import common, join
 from client_sdk.cli.common import chat_line, terminal_text, user_text
 from client_sdk.errors import MeetupError
 from client_sdk.meeting import MeetingEvent
-from tests.test_cli import logged_in, run
+from tests.client_sdk.test_cli import logged_in, run
 
 MARKUP_NAME = "[bold red]x[/] [link=https://evil.example]click[/link]"
 HOSTILE_CHAT = [

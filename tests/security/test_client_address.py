@@ -17,7 +17,7 @@ import pytest
 
 from functions.core.client_address import address_from_scope
 from tests.conftest import Api, error_code
-from tests.test_handlers import LambdaContext, http_api_event, invoke
+from tests.functions.test_handlers import LambdaContext, http_api_event, invoke
 
 
 def _ip_failures(address: str) -> int:

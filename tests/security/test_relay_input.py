@@ -22,8 +22,8 @@ from meetup_protocol.signalling import (
     too_deep,
 )
 from tests.conftest import Api
-from tests.relay.media import join, wait_until
-from tests.relay.test_bad_input import exchange, relay_url
+from tests.edge_relay.media import join, wait_until
+from tests.edge_relay.test_bad_input import exchange, relay_url
 
 DEEP = "[" * 200_000  # 200 KB: under the frame limit, far over any parser's recursion
 

@@ -23,9 +23,9 @@ from functions.models import RelayModel
 from local_stack.relays import RelayProcess
 from meetup_protocol.tokens import generate_join_keypair, issue_notice, load_private_key
 from tests.conftest import Api
-from tests.relay.media import wait_until
-from tests.relay.test_bad_input import exchange
-from tests.relay.test_cascade import join_on
+from tests.edge_relay.media import wait_until
+from tests.edge_relay.test_bad_input import exchange
+from tests.edge_relay.test_cascade import join_on
 
 
 def running(stack) -> list:

@@ -1,7 +1,8 @@
 """Local recording: files written by aiortc's MediaRecorder, opened and decoded again with PyAV.
 
 Tracks are fed straight into the recorder (no relay): the test pattern and tone from the SDK's sources,
-and solid colours / constant PCM from tests.sdk.fake_tracks where a test needs to recognise what went where.
+and solid colours / constant PCM from tests.client_sdk.fake_tracks where a test needs to recognise what
+went where.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from client_sdk.media.recorder import (
     mix_pcm,
 )
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
-from tests.sdk.fake_tracks import ConstAudioTrack, SilentTrack, SolidVideoTrack
+from tests.client_sdk.fake_tracks import ConstAudioTrack, SilentTrack, SolidVideoTrack
 
 RED, GREEN, BLUE, WHITE = (220, 30, 30), (30, 200, 30), (30, 30, 220), (235, 235, 235)
 

@@ -8,8 +8,8 @@ import pytest
 
 from client_sdk.media.sources import PatternVideoTrack
 from tests.conftest import Api
-from tests.relay.media import join, wait_until
-from tests.relay.test_media_e2e import relay_metrics
+from tests.edge_relay.media import join, wait_until
+from tests.edge_relay.test_media_e2e import relay_metrics
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])

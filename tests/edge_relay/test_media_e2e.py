@@ -11,7 +11,7 @@ import httpx
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from meetup_protocol.metrics import parse as parse_metrics
 from tests.conftest import Api
-from tests.relay.media import join, wait_until
+from tests.edge_relay.media import join, wait_until
 
 
 def relay_metrics(stack, region: str = "local") -> dict[str, float]:

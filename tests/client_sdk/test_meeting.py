@@ -14,7 +14,7 @@ from client_sdk.client import Client
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.meeting import Meeting, MeetingEvent, NoRelayReachable
 from functions.services.relays import CACHE_S
-from tests.relay.media import wait_until
+from tests.edge_relay.media import wait_until
 from tests.tcp_proxies import SwitchableProxy
 
 

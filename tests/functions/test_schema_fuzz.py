@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tests.conftest import Api
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_api_honours_its_schema(stack, tmp_path: Path) -> None:

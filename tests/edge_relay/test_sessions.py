@@ -25,7 +25,7 @@ from meetup_protocol.tokens import (
     load_private_key,
     load_public_key,
 )
-from tests.relay.fakes import FakeParticipant, Heard, info, link_state
+from tests.edge_relay.fakes import FakeParticipant, Heard, info, link_state
 
 SECRET = "a-cluster-secret-of-32-bytes-or-more"
 PRIVATE_PEM, PUBLIC_PEM = generate_join_keypair()

@@ -12,8 +12,8 @@ import random
 from client_sdk.media.sources import PatternVideoTrack
 from edge_relay.sfu import seams
 from tests.conftest import Api
-from tests.relay.media import join, wait_until
-from tests.relay.test_media_e2e import relay_metrics
+from tests.edge_relay.media import join, wait_until
+from tests.edge_relay.test_media_e2e import relay_metrics
 
 LOSS = 0.05
 

@@ -17,7 +17,7 @@ from client_sdk.loadtest.accounts import (
     register_accounts,
 )
 from local_stack.aws import free_port
-from tests.test_cli import logged_in, run
+from tests.client_sdk.test_cli import logged_in, run
 
 
 def test_two_publishers_two_subscribers_on_the_local_stack(stack, api, tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from client_sdk.client import Client
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack
 from client_sdk.rtc.connection import RelayConnection
 from tests.conftest import Api, User
-from tests.relay.media import Peer, wait_until
-from tests.relay.test_media_e2e import relay_metrics
+from tests.edge_relay.media import Peer, wait_until
+from tests.edge_relay.test_media_e2e import relay_metrics
 
 
 def relay_id(stack, region: str) -> str:
@@ -149,7 +149,7 @@ async def test_a_draining_relay_hands_its_participants_over_and_the_meeting_goes
 
     from client_sdk.meeting import Meeting
     from functions.services.relays import CACHE_S
-    from tests.sdk.test_meeting import Watcher, new_client
+    from tests.client_sdk.test_meeting import Watcher, new_client
 
     leaving = stack.add_relay("scale-in")  # no emulated distance: the nearest for an unpinned client
     await asyncio.sleep(CACHE_S + 0.1)

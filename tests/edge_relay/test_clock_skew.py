@@ -19,8 +19,8 @@ from edge_relay.ops.clock import ClockCheck
 from local_stack.relays import RelayProcess
 from meetup_protocol.metrics import parse
 from tests.conftest import Api
-from tests.relay.media import wait_until
-from tests.relay.test_bad_input import exchange
+from tests.edge_relay.media import wait_until
+from tests.edge_relay.test_bad_input import exchange
 
 needs_faketime = pytest.mark.skipif(
     shutil.which("faketime") is None, reason="Debian's faketime is missing (./dev installs it as root)"

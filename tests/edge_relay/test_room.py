@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from edge_relay.rooms.room import JoinRefused, Room
-from tests.relay.fakes import FakeLink, FakeParticipant, info, link_state
+from tests.edge_relay.fakes import FakeLink, FakeParticipant, info, link_state
 
 
 class Listener:

@@ -16,7 +16,7 @@ from client_sdk.media.sources import ToneAudioTrack
 from client_sdk.rtc.connection import RelayConnection
 from local_stack.relays import RelayProcess
 from tests.conftest import Api, User
-from tests.relay.media import Peer, wait_until
+from tests.edge_relay.media import Peer, wait_until
 
 REQUIRED_METRICS = {
     "relay_rooms",

@@ -27,8 +27,8 @@ from meetup_protocol.tokens import (
     load_private_key,
 )
 from tests.conftest import Api
-from tests.relay.media import Peer, join, wait_until
-from tests.relay.test_media_e2e import relay_metrics
+from tests.edge_relay.media import Peer, join, wait_until
+from tests.edge_relay.test_media_e2e import relay_metrics
 
 
 @pytest.fixture
