@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 
 #: Skew beyond which the relay calls itself unhealthy. Token checks tolerate CLOCK_LEEWAY_S already
-#: (functions/core/tokens.py); the gossip tolerates its replay window (60 s by default).
+#: (meetup_protocol/tokens.py); the gossip tolerates its replay window (60 s by default).
 SKEW_BOUND_S = 30.0
 #: Observations older than this are forgotten (a corrected clock heals within that).
 FRESH_S = 120.0

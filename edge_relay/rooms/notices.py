@@ -1,4 +1,4 @@
-"""What the API tells this relay, each fact signed with the join key (functions/core/tokens.py notices).
+"""What the API tells this relay, each fact signed with the join key (meetup_protocol/tokens.py notices).
 
 The API pushes ``meeting_ended`` and ``participant_revoked`` to every relay it knows (``POST /notices``,
 edge_relay/signalling/server.py), and participants carry the ``chat`` and ``reaction`` notices of what

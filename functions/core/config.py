@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     join_private_key: SecretStr | None = None
     join_private_key_arn: str | None = None
     join_token_ttl_s: int = 300
-    #: Notices for the relays (functions/core/tokens.py): how long a chat notice may still be announced
+    #: Notices for the relays (meetup_protocol/tokens.py): how long a chat notice may still be announced
     #: (a sender's outbox retries across a reconnect), and how long the API waits for a relay's answer.
     notice_ttl_s: int = 600
     relay_push_timeout_s: float = 2.0
@@ -70,10 +70,10 @@ class Settings(BaseSettings):
     # Relays offered with a join token until the relay registry exists.
     relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
 
-    # Uploads (size limits are part of the API schema: functions/schemas)
+    # Uploads (size limits are part of the API schema: meetup_protocol/schemas)
     presign_ttl_s: int = 900
 
-    # Recording quotas (each recording up to 20 GiB, functions/schemas/recordings.py). Started uploads
+    # Recording quotas (each recording up to 20 GiB, meetup_protocol/schemas/recordings.py). Started uploads
     # count until aborted; an aborted upload gives its share back.
     recordings_per_participant: int = 5  # per participant and meeting: a few takes, and retries
     recording_uploads_in_progress: int = 2  # unfinished uploads per participant and meeting at once

@@ -2,7 +2,7 @@
 
 A relay admits whoever brings a valid join token and never calls the API, so what the API decides after
 a token was issued has to reach the relays: each decision becomes a signed notice
-(functions/core/tokens.py) POSTed to ``/notices`` of every relay the API knows, the fresh entries of the
+(meetup_protocol/tokens.py) POSTed to ``/notices`` of every relay the API knows, the fresh entries of the
 relay registry (every region: the table is global) and the configured ones, in parallel. Where several
 relay tasks share one load-balanced URL, one of them gets it and the cluster's gossip carries it to the
 others, and to any relay that joins later (edge_relay/rooms/directory.py). A relay that cannot be

@@ -22,7 +22,7 @@ import { rankRelays } from "./relay-select.js";
 
 export const CAMERA_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 24 } };
 export const SCREEN_CONSTRAINTS = { frameRate: { ideal: 15, max: 30 } };
-/** The reactions the API accepts (functions/schemas/chat.py: ALLOWED_EMOJI). */
+/** The reactions the API accepts (meetup_protocol/schemas/chat.py: ALLOWED_EMOJI). */
 export const EMOJI = ["👍", "👎", "👏", "🎉", "😂", "😮", "❤️", "🙌", "🤔", "✋"];
 
 export class MeetingEnded extends Error {}
