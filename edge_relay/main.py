@@ -48,7 +48,7 @@ async def serve(config: RelayConfig) -> None:
 
     loop.add_signal_handler(signal.SIGTERM, on_signal, config.drain_grace_s)
     loop.add_signal_handler(signal.SIGINT, on_signal, 0.0)
-    tasks = [
+    tasks: list[asyncio.Task[Any]] = [
         asyncio.ensure_future(server.serve()),
         asyncio.ensure_future(relay.rooms.tick_forever()),
         asyncio.ensure_future(relay.lag.run()),
