@@ -87,10 +87,14 @@ class Client:
                 response = await self._http.request(method, path, headers=headers, **kwargs)
             except httpx.ConnectError as exc:
                 if last:
-                    raise ConnectionFailed(f"cannot reach the API at {self.base_url}: {exc!r}") from exc
+                    raise ConnectionFailed(
+                        f"cannot reach the API at {self.base_url}: {exc!r}", code="api_unreachable"
+                    ) from exc
             except httpx.TransportError as exc:
                 if last or not retry:
-                    raise ConnectionFailed(f"no answer from the API at {self.base_url}: {exc!r}") from exc
+                    raise ConnectionFailed(
+                        f"no answer from the API at {self.base_url}: {exc!r}", code="api_unreachable"
+                    ) from exc
             else:
                 if response.status_code < 500 or last or not retry:
                     return response

@@ -6,6 +6,7 @@ stack sets it before any ``functions`` module is imported.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import secrets
@@ -154,3 +155,14 @@ def png(width: int = 8, height: int = 8) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+@pytest.fixture
+def lambda_event_loop() -> Iterator[None]:
+    """A current event loop in the main thread, as in Lambda's runtime (Mangum uses it): a test that ran
+    ``asyncio.run`` earlier in this process (the CLI's) leaves none behind."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()

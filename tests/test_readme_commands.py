@@ -29,6 +29,8 @@ def readme_commands() -> list[list[str]]:
     commands = []
     for block in re.findall(r"^```[^\n]*\n(.*?)^```", README.read_text(), flags=re.M | re.S):
         for line in block.splitlines():
+            if not line.startswith("meet "):
+                continue  # not a command line (a tree, prose): the shell would not read it either
             lexer = shlex.shlex(line, posix=True, punctuation_chars=";")
             lexer.whitespace_split, lexer.commenters = True, "#"
             words: list[str] = []

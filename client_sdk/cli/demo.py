@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from client_sdk.cli.common import require_checkout, user_text
+from client_sdk.cli.common import require_checkout, run, user_text
 from client_sdk.cli.join import Observer
 from client_sdk.client import Client, new_idempotency_key
 from client_sdk.errors import MeetingEnded, WrongPasscode
@@ -274,7 +274,7 @@ def demo(
         api = stack.api_url
         console.print(f"[bold green]local stack up[/] in {time.monotonic() - started:.1f} s: API {api}")
     try:
-        result = asyncio.run(run_scenario(api, seconds))
+        result = run(run_scenario(api, seconds))  # an API that cannot be reached: an error line, exit 1
     finally:
         if stack is not None:
             stack.stop()

@@ -7,7 +7,6 @@ the local stack's moto server, reached over HTTP like AWS.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -15,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
+#: Mangum uses the main thread's current event loop, as in Lambda's runtime.
+pytestmark = pytest.mark.usefixtures("lambda_event_loop")
 
 
 @dataclass
@@ -67,17 +69,6 @@ def http_api_event(
         "body": json.dumps(body) if body is not None else None,
         "isBase64Encoded": False,
     }
-
-
-@pytest.fixture(autouse=True)
-def lambda_event_loop() -> Any:
-    """A current event loop in the main thread, as in Lambda's runtime (Mangum uses it): a test that ran
-    ``asyncio.run`` earlier in this process (the CLI's) leaves none behind."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    yield
-    asyncio.set_event_loop(None)
-    loop.close()
 
 
 @pytest.fixture

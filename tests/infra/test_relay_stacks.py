@@ -245,14 +245,20 @@ def test_registry_access_is_this_regions_entries_only(synth: Synth, region: str)
 
 
 def test_the_relay_role_allows_every_call_the_registrar_makes(synth: Synth) -> None:
-    """The DynamoDB operations of edge_relay/cluster/registry.py (as PynamoDB sends them) are all granted."""
+    """The DynamoDB operations of edge_relay/cluster/registry.py (boto3 client calls and paginators) are
+    all granted."""
     import ast
 
-    calls = {"save": "dynamodb:PutItem", "delete": "dynamodb:DeleteItem", "scan": "dynamodb:Scan"}
-    calls |= {"query": "dynamodb:Query", "get": "dynamodb:GetItem", "update": "dynamodb:UpdateItem"}
+    calls = {"put_item": "dynamodb:PutItem", "delete_item": "dynamodb:DeleteItem", "scan": "dynamodb:Scan"}
+    calls |= {"query": "dynamodb:Query", "get_item": "dynamodb:GetItem", "update_item": "dynamodb:UpdateItem"}
     tree = ast.parse((REPO / "edge_relay/cluster/registry.py").read_text())
-    used = {
-        calls[node.attr] for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in calls
+    used = {calls[n.attr] for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in calls}
+    used |= {  # get_paginator("scan")
+        calls[arg.value]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get_paginator"
+        for arg in n.args
+        if isinstance(arg, ast.Constant) and arg.value in calls
     }
     assert used == {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"}
     stack = next(iter(synth.meetup.relays.values()))

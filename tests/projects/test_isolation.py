@@ -102,7 +102,7 @@ def test_meet_runs_without_the_rest(sdk_blocked: list[str], tmp_path: Path) -> N
     assert "join" in result.stdout and "load-test" in result.stdout
 
 
-@pytest.mark.parametrize("args", [["demo"], ["demo", "--api", "http://127.0.0.1:9"], ["local", "up"]])
+@pytest.mark.parametrize("args", [["demo"], ["local", "up"]])
 def test_the_local_stack_commands_say_what_is_missing(
     sdk_blocked: list[str], tmp_path: Path, args: list[str]
 ) -> None:
@@ -112,6 +112,16 @@ def test_the_local_stack_commands_say_what_is_missing(
     message = " ".join(result.stderr.split())
     assert "development checkout" in message and "meetup-edge-sdk" in message
     assert ("./dev up" if args[0] == "local" else "./dev demo") in message
+
+
+def test_the_demo_against_a_running_stack_needs_only_the_sdk(sdk_blocked: list[str], tmp_path: Path) -> None:
+    """``meet demo --api URL`` uses a stack that runs elsewhere: nothing of the checkout; an API that
+    cannot be reached is an error line, not a traceback."""
+    result = _meet(["demo", "--api", "http://127.0.0.1:9"], sdk_blocked, tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "cannot reach the API at http://127.0.0.1:9" in message and "development checkout" not in message
 
 
 def test_a_background_setting_without_the_extra_is_a_clear_error(

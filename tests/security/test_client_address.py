@@ -94,6 +94,7 @@ def trusting_proxy(stack, monkeypatch) -> Iterator[str]:
     get_settings.cache_clear()
 
 
+@pytest.mark.usefixtures("lambda_event_loop")
 def test_behind_a_trusted_proxy_the_forwarded_address_is_the_caller(trusting_proxy: str) -> None:
     from functions import handlers
 
