@@ -271,6 +271,8 @@ def demo(
             ).start()
         api = stack.api_url
         console.print(f"[bold green]local stack up[/] in {time.monotonic() - started:.1f} s: API {api}")
+        turn = f"TURN {stack.turn_note}" if stack.turn_server else f"no TURN: {stack.turn_note}"
+        console.print(user_text(turn, "dim"))
     try:
         result = asyncio.run(run_scenario(api, seconds))
     finally:
