@@ -118,6 +118,7 @@ class Meeting:
         #: Each path tried by the last (re)connection and why it failed, in order.
         self.path_errors: dict[str, str] = {}
         self._probes: set[asyncio.Task[str | None]] = set()
+        self._watch: asyncio.Task[None] | None = None
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -205,6 +206,8 @@ class Meeting:
                 self.connection, self.relay_url = connection, url
                 self.connect_time_s = time.monotonic() - started if connection.expects_media else None
                 self._pump = asyncio.ensure_future(self._pump_events(connection))
+                if not connection.expects_media:
+                    self._watch = asyncio.ensure_future(self._watch_first_media(connection))
                 return
         if self.path_errors:
             turn = [p.path for p in plans if p.relay_only]
@@ -224,6 +227,27 @@ class Meeting:
         raise NoRelayReachable(
             "no relay could be reached: " + ("; ".join(errors) or "none offered"), code="no_relay_reachable"
         )
+
+    async def _watch_first_media(self, connection: RelayConnection) -> None:
+        """Joined before there was media to connect (nobody published): the path was not tried then.
+        Once the first offer is answered, hold it to the path's bound; if it fails, drop the connection,
+        and the reconnection (now with media to wait for) walks the paths again."""
+        closed = asyncio.ensure_future(connection.closed.wait())
+        answered = asyncio.ensure_future(connection.answered.wait())
+        try:
+            await asyncio.wait({closed, answered}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            answered.cancel()
+        if connection.closed.is_set():
+            return
+        try:
+            await connection.wait_media(connection.path.timeout_s)
+        except RelayError as exc:
+            if connection is self.connection and not self._leaving and not self.ended.is_set():
+                log.info("media path failed after joining", extra={"error": str(exc)})
+                self.path_errors = {connection.path.path: str(exc)}
+                await connection.close(leave=False)  # the pump sees it closed: reconnect
 
     def _probe(self, plan: PathPlan) -> asyncio.Task[str | None]:
         """A TURN allocation check that runs on by itself (and is released) whether awaited or not."""

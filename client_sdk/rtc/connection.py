@@ -105,6 +105,7 @@ class RelayConnection:
         #: waits for the media connection too (:meth:`wait_media`).
         self.expects_media = False
         self._media_state: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.answered = asyncio.Event()  # the first answer went out: ICE runs from here
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -235,6 +236,7 @@ class RelayConnection:
         await self._send(
             p.Answer(type="answer", negotiation=offer.negotiation, sdp=self.pc.localDescription.sdp)
         )
+        self.answered.set()
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState

@@ -188,7 +188,7 @@ async def run(args: argparse.Namespace) -> int:
             client,
             args.meeting,
             args.passcode or None,
-            publish={"camera": camera, "microphone": microphone},
+            publish={} if args.no_publish else {"camera": camera, "microphone": microphone},
             region=args.region,
             pin_region=args.pin_region,
             background=False,  # the user's background effect would load mediapipe: not what is tested
@@ -246,6 +246,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=float, default=15)
     parser.add_argument("--tone-hz", type=float, default=440)
+    parser.add_argument("--no-publish", action="store_true", help="publish nothing (only receive)")
     parser.add_argument("--interval-s", type=float, default=0.5)
     args = parser.parse_args()
     logging.basicConfig(level=os.environ.get("MEETUP_AGENT_LOG_LEVEL", "WARNING"), stream=sys.stderr)

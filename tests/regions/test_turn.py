@@ -78,7 +78,14 @@ def firewall(wan: Wan, site: int, *rule: str) -> None:
 
 
 def spawn(
-    world: TurnWorld, stack: ExitStack, site: int, meeting: dict, user: Any, name: str, **env: str
+    world: TurnWorld,
+    stack: ExitStack,
+    site: int,
+    meeting: dict,
+    user: Any,
+    name: str,
+    args: tuple[str, ...] = (),
+    **env: str,
 ) -> Agent:
     joined = world.api.join(meeting, user)
     assert joined.status_code == 200, joined.text
@@ -90,7 +97,7 @@ def spawn(
         meeting_id=meeting["meeting_id"],
         passcode=meeting["passcode"],
         name=name,
-        args=SMALL_VIDEO,
+        args=(*SMALL_VIDEO, *args),
         # aiortc verifies turns: with the default context: the stack's self-signed certificate.
         env={"SSL_CERT_FILE": world.turn["cert_path"], **env},
     )
@@ -156,3 +163,21 @@ def test_a_refused_turn_credential_is_a_clear_error_within_the_bound(world: Turn
         # UDP is dropped on the way (no answer); TCP and TLS reach coturn, which refuses: 401.
         assert "unreachable" in attempts["turn/udp"]
         assert "401" in attempts["turn/tcp"] and "401" in attempts["turn/tls"]
+
+
+def test_a_blocked_client_that_joined_before_any_media_moves_to_turn_once_media_starts(
+    world: TurnWorld,
+) -> None:
+    """Nobody published when it joined, so no path was tried then; the first offer's direct ICE fails
+    within the bound, and the SDK reconnects, this time walking the paths to TURN/TCP."""
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        viewer = spawn(world, stack, 2, meeting, world.api.new_user("Viewer"), "viewer", ("--no-publish",))
+        joined = viewer.wait_for(lambda s: s["participant_id"], 30)
+        assert joined["media_path"] is None  # nothing to connect yet
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        status = viewer.wait_for(lambda s: s["media_path"] == "turn/tcp", 60)
+        assert status["reconnects"] == 1, status
+        print(f"late media: viewer moved to turn/tcp, {status['connect_s']:.2f} s after its reconnect began")
+        viewer.wait_for(receiving(viewer, [direct]), 40)
