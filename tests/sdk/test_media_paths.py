@@ -22,6 +22,50 @@ needs_coturn = pytest.mark.skipif(
 )
 
 
+def test_plans_direct_first_then_one_turn_url_per_transport_in_order() -> None:
+    servers = [
+        IceServer(
+            urls=[
+                "turns:t.example:443?transport=tcp",
+                "turn:t.example:3478?transport=tcp",
+                "turn:t.example:5349?transport=tls",  # aiortc would ignore it: never planned
+                "turn:t.example:3478?transport=udp",
+                "turn:u.example:3478?transport=udp",  # a second UDP one: aiortc takes one per connection
+            ],
+            username="1:p",
+            credential="c",
+        )
+    ]
+    plans = paths.plan_paths(servers)
+    assert [p.path for p in plans] == ["direct", "turn/udp", "turn/tcp", "turn/tls"]
+    assert [p.url for p in plans[1:]] == [
+        "turn:t.example:3478?transport=udp",
+        "turn:t.example:3478?transport=tcp",
+        "turns:t.example:443?transport=tcp",
+    ]
+    direct, *turn = plans
+    assert direct.ice_servers == [] and not direct.relay_only
+    for plan in turn:  # one TURN server per connection, relay candidates only
+        assert plan.relay_only and len(plan.ice_servers) == 1 and plan.ice_servers[0].urls == [plan.url]
+        assert (plan.ice_servers[0].username, plan.ice_servers[0].credential) == ("1:p", "c")
+    assert [p.path for p in paths.plan_paths([])] == ["direct"]
+
+
+async def test_a_turn_server_that_does_not_answer_is_unreachable_within_the_probe_bound() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        plan = paths.plan_paths(
+            [IceServer(urls=[f"turn:127.0.0.1:{port}?transport=udp"], username="1:p", credential="c")]
+        )[1]
+        started = time.monotonic()
+        reason = await paths.probe_turn(plan, timeout_s=0.5)
+    assert reason is not None and reason.startswith("unreachable") and not paths.refused(reason)
+    assert time.monotonic() - started < 2
+
+
 def without_direct(monkeypatch: pytest.MonkeyPatch, keep: str | None = None) -> None:
     """Plans without the direct path (on loopback it always works), and only ``keep`` of the TURN ones."""
     plan_paths = paths.plan_paths
