@@ -97,7 +97,7 @@ async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
             passcode = None if client is alice else created.passcode
             meeting = await _join(client, mid, passcode, publish, FAR_REGION if client is carol else None)
             meetings.append(meeting)
-            say.ok(f"{name} joined as {meeting.role} via {meeting.relay_url}")
+            say.ok(f"{name} joined as {meeting.role} via {meeting.relay_url}, media {meeting.media_path}")
         a, b, c = meetings
         recording = Path(tempfile.mkdtemp(prefix="meetup-demo-")) / "demo-meeting.mp4"
         recorder = MeetingRecorder(recording, grid=True, fps=15)
