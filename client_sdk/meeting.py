@@ -25,7 +25,14 @@ from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
-from client_sdk.rtc.paths import PROBE_TIMEOUT_S, PathPlan, plan_paths, probe_turn, refused
+from client_sdk.rtc.paths import (
+    PROBE_DELAY_S,
+    PROBE_TIMEOUT_S,
+    PathPlan,
+    plan_paths,
+    probe_turn,
+    refused,
+)
 from meetup_protocol import signalling as p
 from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
 from meetup_protocol.schemas.meetings import IceServer
@@ -165,15 +172,39 @@ class Meeting:
         candidates = await rank_relays(offered)
         urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
         plans = plan_paths(self.ice_servers if self.ice_servers is not None else admission.ice_servers)
-        # The TURN servers are asked for an allocation while the direct path is tried (as a browser
-        # gathers relay candidates): a path whose server refuses or does not answer is skipped, and a
-        # refused credential is known when direct fails, not after another wait.
-        probes = {plan.path: self._probe(plan) for plan in plans if plan.relay_only}
+        # Once direct has not connected within PROBE_DELAY_S (where it works it mostly has), the TURN
+        # servers are asked for an allocation while direct goes on (as a browser gathers relay
+        # candidates): a path whose server refuses or does not answer is skipped, and a refused
+        # credential is known when direct fails, not after another wait.
+        probes: dict[str, asyncio.Task[str | None]] = {}
+
+        def start_probes() -> None:
+            for plan in plans:
+                if plan.relay_only and plan.path not in probes:
+                    probes[plan.path] = self._probe(plan)
+
+        timer = asyncio.get_running_loop().call_later(PROBE_DELAY_S, start_probes)
+        try:
+            await self._try_paths(urls, plans, admission, probes, start_probes, started)
+        finally:
+            timer.cancel()
+
+    async def _try_paths(
+        self,
+        urls: list[str],
+        plans: list[PathPlan],
+        admission: Any,
+        probes: dict[str, asyncio.Task[str | None]],
+        start_probes: Callable[[], None],
+        started: float,
+    ) -> None:
         errors: list[str] = []
         turn_refused: set[str] = set()
         self.path_errors = {}
         for url in urls:
             for plan in plans:
+                if plan.relay_only:
+                    start_probes()
                 if plan.relay_only and (reason := await probes[plan.path]) is not None:
                     self.path_errors[plan.path] = f"{plan.url}: {reason}"
                     if refused(reason):

@@ -28,6 +28,9 @@ from meetup_protocol.turn import PATH_ORDER, MediaPath, turn_url_path
 DIRECT_TIMEOUT_S = 4.0  # ICE straight to the relay fails silently where UDP is dropped: wait no longer
 TURN_TIMEOUT_S = 8.0  # a TCP or TLS handshake to the TURN server comes first
 PROBE_TIMEOUT_S = 3.0
+#: The TURN servers are checked only once direct has not connected for this long (where direct works it
+#: has, mostly: no allocation is made for nothing), and then while direct goes on.
+PROBE_DELAY_S = 0.5
 
 _HOST_PORT = re.compile(r"^turns?:(?P<host>\[[^\]]+\]|[^:?]+)(?::(?P<port>\d+))?")
 
