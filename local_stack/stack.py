@@ -116,7 +116,13 @@ class LocalStack:
                 )
             self.turn_note = "not installed (Debian: apt-get install coturn): clients get no TURN servers"
             return {}
-        self.turn_server = TurnServer(self.host, self.turn_port, self.turn_tls_port).start()
+        try:
+            self.turn_server = TurnServer(self.host, self.turn_port, self.turn_tls_port).start()
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            if self.turn:
+                raise
+            self.turn_note = f"turnserver did not start ({exc}): clients get no TURN servers"
+            return {}
         self.turn_note = ", ".join(self.turn_server.urls)
         return {
             "MEETUP_TURN_URLS": ",".join(self.turn_server.urls),

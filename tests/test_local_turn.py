@@ -101,3 +101,15 @@ def test_without_turnserver_the_stack_runs_without_turn_and_says_so(monkeypatch:
     with pytest.raises(RuntimeError, match="coturn"):
         LocalStack(turn=True)._start_turn()
     assert LocalStack(turn=False)._start_turn() == {}
+
+
+def test_a_turnserver_that_fails_to_start_leaves_the_stack_without_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(stack_module, "turnserver_binary", lambda: "/bin/false")
+    monkeypatch.setattr("local_stack.turn.turnserver_binary", lambda: "/bin/false")  # exits at once
+    local = LocalStack()
+    assert local._start_turn() == {}
+    assert local.turn_server is None and "did not start" in local.turn_note
+    with pytest.raises(RuntimeError, match="exited"):
+        LocalStack(turn=True)._start_turn()
