@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,8 +25,17 @@ from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
+from client_sdk.rtc.paths import (
+    PROBE_DELAY_S,
+    PROBE_TIMEOUT_S,
+    PathPlan,
+    plan_paths,
+    probe_turn,
+    refused,
+)
 from meetup_protocol import signalling as p
 from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
+from meetup_protocol.schemas.meetings import IceServer
 
 log = logging.getLogger("client_sdk.meeting")
 
@@ -45,6 +55,20 @@ async def apply_background_setting(client: Client, camera: MediaStreamTrack) -> 
 
 class NoRelayReachable(MeetupError):
     """None of the relays the API offered could be reached."""
+
+
+class MediaPathFailed(NoRelayReachable):
+    """A relay answered, but no media path to it worked: not direct, nor any TURN path offered.
+    ``attempts`` maps each path tried to why it failed."""
+
+    def __init__(self, message: str, *, code: str, attempts: dict[str, str]) -> None:
+        super().__init__(message, code=code)
+        self.attempts = attempts
+
+
+class TurnRefused(MediaPathFailed):
+    """Direct media failed and the TURN server refused this join's credential (401: wrong or expired);
+    ``attempts`` says how each path failed."""
 
 
 @dataclass
@@ -94,6 +118,14 @@ class Meeting:
         self.outbox = Outbox(client, meeting_id, self._announce)
         self._media = MediaRelay()  # copies of remote tracks for several consumers
         self._feeds = MediaRelay()  # copies of local tracks, one per relay connection
+        #: TURN servers to use instead of the API's (None: the join's own).
+        self.ice_servers: list[IceServer] | None = None
+        #: Seconds from asking the API to join until media flowed, for the last (re)connection.
+        self.connect_time_s: float | None = None
+        #: Each path tried by the last (re)connection and why it failed, in order.
+        self.path_errors: dict[str, str] = {}
+        self._probes: set[asyncio.Task[str | None]] = set()
+        self._watch: asyncio.Task[None] | None = None
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -109,18 +141,26 @@ class Meeting:
         video_codec: str = "video/VP8",
         background: bool = True,
         pin_region: bool = False,
+        ice_servers: list[IceServer] | None = None,
     ) -> Meeting:
         """Join and publish. With ``background`` the user's background setting (blur, or an image) is
         applied to the camera before it leaves this machine. ``region`` ranks the relays (the nearest by
-        measured round trip wins); with ``pin_region`` only that region's relays are used."""
+        measured round trip wins); with ``pin_region`` only that region's relays are used.
+
+        Media goes direct to the relay when it can, else through the TURN servers the API hands out
+        (``ice_servers`` replaces them): TURN over UDP, then TCP, then TLS, each attempt bounded
+        (client_sdk/rtc/paths.py). ``media_path`` says which one carries it; :class:`TurnRefused` or
+        :class:`MediaPathFailed` say why none did."""
         publish = dict(publish or {})
         if background and "camera" in publish:
             publish["camera"] = await apply_background_setting(client, publish["camera"])
         meeting = cls(client, meeting_id, publish, region, video_codec, pin_region)
+        meeting.ice_servers = ice_servers
         await meeting._connect(passcode)
         return meeting
 
     async def _connect(self, passcode: str | None = None, avoid: str | None = None) -> None:
+        started = time.monotonic()
         admission = await self.client.join_meeting(self.meeting_id, passcode, region=self.region)
         self.role = admission.role
         self.participant_id = admission.participant_id
@@ -131,27 +171,121 @@ class Meeting:
                 raise NoRelayReachable(f"no relay in region {self.region}", code="no_relay_in_region")
         candidates = await rank_relays(offered)
         urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
-        errors = []
+        plans = plan_paths(self.ice_servers if self.ice_servers is not None else admission.ice_servers)
+        # Once direct has not connected within PROBE_DELAY_S (where it works it mostly has), the TURN
+        # servers are asked for an allocation while direct goes on (as a browser gathers relay
+        # candidates): a path whose server refuses or does not answer is skipped, and a refused
+        # credential is known when direct fails, not after another wait.
+        probes: dict[str, asyncio.Task[str | None]] = {}
+
+        def start_probes() -> None:
+            for plan in plans:
+                if plan.relay_only and plan.path not in probes:
+                    probes[plan.path] = self._probe(plan)
+
+        timer = asyncio.get_running_loop().call_later(PROBE_DELAY_S, start_probes)
+        try:
+            await self._try_paths(urls, plans, admission, probes, start_probes, started)
+        finally:
+            timer.cancel()
+
+    async def _try_paths(
+        self,
+        urls: list[str],
+        plans: list[PathPlan],
+        admission: Any,
+        probes: dict[str, asyncio.Task[str | None]],
+        start_probes: Callable[[], None],
+        started: float,
+    ) -> None:
+        errors: list[str] = []
+        turn_refused: set[str] = set()
+        self.path_errors = {}
         for url in urls:
-            connection = RelayConnection(
-                url, admission.join_token, self.local_tracks, self.video_codec, media_relay=self._feeds
+            for plan in plans:
+                if plan.relay_only:
+                    start_probes()
+                if plan.relay_only and (reason := await probes[plan.path]) is not None:
+                    self.path_errors[plan.path] = f"{plan.url}: {reason}"
+                    if refused(reason):
+                        turn_refused.add(plan.path)
+                    continue
+                connection = RelayConnection(
+                    url,
+                    admission.join_token,
+                    self.local_tracks,
+                    self.video_codec,
+                    media_relay=self._feeds,
+                    path=plan,
+                )
+                try:
+                    await connection.connect()
+                    if connection.expects_media:
+                        await connection.wait_media(plan.timeout_s)
+                except (RelayError, TimeoutError) as exc:
+                    await connection.close(leave=False)
+                    if isinstance(exc, RelayError) and exc.code == "meeting_ended":
+                        raise MeetingEnded(str(exc), code=exc.code) from exc
+                    if isinstance(exc, RelayError) and exc.code == "meeting_full":
+                        raise MeetingFull(str(exc), code=exc.code) from exc
+                    if isinstance(exc, RelayError) and exc.code in ("media_timeout", "media_failed"):
+                        log.info("media path failed", extra={"path": plan.path, "error": str(exc)})
+                        self.path_errors[plan.path] = str(exc)
+                        continue  # the next path to this relay
+                    errors.append(f"{url}: {exc}")
+                    break  # the relay itself is unreachable: the next relay
+                self.connection, self.relay_url = connection, url
+                self.connect_time_s = time.monotonic() - started if connection.expects_media else None
+                self._pump = asyncio.ensure_future(self._pump_events(connection))
+                if not connection.expects_media:
+                    self._watch = asyncio.ensure_future(self._watch_first_media(connection))
+                return
+        if self.path_errors:
+            turn = [p.path for p in plans if p.relay_only]
+            tried = "; ".join(f"{path}: {why}" for path, why in self.path_errors.items())
+            if turn_refused:  # the credential is what failed: no other TURN path would take it either
+                raise TurnRefused(
+                    f"no direct media path, and the TURN servers refused the credential: {tried}",
+                    code="turn_refused",
+                    attempts=dict(self.path_errors),
+                )
+            raise MediaPathFailed(
+                f"no media path worked ({', '.join(self.path_errors)}): {tried}"
+                + ("" if turn else " (the API offered no TURN server)"),
+                code="media_path_failed",
+                attempts=dict(self.path_errors),
             )
-            try:
-                await connection.connect()
-            except (RelayError, TimeoutError) as exc:
-                await connection.close(leave=False)
-                if isinstance(exc, RelayError) and exc.code == "meeting_ended":
-                    raise MeetingEnded(str(exc), code=exc.code) from exc
-                if isinstance(exc, RelayError) and exc.code == "meeting_full":
-                    raise MeetingFull(str(exc), code=exc.code) from exc
-                errors.append(f"{url}: {exc}")
-                continue
-            self.connection, self.relay_url = connection, url
-            self._pump = asyncio.ensure_future(self._pump_events(connection))
-            return
         raise NoRelayReachable(
             "no relay could be reached: " + ("; ".join(errors) or "none offered"), code="no_relay_reachable"
         )
+
+    async def _watch_first_media(self, connection: RelayConnection) -> None:
+        """Joined before there was media to connect (nobody published): the path was not tried then.
+        Once the first offer is answered, hold it to the path's bound; if it fails, drop the connection,
+        and the reconnection (now with media to wait for) walks the paths again."""
+        closed = asyncio.ensure_future(connection.closed.wait())
+        answered = asyncio.ensure_future(connection.answered.wait())
+        try:
+            await asyncio.wait({closed, answered}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            answered.cancel()
+        if connection.closed.is_set():
+            return
+        try:
+            await connection.wait_media(connection.path.timeout_s)
+        except RelayError as exc:
+            if connection is self.connection and not self._leaving and not self.ended.is_set():
+                log.info("media path failed after joining", extra={"error": str(exc)})
+                self.path_errors = {connection.path.path: str(exc)}
+                await connection.close(leave=False)  # the pump sees it closed: reconnect
+
+    def _probe(self, plan: PathPlan) -> asyncio.Task[str | None]:
+        """A TURN allocation check that runs on by itself (and is released) whether awaited or not."""
+        task = asyncio.ensure_future(probe_turn(plan))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+        return task
 
     async def _reconnect(self, avoid: str | None) -> None:
         await self._emit(MeetingEvent("reconnecting", {"relay": self.relay_url}))
@@ -243,6 +377,12 @@ class Meeting:
         """A copy of a remote track's frames. Several consumers (a view, a recorder, statistics) each
         take their own copy; reading ``remote.track`` directly would split the frames between them."""
         return self._media.subscribe(remote.track, buffered=False)
+
+    @property
+    def media_path(self) -> str | None:
+        """The path media flows through: "direct", "turn/udp", "turn/tcp" or "turn/tls" (None until it
+        flows, e.g. while nobody publishes anything)."""
+        return self.connection.media_path if self.connection else None
 
     @property
     def remote_tracks(self) -> dict[str, RemoteTrack]:
@@ -342,6 +482,8 @@ class Meeting:
         if reason != "left":
             await self._emit(MeetingEvent("ended", {"reason": reason}))
         self.ended.set()
+        if self._probes:  # TURN allocation checks release what they got within their bound
+            await asyncio.wait(set(self._probes), timeout=PROBE_TIMEOUT_S + 1)
         await self.outbox.close()
         if self.connection is not None:
             await self.connection.close(leave=False)

@@ -13,6 +13,7 @@ import uvicorn
 
 from local_stack.aws import MotoServer, free_port
 from local_stack.relays import RelayProcess
+from local_stack.turn import TurnServer, turnserver_binary
 from meetup_protocol.tokens import generate_join_keypair
 
 #: The browser client (plain files, no build step), served by the local API at ``WEB_PATH``.
@@ -56,8 +57,17 @@ class LocalStack:
     relay_probe_delay_ms: dict[str, float] = field(default_factory=dict)
     #: API settings (``MEETUP_*``) of this stack on top of the defaults, e.g. MANY_USERS_FROM_ONE_ADDRESS.
     settings: dict[str, str] = field(default_factory=dict)
+    #: coturn (TURN over UDP, TCP and TLS) with the stack: None starts it where ``turnserver`` is
+    #: installed (and runs without TURN, saying so in ``turn_note``, where it is not); True requires it.
+    turn: bool | None = None
+    #: TURN's UDP+TCP and TLS ports; 0: free ones (tests run several stacks on one machine).
+    turn_port: int = 0
+    turn_tls_port: int = 0
     env: dict[str, str] = field(default_factory=dict)
     relays: list[RelayProcess] = field(default_factory=list)
+    turn_server: TurnServer | None = None
+    #: What became of TURN: the URLs it serves, or why there is none.
+    turn_note: str = ""
     api_url: str = ""
     join_public_key: str = ""
     _moto: MotoServer | None = None
@@ -79,6 +89,7 @@ class LocalStack:
             "MEETUP_JOIN_PUBLIC_KEY": self.join_public_key,
             "MEETUP_CLUSTER_SECRET": secrets.token_urlsafe(32),  # relays' gossip and links
             "POWERTOOLS_METRICS_DISABLED": "true",
+            **self._start_turn(),
             **self.settings,
         }
         os.environ.update(self.env)
@@ -92,6 +103,31 @@ class LocalStack:
         ensure_bucket()
         for region in self.relay_regions:
             self.add_relay(region, self.relay_probe_delay_ms.get(region, 0.0))
+
+    def _start_turn(self) -> dict[str, str]:
+        """Start coturn if wanted and installed; the API's TURN settings (empty without TURN)."""
+        if self.turn is False:
+            self.turn_note = "off"
+            return {}
+        if turnserver_binary() is None:
+            if self.turn:
+                raise RuntimeError(
+                    "TURN was asked for, but no turnserver is installed (apt-get install coturn)"
+                )
+            self.turn_note = "not installed (Debian: apt-get install coturn): clients get no TURN servers"
+            return {}
+        try:
+            self.turn_server = TurnServer(self.host, self.turn_port, self.turn_tls_port).start()
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            if self.turn:
+                raise
+            self.turn_note = f"turnserver did not start ({exc}): clients get no TURN servers"
+            return {}
+        self.turn_note = ", ".join(self.turn_server.urls)
+        return {
+            "MEETUP_TURN_URLS": ",".join(self.turn_server.urls),
+            "MEETUP_TURN_SECRET": self.turn_server.secret,
+        }
 
     def add_relay(self, region: str, probe_delay_ms: float = 0.0) -> RelayProcess:
         """Start one more relay; it registers itself, so the API offers it from its first heartbeat."""
@@ -165,6 +201,9 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        if self.turn_server is not None:
+            self.turn_server.stop()
+            self.turn_server = None
 
     def __enter__(self) -> LocalStack:
         return self.start()

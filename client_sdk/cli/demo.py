@@ -97,7 +97,7 @@ async def run_scenario(api_url: str, seconds: float = 8.0) -> dict[str, Any]:
             passcode = None if client is alice else created.passcode
             meeting = await _join(client, mid, passcode, publish, FAR_REGION if client is carol else None)
             meetings.append(meeting)
-            say.ok(f"{name} joined as {meeting.role} via {meeting.relay_url}")
+            say.ok(f"{name} joined as {meeting.role} via {meeting.relay_url}, media {meeting.media_path}")
         a, b, c = meetings
         recording = Path(tempfile.mkdtemp(prefix="meetup-demo-")) / "demo-meeting.mp4"
         recorder = MeetingRecorder(recording, grid=True, fps=15)
@@ -273,6 +273,8 @@ def demo(
             ).start()
         api = stack.api_url
         console.print(f"[bold green]local stack up[/] in {time.monotonic() - started:.1f} s: API {api}")
+        turn = f"TURN {stack.turn_note}" if stack.turn_server else f"no TURN: {stack.turn_note}"
+        console.print(user_text(turn, "dim"))
     try:
         result = run(run_scenario(api, seconds))  # an API that cannot be reached: an error line, exit 1
     finally:

@@ -188,7 +188,11 @@ def join(
                 region=region,
                 pin_region=pin_region,
             )
-            console.print(user_text(f"joined via {meeting.relay_url} as {meeting.role}"))
+            path = meeting.media_path or "not yet (nothing to receive or send)"
+            took = f" in {meeting.connect_time_s:.1f} s" if meeting.connect_time_s is not None else ""
+            console.print(
+                user_text(f"joined via {meeting.relay_url} as {meeting.role}; media path: {path}{took}")
+            )
             recorder = MeetingRecorder(record, grid=True) if record else None
             observer = Observer(meeting, recorder)
             await observer.start()

@@ -29,7 +29,16 @@ def up(
     from local_stack.stack import WEB_DIR, WEB_PATH
 
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
-    stack = LocalStack(host=host, api_port=port, relay_regions=[r for r in regions.split(",") if r])
+    from local_stack.turn import port_free
+
+    stack = LocalStack(
+        host=host,
+        api_port=port,
+        relay_regions=[r for r in regions.split(",") if r],
+        # TURN's well-known ports where free (another stack may hold them: then free ones).
+        turn_port=3478 if port_free(host, 3478) else 0,
+        turn_tls_port=5349 if port_free(host, 5349) else 0,
+    )
     with console.status("starting the local stack ..."):
         stack.configure()
     console.print(f"[bold green]local stack up[/]\n  API      http://{host}:{port}  (docs: /docs)")
@@ -38,6 +47,13 @@ def up(
     console.print(f"  AWS      {stack.aws_url}  (moto: DynamoDB + S3)")
     for relay in stack.relays:
         console.print(f"  relay    {relay.url}  (region {relay.region}; {relay.http_url}/metrics)")
+    if stack.turn_server is not None:
+        console.print(f"  TURN     {stack.turn_note}  (coturn)", markup=False)
+        console.print(
+            f"           its TLS certificate, for SSL_CERT_FILE: {stack.turn_server.cert_path}", markup=False
+        )
+    else:
+        console.print(f"  TURN     none: {stack.turn_note}", markup=False)
     console.print("Ctrl-C stops everything.")
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled, once stopped
         stack.serve_forever()

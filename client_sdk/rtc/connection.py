@@ -17,12 +17,19 @@ from typing import Any
 from urllib.parse import urlparse
 
 import websockets
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.errors import MeetupError
 from client_sdk.rtc import seams
+from client_sdk.rtc.paths import PathPlan
 from meetup_protocol import signalling as p
 from meetup_protocol.signalling import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo
 
@@ -59,8 +66,11 @@ class RelayConnection:
         publish: dict[str, MediaStreamTrack] | None = None,
         video_codec: str = "video/VP8",
         media_relay: MediaRelay | None = None,
+        path: PathPlan | None = None,
     ) -> None:
         self.url = url
+        #: How media goes (client_sdk/rtc/paths.py): direct, or through one TURN server.
+        self.path = path or PathPlan("direct")
         self.token = token
         self.local_tracks: dict[str, MediaStreamTrack] = dict(publish or {})
         self.video_codec = video_codec
@@ -76,13 +86,26 @@ class RelayConnection:
         self.events: asyncio.Queue[Event] = asyncio.Queue()
         self.closed = asyncio.Event()
         self.close_reason = ""
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=list(self.path.ice_servers),
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                iceTransportPolicy=(
+                    RTCIceTransportPolicy.RELAY if self.path.relay_only else RTCIceTransportPolicy.ALL
+                ),
+            )
+        )
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._welcome: asyncio.Future[p.Welcome] = asyncio.get_running_loop().create_future()
         self._mid_info: dict[str, TrackInfo] = {}
         self._pending: list[MediaStreamTrack] = []  # announced by aiortc, not yet matched to an m-line
         self.connected_at: float | None = None  # monotonic time the media connection came up
+        #: Whether the relay will offer media at once (we publish, or someone else does): then joining
+        #: waits for the media connection too (:meth:`wait_media`).
+        self.expects_media = False
+        self._media_state: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.answered = asyncio.Event()  # the first answer went out: ICE runs from here
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -118,6 +141,30 @@ class RelayConnection:
         self.meeting_id = welcome.meeting_id
         for participant in welcome.participants:
             self.participants[participant.participant_id] = participant.model_dump()
+        self.expects_media = bool(self.local_tracks) or any(p.tracks for p in welcome.participants)
+
+    @property
+    def media_path(self) -> str | None:
+        """The path media flows through ("direct", "turn/udp", "turn/tcp", "turn/tls") once connected."""
+        return self.path.path if self.connected_at is not None else None
+
+    async def wait_media(self, timeout_s: float) -> None:
+        """Until the media connection is up; RelayError ``media_failed`` (ICE failed, the relay closed)
+        or ``media_timeout`` (nothing within ``timeout_s``: e.g. UDP dropped on the way)."""
+        closed = asyncio.ensure_future(self.closed.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {self._media_state, closed}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            closed.cancel()
+        if self._media_state in done and self._media_state.result() == "connected":
+            return
+        where = f"{self.path.path} to {self.url}"
+        if not done:
+            raise RelayError(f"no media connection {where} within {timeout_s:g} s", code="media_timeout")
+        why = self._media_state.result() if self._media_state.done() else self.close_reason or "closed"
+        raise RelayError(f"media connection {where} failed ({why})", code="media_failed")
 
     async def _send(self, msg: p.Message) -> None:
         await self._ws.send(msg.model_dump_json())
@@ -189,10 +236,14 @@ class RelayConnection:
         await self._send(
             p.Answer(type="answer", negotiation=offer.negotiation, sdp=self.pc.localDescription.sdp)
         )
+        self.answered.set()
 
     def _on_connection_state(self) -> None:
-        if self.pc.connectionState == "connected" and self.connected_at is None:
+        state = self.pc.connectionState
+        if state == "connected" and self.connected_at is None:
             self.connected_at = time.monotonic()
+        if state in ("connected", "failed", "closed") and not self._media_state.done():
+            self._media_state.set_result(state)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._pending.append(track)

@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import BaseModel, Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from meetup_protocol.turn import turn_url_path
+
 
 class RelayEndpoint(BaseModel):
     """A relay a client may connect to, as handed out with a join token."""
@@ -70,6 +72,12 @@ class Settings(BaseSettings):
     # Relays offered with a join token until the relay registry exists.
     relays: Annotated[list[RelayEndpoint], NoDecode] = Field(default_factory=list)
 
+    #: TURN servers handed to clients with each join (comma list of ``turn:H:P?transport=udp``,
+    #: ``turn:H:P?transport=tcp``, ``turns:H:P``), with credentials derived from ``turn_secret`` (coturn's
+    #: ``static-auth-secret``) that expire with the join token. Either unset: no TURN offered.
+    turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    turn_secret: SecretStr | None = None
+
     # Uploads (size limits are part of the API schema: meetup_protocol/schemas)
     presign_ttl_s: int = 900
 
@@ -99,6 +107,23 @@ class Settings(BaseSettings):
             region, sep, url = item.strip().partition("=")
             relays.append({"url": url, "region": region} if sep else {"url": region})
         return relays
+
+    @field_validator("turn_urls", mode="before")
+    @classmethod
+    def _parse_turn_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _check_turn_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if turn_url_path(url) is None:
+                raise ValueError(
+                    f"not a TURN URL clients can use: {url!r} (turn:H:P?transport=udp|tcp or turns:H:P)"
+                )
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

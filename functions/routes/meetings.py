@@ -37,6 +37,7 @@ from functions.services.meetings import (
     wrong_meeting_or_passcode,
 )
 from functions.services.relays import rank_relays
+from functions.services.turn import ice_servers
 from meetup_protocol.schemas.base import MeetingIdPath
 from meetup_protocol.schemas.meetings import (
     JoinRequest,
@@ -196,6 +197,7 @@ def join_meeting(
         role=claims.role,
         relays=rank_relays(body.region),
         meeting=meeting_out(meeting),
+        ice_servers=ice_servers(settings, participant.participant_id, expires_at),
     )
 
 

@@ -59,6 +59,14 @@ class RelayOut(BaseModel):
     region: str
 
 
+class IceServer(BaseModel):
+    """A TURN server as WebRTC's ``RTCIceServer`` takes it (the browser passes it on unchanged)."""
+
+    urls: list[str] = Field(description="turn:H:P?transport=udp|tcp and turns:H:P URLs (RFC 7065)")
+    username: str = Field(description="<expiry, unix seconds>:<participant id> (meetup_protocol.turn)")
+    credential: str = Field(description="base64(HMAC-SHA1(TURN secret, username)); expires with the join")
+
+
 class JoinResponse(BaseModel):
     join_token: str
     expires_in: int
@@ -66,6 +74,11 @@ class JoinResponse(BaseModel):
     role: Literal["host", "guest"]
     relays: list[RelayOut]
     meeting: MeetingOut
+    ice_servers: list[IceServer] = Field(
+        default_factory=list,
+        description="TURN servers with short-lived credentials (empty where none is configured): a client "
+        "that cannot reach a relay directly connects through one of them",
+    )
 
 
 class ParticipantOut(BaseModel):

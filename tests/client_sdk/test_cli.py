@@ -131,6 +131,7 @@ def test_every_command_against_the_local_stack(stack, tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "joined via ws://" in r.stdout and "stored as recording" in r.stdout
+    assert re.search(r"media\s+path:\s+direct", r.stdout), r.stdout  # the path is printed
     assert re.search(r"Alice A\s+│\s+camera\s+│\s+\d{2,}", r.stdout), r.stdout  # Bob decoded Alice's camera
     host_out, _ = host.communicate(timeout=60)
     assert re.search(r"Bob\s+│\s+screen\s+│\s+\d+", host_out), host_out  # Alice saw Bob's screen share

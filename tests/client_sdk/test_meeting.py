@@ -72,13 +72,15 @@ async def test_two_clients_meet_share_chat_through_an_outage_react_and_end(stack
             created.meeting_id,
             publish={"camera": PatternVideoTrack(640, 480), "microphone": ToneAudioTrack()},
         )
+        # Watching before Bob joins: his join returns once his media flows, by when Alice has his tracks.
+        wa = Watcher(a)
         b = await Meeting.join(
             bob,
             created.meeting_id,
             created.passcode,
             publish={"camera": PatternVideoTrack(320, 240), "microphone": ToneAudioTrack(330)},
         )
-        wa, wb = Watcher(a), Watcher(b)
+        wb = Watcher(b)
         try:
             # See and hear each other.
             assert await wait_until(

@@ -157,11 +157,12 @@ async def test_a_draining_relay_hands_its_participants_over_and_the_meeting_goes
     created = await alice.create_meeting()
     publish = {"camera": PatternVideoTrack(320, 240), "microphone": ToneAudioTrack()}
     a = await Meeting.join(alice, created.meeting_id, publish=publish)
+    wa = Watcher(a)  # before Bob joins: his join returns once his media flows, by when Alice has his tracks
     b = await Meeting.join(
         bob, created.meeting_id, created.passcode, publish={"camera": PatternVideoTrack(320, 240)},
         region="eu-west-1", pin_region=True,
     )  # fmt: skip
-    wa, wb = Watcher(a), Watcher(b)
+    wb = Watcher(b)
     try:
         assert a.relay_url == leaving.url and b.relay_url != leaving.url  # a cascaded meeting
         assert await wait_until(lambda: wb.frames.get((a.participant_id, "camera"), 0) >= 10, 20)

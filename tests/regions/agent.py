@@ -9,9 +9,13 @@ on stdout every ``--interval-s``, and after every command::
      "video_delay_ms": {participant_id: median capture-to-decode delay of the last 30 frames} (only for
      senders at least 512 pixels wide: the pattern's time stamp needs them),
      "chats": [{"message_id", "text", "from", "name"}...] (received, in order), "sent": [{"message_id",
-     "text"}...], "ended": reason or null, "events": [types, in order], "reconnects": n, "errors": [...]}
+     "text"}...], "ended": reason or null, "events": [types, in order], "reconnects": n, "errors": [...],
+     "media_path": "direct" | "turn/udp" | "turn/tcp" | "turn/tls" | null, "connect_s": seconds from
+     asking to join to media flowing, "path_errors": {path: why it failed}}
 
-A failed join prints ``{"error": message, "code": code}`` and exits with status 2.
+A failed join prints ``{"error": message, "code": code, "after_s": seconds, "attempts": {path: why}}``
+and exits with status 2. ``MEETUP_AGENT_ICE_SERVERS`` (JSON, the API's ``ice_servers`` shape) replaces
+the TURN servers the API hands out.
 
 Commands on stdin, one a line: ``chat TEXT``, ``mute SOURCE``, ``unmute SOURCE``, ``end`` (the host ends
 the meeting; the agent keeps reporting), ``leave`` (leave, then exit), ``quit`` (leave unless the meeting
@@ -43,6 +47,7 @@ from client_sdk.client import Client
 from client_sdk.errors import MeetupError
 from client_sdk.media.sources import PatternVideoTrack, ToneAudioTrack, read_stamp
 from client_sdk.meeting import Meeting, MeetingEvent
+from meetup_protocol.schemas.meetings import IceServer
 from meetup_protocol.signalling import End
 
 
@@ -82,6 +87,9 @@ class Agent:
             "events": self.events,
             "reconnects": self.reconnects,
             "errors": self.errors,
+            "media_path": m.media_path,
+            "connect_s": m.connect_time_s,
+            "path_errors": m.path_errors,
         }
 
     def report(self) -> None:
@@ -171,18 +179,25 @@ async def run(args: argparse.Namespace) -> int:
         refresh_token=os.environ.get("MEETUP_AGENT_REFRESH_TOKEN"),
     )
     camera, microphone = PatternVideoTrack(args.width, args.height, args.fps), ToneAudioTrack(args.tone_hz)
+    ice_servers = None
+    if os.environ.get("MEETUP_AGENT_ICE_SERVERS"):
+        ice_servers = [IceServer(**s) for s in json.loads(os.environ["MEETUP_AGENT_ICE_SERVERS"])]
+    started = time.monotonic()
     try:
         meeting = await Meeting.join(
             client,
             args.meeting,
             args.passcode or None,
-            publish={"camera": camera, "microphone": microphone},
+            publish={} if args.no_publish else {"camera": camera, "microphone": microphone},
             region=args.region,
             pin_region=args.pin_region,
             background=False,  # the user's background effect would load mediapipe: not what is tested
+            ice_servers=ice_servers,
         )
     except MeetupError as exc:
-        print(json.dumps({"error": str(exc), "code": exc.code}), flush=True)
+        failed = {"error": str(exc), "code": exc.code, "after_s": round(time.monotonic() - started, 3)}
+        failed["attempts"] = getattr(exc, "attempts", {})
+        print(json.dumps(failed), flush=True)
         await client.aclose()
         return 2
     agent = Agent(meeting, args.name)
@@ -231,6 +246,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=240)
     parser.add_argument("--fps", type=float, default=15)
     parser.add_argument("--tone-hz", type=float, default=440)
+    parser.add_argument("--no-publish", action="store_true", help="publish nothing (only receive)")
     parser.add_argument("--interval-s", type=float, default=0.5)
     args = parser.parse_args()
     logging.basicConfig(level=os.environ.get("MEETUP_AGENT_LOG_LEVEL", "WARNING"), stream=sys.stderr)

@@ -40,6 +40,7 @@ class Agent:
         region: str | None = None,
         name: str = "agent",
         args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         argv = [sys.executable, "-m", "tests.regions.agent", "--api", api, "--meeting", meeting_id]
         argv += ["--name", name, *(["--passcode", passcode] if passcode else [])]
@@ -48,6 +49,7 @@ class Agent:
             **os.environ,
             "MEETUP_AGENT_ACCESS_TOKEN": access_token,
             "MEETUP_AGENT_REFRESH_TOKEN": refresh_token,
+            **(env or {}),
         }
         self.name = name
         self.site = site

@@ -34,6 +34,11 @@ class ControlPlane:
     def api_url(self) -> str:
         return self.info["api_url"]
 
+    @property
+    def turn(self) -> dict[str, Any] | None:
+        """The control plane's coturn: ``{"urls", "cert_path", "secret"}``, or None (not installed)."""
+        return self.info.get("turn")
+
     def start(self) -> ControlPlane:
         argv = [sys.executable, "-m", "tests.regions.control", "--host", self.wan.site_ip(0)]
         self.proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -127,6 +132,12 @@ def main() -> None:
     try:
         aws_env = {k: v for k, v in stack.env.items() if k.startswith("AWS_")}
         info = {"api_url": stack.api_url, "aws_url": stack.aws_url, "join_public_key": stack.join_public_key}
+        # coturn (where installed) on this site's address: its URLs, its certificate, and its secret (the
+        # TURN tests make expired credentials with it; it goes to the parent test only, over this pipe).
+        turn = stack.turn_server
+        info["turn"] = (
+            {"urls": turn.urls, "cert_path": str(turn.cert_path), "secret": turn.secret} if turn else None
+        )
         print(json.dumps({**info, "aws_env": aws_env}), flush=True)
         for line in sys.stdin:
             verb, _, arg = line.strip().partition(" ")

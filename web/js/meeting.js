@@ -190,6 +190,9 @@ export class Meeting extends Emitter {
         tracks: this._publishable(),
         muted: this.muted,
         videoCodec: this.videoCodec,
+        // TURN servers with this join's short-lived credentials (none where the API has no TURN):
+        // the browser gathers relay candidates over UDP, TCP and TLS, and ICE prefers direct pairs.
+        iceServers: admission.ice_servers || [],
       });
       try {
         await connection.connect();

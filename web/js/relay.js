@@ -30,8 +30,13 @@ export class RelayConnection extends Emitter {
   /**
    * @param tracks Map source -> MediaStreamTrack to publish from the start (camera, microphone, screen)
    * @param muted Set of sources that start muted (their m-line is negotiated, nothing is sent)
+   * @param iceServers RTCIceServer dicts: the TURN servers of the join (the API's ice_servers)
    */
-  constructor(url, token, { tracks = new Map(), muted = new Set(), videoCodec = "video/VP8" } = {}) {
+  constructor(
+    url,
+    token,
+    { tracks = new Map(), muted = new Set(), videoCodec = "video/VP8", iceServers = [] } = {},
+  ) {
     super();
     this.url = url;
     this.token = token;
@@ -44,7 +49,8 @@ export class RelayConnection extends Emitter {
     this.publishing = new Map(); // source -> the RTCRtpTransceiver sending it
     this.closeReason = "";
     this.closed = false;
-    this.pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+    // iceServers: the join's TURN servers ({urls, username, credential}, as the API hands them out).
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this._ws = null;
     this._negotiating = Promise.resolve(); // offers are answered one at a time, in order
   }

@@ -1,0 +1,183 @@
+"""TURN for real: a client whose network drops outbound UDP (iptables in its namespace) joins through the
+control plane's coturn and sees and hears a participant who is connected directly, and is seen and heard
+by them: over TCP, and, with TCP to the TURN port dropped too (only TLS open), over TLS. An expired and a
+forged TURN credential are refused by coturn and the SDK says so (TurnRefused) within its bound.
+
+Sites (tests/regions/netns.py; 2 ms one way between any two): 0 the control plane (API, moto, coturn on
+the site's address, started by the local stack), 1 the relay and the direct participant, 2 and 3 the
+clients behind UDP-dropping firewalls. Each agent reports its media path and its time to connect (from
+asking the API to join to media flowing); the test prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from client_sdk.rtc.paths import DIRECT_TIMEOUT_S, PROBE_TIMEOUT_S
+from meetup_protocol.turn import turn_credentials
+from tests.conftest import Api
+from tests.regions.agents import Agent
+from tests.regions.control import ControlPlane
+from tests.regions.netns import Wan
+from tests.regions.world import needs_namespaces, receiving
+
+pytestmark = [
+    needs_namespaces,
+    pytest.mark.skipif(
+        shutil.which("iptables") is None, reason="no iptables (Debian: apt-get install iptables)"
+    ),
+    pytest.mark.skipif(
+        shutil.which("turnserver") is None, reason="no turnserver (Debian: apt-get install coturn)"
+    ),
+]
+
+SMALL_VIDEO = ("--width", "160", "--height", "120", "--fps", "10")
+#: A refused credential is reported once direct has failed (its bound) and the TURN checks answered;
+#: the join itself (API, relay probe, signalling) and a loaded 2-core machine get the rest.
+REFUSED_BOUND_S = DIRECT_TIMEOUT_S + PROBE_TIMEOUT_S + 5
+
+
+@dataclass
+class TurnWorld:
+    wan: Wan
+    control: ControlPlane
+    api: Api
+    turn: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[TurnWorld]:
+    with ExitStack() as stack:
+        wan = stack.enter_context(Wan(sites=3, delay_ms=2))
+        control = stack.enter_context(ControlPlane(wan))
+        assert control.turn is not None, "the local stack started no coturn"
+        control.add_relay(1, "r1")
+        api = control.api()
+        stack.callback(api.close)
+        # Sites 2 and 3 drop every UDP packet they send (DNS, STUN, RTP, TURN over UDP alike).
+        for site in (2, 3):
+            firewall(wan, site, "-A", "OUTPUT", "-p", "udp", "-j", "DROP")
+        # Site 3 also drops TCP to the TURN port: only TURN over TLS is left to it.
+        turn_port = control.turn["urls"][1].split(":")[2].split("?")[0]
+        firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", turn_port, "-j", "DROP")
+        yield TurnWorld(wan, control, api, control.turn)
+
+
+def firewall(wan: Wan, site: int, *rule: str) -> None:
+    done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def spawn(
+    world: TurnWorld,
+    stack: ExitStack,
+    site: int,
+    meeting: dict,
+    user: Any,
+    name: str,
+    args: tuple[str, ...] = (),
+    **env: str,
+) -> Agent:
+    joined = world.api.join(meeting, user)
+    assert joined.status_code == 200, joined.text
+    a = Agent.for_user(
+        world.wan,
+        site,
+        user,
+        api=world.control.api_url,
+        meeting_id=meeting["meeting_id"],
+        passcode=meeting["passcode"],
+        name=name,
+        args=(*SMALL_VIDEO, *args),
+        # aiortc verifies turns: with the default context: the stack's self-signed certificate.
+        env={"SSL_CERT_FILE": world.turn["cert_path"], **env},
+    )
+    stack.enter_context(a)
+    return a
+
+
+def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(world: TurnWorld) -> None:
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        direct.wait_for(lambda s: s["media_path"], 30)
+        tcp = spawn(world, stack, 2, meeting, world.api.new_user("Tcp"), "tcp")
+        tls = spawn(world, stack, 3, meeting, world.api.new_user("Tls"), "tls")
+        paths = {}
+        for a in (direct, tcp, tls):
+            status = a.wait_for(lambda s: s["media_path"], 40)
+            paths[a.name] = status["media_path"]
+            print(
+                f"{a.name}: media path {status['media_path']} in {status['connect_s']:.2f} s; "
+                f"failed first: {status['path_errors']}"
+            )
+        assert paths == {"direct": "direct", "tcp": "turn/tcp", "tls": "turn/tls"}
+        # Direct was tried first and timed out; TURN over UDP was unreachable (and TCP too, from site 3).
+        assert list(tcp.latest()["path_errors"]) == ["direct", "turn/udp"]
+        assert list(tls.latest()["path_errors"]) == ["direct", "turn/udp", "turn/tcp"]
+        # Frames decoded both ways between the direct participant and each TURN client.
+        for a, others in ((direct, [tcp, tls]), (tcp, [direct]), (tls, [direct])):
+            a.wait_for(receiving(a, others), 40)
+        # The firewall really dropped what the client sent over UDP.
+        counters = subprocess.run(
+            world.wan.command_in(2, ["iptables", "-L", "OUTPUT", "-v", "-n", "-x"]),
+            capture_output=True,
+            text=True,
+        ).stdout
+        dropped = [int(line.split()[0]) for line in counters.splitlines() if " DROP " in line]
+        assert dropped and dropped[0] > 0, counters  # the direct attempt's checks, TURN over UDP
+
+
+@pytest.mark.parametrize("kind", ["expired", "forged"])
+def test_a_refused_turn_credential_is_a_clear_error_within_the_bound(world: TurnWorld, kind: str) -> None:
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        direct.wait_for(lambda s: s["media_path"], 30)
+        guest = world.api.new_user("Refused")
+        secret = world.turn["secret"] if kind == "expired" else "a-secret-coturn-does-not-know"
+        expiry = int(time.time()) + (-30 if kind == "expired" else 600)
+        username, credential = turn_credentials(secret, "p_refused", expiry)
+        servers = [{"urls": world.turn["urls"], "username": username, "credential": credential}]
+        refused = spawn(
+            world, stack, 2, meeting, guest, "refused", MEETUP_AGENT_ICE_SERVERS=json.dumps(servers)
+        )
+        assert refused.proc.wait(REFUSED_BOUND_S + 30) == 2, refused.latest()
+        status = refused.latest()
+        print(f"{kind}: {status.get('code')} after {status.get('after_s')} s: {status.get('error')}")
+        assert status["code"] == "turn_refused", status
+        assert status["after_s"] <= REFUSED_BOUND_S, status
+        attempts = status["attempts"]
+        assert list(attempts) == ["direct", "turn/udp", "turn/tcp", "turn/tls"], attempts
+        # UDP is dropped on the way (no answer); TCP and TLS reach coturn, which refuses: 401.
+        assert "unreachable" in attempts["turn/udp"]
+        assert "401" in attempts["turn/tcp"] and "401" in attempts["turn/tls"]
+
+
+def test_a_blocked_client_that_joined_before_any_media_moves_to_turn_once_media_starts(
+    world: TurnWorld,
+) -> None:
+    """Nobody published when it joined, so no path was tried then; the first offer's direct ICE fails
+    within the bound, and the SDK reconnects, this time walking the paths to TURN/TCP."""
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        viewer = spawn(world, stack, 2, meeting, world.api.new_user("Viewer"), "viewer", ("--no-publish",))
+        joined = viewer.wait_for(lambda s: s["participant_id"], 30)
+        assert joined["media_path"] is None  # nothing to connect yet
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        status = viewer.wait_for(lambda s: s["media_path"] == "turn/tcp", 60)
+        assert status["reconnects"] == 1, status
+        print(f"late media: viewer moved to turn/tcp, {status['connect_s']:.2f} s after its reconnect began")
+        viewer.wait_for(receiving(viewer, [direct]), 40)
