@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aioice import stun, turn
 from aiortc import RTCIceServer
@@ -27,6 +27,9 @@ from meetup_protocol.turn import PATH_ORDER, MediaPath, turn_url_path
 #: Bounds, each from a path's first signalling message to its media being connected.
 DIRECT_TIMEOUT_S = 4.0  # ICE straight to the relay fails silently where UDP is dropped: wait no longer
 TURN_TIMEOUT_S = 8.0  # a TCP or TLS handshake to the TURN server comes first
+#: The last path to try (direct alone when no TURN is offered) has nothing to fall back to: a slow
+#: connection (a loaded machine, a long route) is still better than none, so it waits this long.
+LAST_PATH_TIMEOUT_S = 15.0
 PROBE_TIMEOUT_S = 3.0
 #: The TURN servers are checked only once direct has not connected for this long (where direct works it
 #: has, mostly: no allocation is made for nothing), and then while direct goes on.
@@ -43,6 +46,8 @@ class PathPlan:
     url: str = ""
     username: str = ""
     credential: str = ""
+    #: Whether another path is tried after this one (see LAST_PATH_TIMEOUT_S).
+    fallback: bool = True
 
     @property
     def relay_only(self) -> bool:
@@ -50,7 +55,8 @@ class PathPlan:
 
     @property
     def timeout_s(self) -> float:
-        return DIRECT_TIMEOUT_S if self.path == "direct" else TURN_TIMEOUT_S
+        bound = DIRECT_TIMEOUT_S if self.path == "direct" else TURN_TIMEOUT_S
+        return bound if self.fallback else max(bound, LAST_PATH_TIMEOUT_S)
 
 
 def plan_paths(ice_servers: list[IceServer]) -> list[PathPlan]:
@@ -62,7 +68,8 @@ def plan_paths(ice_servers: list[IceServer]) -> list[PathPlan]:
             if path is not None and path not in found:
                 rtc = RTCIceServer(urls=[url], username=server.username, credential=server.credential)
                 found[path] = PathPlan(path, [rtc], url, server.username, server.credential)
-    return [PathPlan("direct"), *(found[p] for p in PATH_ORDER if p in found)]
+    plans = [PathPlan("direct"), *(found[p] for p in PATH_ORDER if p in found)]
+    return [*plans[:-1], replace(plans[-1], fallback=False)]
 
 
 def _address(url: str) -> tuple[str, int]:

@@ -14,8 +14,8 @@ from client_sdk.rtc import paths
 from local_stack.turn import turnserver_binary
 from meetup_protocol.schemas.meetings import IceServer
 from meetup_protocol.turn import turn_credentials
-from tests.relay.media import wait_until
-from tests.sdk.test_meeting import Watcher, new_client
+from tests.client_sdk.test_meeting import Watcher, new_client
+from tests.edge_relay.media import wait_until
 
 needs_coturn = pytest.mark.skipif(
     turnserver_binary() is None, reason="no turnserver (Debian: apt-get install coturn; ./dev installs it)"
@@ -49,6 +49,15 @@ def test_plans_direct_first_then_one_turn_url_per_transport_in_order() -> None:
         assert plan.relay_only and len(plan.ice_servers) == 1 and plan.ice_servers[0].urls == [plan.url]
         assert (plan.ice_servers[0].username, plan.ice_servers[0].credential) == ("1:p", "c")
     assert [p.path for p in paths.plan_paths([])] == ["direct"]
+
+
+def test_only_the_last_path_waits_longer_having_nothing_to_fall_back_to() -> None:
+    servers = [IceServer(urls=["turn:t.example:3478?transport=udp"], username="1:p", credential="c")]
+    direct, turn_udp = paths.plan_paths(servers)
+    assert direct.timeout_s == paths.DIRECT_TIMEOUT_S  # UDP may be dropped: TURN comes next
+    assert turn_udp.timeout_s == paths.LAST_PATH_TIMEOUT_S
+    (alone,) = paths.plan_paths([])  # no TURN offered: a slow direct path beats a failed join
+    assert alone.path == "direct" and alone.timeout_s == paths.LAST_PATH_TIMEOUT_S
 
 
 async def test_a_turn_server_that_does_not_answer_is_unreachable_within_the_probe_bound() -> None:
@@ -156,11 +165,14 @@ async def test_no_path_at_all_is_a_media_path_failure_not_a_hang(
     stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No TURN offered and direct made impossible (a 0 s bound): MediaPathFailed, naming what was tried."""
+
+    def no_direct() -> None:
+        monkeypatch.setattr(paths, "DIRECT_TIMEOUT_S", 0.0)
+        monkeypatch.setattr(paths, "LAST_PATH_TIMEOUT_S", 0.0)
+
     started = time.monotonic()
     with pytest.raises(MediaPathFailed) as caught:
-        await publisher_and_viewer(
-            stack, lambda: monkeypatch.setattr(paths, "DIRECT_TIMEOUT_S", 0.0), ice_servers=[]
-        )
+        await publisher_and_viewer(stack, no_direct, ice_servers=[])
     assert not isinstance(caught.value, TurnRefused)
     assert list(caught.value.attempts) == ["direct"] and caught.value.code == "media_path_failed"
     assert "offered no TURN" in str(caught.value)
