@@ -31,6 +31,7 @@ from bench.rtp_sink import CountingSink, SinkPool, Totals
 from client_sdk.rtc.connection import RelayConnection
 from local_stack.aws import free_port
 from meetup_protocol.metrics import parse as parse_metrics
+from meetup_protocol.signalling import Offer, PublishSlot
 from meetup_protocol.tokens import JoinClaims, generate_join_keypair, issue_join_token, load_private_key
 
 SOURCE_KIND = {"camera": "video", "microphone": "audio"}
@@ -176,12 +177,12 @@ class BenchConnection(RelayConnection):
         self.publish_mids: dict[str, str] = {}  # source -> mid of the m-line it is published on
         self.events = _Discard()  # type: ignore[assignment]
 
-    async def _answer(self, offer: dict[str, Any]) -> None:
+    async def _answer(self, offer: Offer) -> None:
         # Publish m-lines are found from the protocol (the offer's ``{"publish": source}`` slots), not
         # from which track the SDK put on which sender: that is the SDK's business and may change.
-        for mid, slot in offer["tracks"].items():
-            if "publish" in slot:
-                self.publish_mids[slot["publish"]] = mid
+        for mid, slot in offer.tracks.items():
+            if isinstance(slot, PublishSlot):
+                self.publish_mids[slot.publish] = mid
         await super()._answer(offer)
         self.on_answered(self)
 
