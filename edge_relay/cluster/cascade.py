@@ -90,7 +90,7 @@ async def dial(
             raise
     socket = LinkSocket(ws)
     link = DialedLink(
-        room, peer_relay_id, DialedLinkWire(socket.send, socket.disconnect), PeerTransport(stun)
+        room, peer_relay_id, DialedLinkWire(socket.send, socket.disconnect), PeerTransport(stun, "link")
     )
     claims = LinkClaims(room.relay_id, room.meeting_id, room.max_participants, int(room.ends_at))
     join = CascadeJoin(type="cascade_join", token=issue_link_token(secret, claims), state=room.local_state())

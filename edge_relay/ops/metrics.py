@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edge_relay.sfu.forwarder import STATS
+from edge_relay.sfu.transport import CONNECTED, NEVER_CONNECTED
 
 if TYPE_CHECKING:
     from edge_relay.cluster.coordinator import Coordinator
@@ -120,6 +121,22 @@ def render(
             "Refused joins and messages, by error code.",
             value,
             f'{{code="{code}"}}',
+        )
+    for peer in ("participant", "link"):
+        for path in ("direct", "turn"):
+            metric(
+                "relay_media_connected_total",
+                "counter",
+                "Peer connections whose media came up, by peer and path (turn: through a TURN server).",
+                CONNECTED[peer, path],
+                f'{{peer="{peer}",path="{path}"}}',
+            )
+        metric(
+            "relay_media_never_connected_total",
+            "counter",
+            "Negotiated peer connections that ended without media ever flowing (ICE failed), by peer.",
+            NEVER_CONNECTED[peer],
+            f'{{peer="{peer}"}}',
         )
     metric(
         "relay_codec_instances_total",

@@ -14,6 +14,7 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
 * ``RTCRtpReceiver._handle_rtcp_packet(packet)``: a publisher's SR (its NTP <-> RTP mapping).
 * ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: a keyframe request upstream.
 * ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
+* ``aioice.ice.Connection._nominated``: the candidate pair ICE chose (whether the peer came through TURN).
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
 * ``aioice.ice.server_reflexive_candidate(protocol, stun_server)``: the srflx candidate; replaced by one
   made from the public address the relay learnt once (no STUN query per connection).
@@ -91,6 +92,14 @@ def tap_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
         await handler(data, arrival_time_ms)
 
     transport._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+def remote_candidate_type(pc: RTCPeerConnection) -> str | None:
+    """The type of the peer's candidate in the pair ICE nominated (``host``, ``srflx``, ``prflx``, or
+    ``relay`` when the peer comes through a TURN server); None before ICE has nominated one."""
+    connection = bundled_transport(pc).transport._connection
+    pair = connection._nominated.get(1)
+    return None if pair is None else str(pair.remote_candidate.type)
 
 
 def send_rtp(transport: RTCDtlsTransport, data: bytes) -> Awaitable[None]:

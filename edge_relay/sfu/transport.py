@@ -8,8 +8,10 @@ offers, which m-lines exist and what they mean are its owner's business (edge_re
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import (
     RTCBundlePolicy,
@@ -25,20 +27,33 @@ from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
 
+log = logging.getLogger("edge_relay.transport")
+Peer = Literal["participant", "link"]
+#: Connections whose media came up, by kind of peer and path (``direct``, or ``turn``: the peer's side of
+#: the nominated pair is a TURN relay candidate), and negotiated ones that ended without media ever
+#: flowing (ICE failed, or the peer gave up first: a firewall, no usable candidate): for /metrics
+#: (edge_relay/ops/metrics.py).
+CONNECTED: Counter[tuple[str, str]] = Counter()
+NEVER_CONNECTED: Counter[str] = Counter()
+
 
 class PeerTransport:
     """A max-bundle peer connection, its RTP demux and its bindings to the forwarder."""
 
-    def __init__(self, stun_servers: list[str] | None = None) -> None:
+    def __init__(self, stun_servers: list[str] | None = None, peer: Peer = "participant") -> None:
         ice = [RTCIceServer(urls=url) for url in stun_servers or []]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.demux: Demuxer[PublishedTrack] = Demuxer()
+        self.peer = peer
         self.connected = False
+        #: How the media comes: ``direct`` or ``turn`` (set once connected).
+        self.path: str | None = None
         self.closed = False
         #: Called once the connection failed or closed by itself (not by :meth:`close`).
         self.on_lost: Callable[[], Awaitable[None]] | None = None
         self._subscriptions: list[Subscription] = []
         self._tapped = False
+        self._counted = False
         self.pc.on("connectionstatechange", self._on_connection_state)
 
     # --- negotiation -----------------------------------------------------------------------------------
@@ -131,13 +146,24 @@ class PeerTransport:
         state = self.pc.connectionState
         if state == "connected" and not self.connected:
             self.connected = True
+            self.path = "turn" if seams.remote_candidate_type(self.pc) == "relay" else "direct"
+            CONNECTED[self.peer, self.path] += 1
             for sub in list(self._subscriptions):  # media may flow now: start each with a keyframe
                 sub.ready = True
                 await sub.track.request_keyframe(force=True)
-        elif state in ("failed", "closed") and not self.closed and self.on_lost is not None:
-            await self.on_lost()
+        elif state in ("failed", "closed") and not self.closed:
+            self._count_if_never_connected(state)
+            if self.on_lost is not None:
+                await self.on_lost()
+
+    def _count_if_never_connected(self, how: str) -> None:
+        if self._tapped and not self.connected and not self._counted:  # negotiated, never connected
+            self._counted = True
+            NEVER_CONNECTED[self.peer] += 1
+            log.warning("media never connected", extra={"peer": self.peer, "ended": how})
 
     async def close(self) -> None:
+        self._count_if_never_connected("closed")
         self.closed = True
         for sub in list(self._subscriptions):
             self.stop_sending(sub)

@@ -35,7 +35,7 @@ async def join(msg: p.CascadeJoin, wire: AcceptedLinkWire, config: RelayConfig, 
         code = "meeting_ended" if claims.meeting_id in rooms.ended else "no_participants"
         await wire.error(code, "this relay has no participants in the meeting")
         raise Closed(4404, code)
-    peer = CascadePeer(room, msg.state, wire, PeerTransport(config.stun_servers))
+    peer = CascadePeer(room, msg.state, wire, PeerTransport(config.stun_servers, "link"))
     log.info("relay linked", extra={"meeting_id": room.meeting_id, "peer": claims.relay_id})
     return LinkSession(peer, room, wire)
 

@@ -10,6 +10,7 @@ import inspect
 
 import aioice.ice
 import aiortc
+import aiortc.rtcicetransport
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
 import pytest
@@ -36,6 +37,18 @@ def test_dtls_transport_seams() -> None:
     )
     assert params(RTCDtlsTransport._send_rtp) == ["self", "data"]
     assert inspect.iscoroutinefunction(RTCDtlsTransport._send_rtp)
+
+
+def test_the_nominated_pair_is_where_the_relay_reads_the_media_path() -> None:
+    # seams.remote_candidate_type: RTCIceTransport._connection (aioice) -> _nominated[1].remote_candidate
+    assert "self._connection = " in inspect.getsource(aiortc.rtcicetransport.RTCIceGatherer.__init__)
+    assert "self._connection = gatherer._connection" in inspect.getsource(
+        aiortc.rtcicetransport.RTCIceTransport.__init__
+    )
+    assert "self._nominated: dict[int, CandidatePair] = {}" in inspect.getsource(
+        aioice.ice.Connection.__init__
+    )
+    assert "self.remote_candidate = remote_candidate" in inspect.getsource(aioice.ice.CandidatePair.__init__)
 
 
 def test_sender_and_receiver_seams() -> None:

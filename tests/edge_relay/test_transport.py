@@ -8,7 +8,7 @@ import asyncio
 import struct
 
 from edge_relay.cluster.testing import wait_until
-from edge_relay.sfu import bindings
+from edge_relay.sfu import bindings, transport
 from edge_relay.sfu.forwarder import PublishedTrack
 from edge_relay.sfu.rtp import parse_header
 from edge_relay.sfu.transport import PeerTransport
@@ -33,7 +33,8 @@ def rtp(ssrc: int, payload_type: int = 96) -> bytes:
 
 
 async def test_two_transports_negotiate_route_and_close() -> None:
-    receiver, sender = PeerTransport(), PeerTransport()
+    receiver, sender = PeerTransport(), PeerTransport(peer="link")
+    connected_before = transport.CONNECTED.copy()
     upstream = Upstream()
     source = PublishedTrack("alice/camera", "video", "video/VP8", 90000, {}, 1234, upstream)
     lost: list[str] = []
@@ -66,6 +67,9 @@ async def test_two_transports_negotiate_route_and_close() -> None:
     # Connected: the subscription is ready, and starts with a keyframe asked of the publisher.
     await wait_until(lambda: sender.connected and receiver.connected, 15)
     assert sub.ready and upstream.keyframe_requests == 1
+    # Host candidates on both sides: a direct path, counted per kind of peer for /metrics.
+    assert receiver.path == sender.path == "direct"
+    assert transport.CONNECTED - connected_before == {("participant", "direct"): 1, ("link", "direct"): 1}
 
     await sender.close()  # our own close is not a loss; the other side's connection is lost
     assert source.subscriptions == []
@@ -84,3 +88,22 @@ async def test_an_egress_m_line_offers_exactly_the_tracks_codec() -> None:
     assert transceiver.direction == "sendonly"
     transport.stop_sending(None)  # nothing bound: nothing to stop
     await transport.close()
+
+
+async def test_a_negotiated_connection_that_ends_before_media_flows_is_counted_once() -> None:
+    offerer, answerer = PeerTransport(), PeerTransport()
+    before = transport.NEVER_CONNECTED.copy()
+    offerer.add_ingress("video", bindings.capabilities("video", "video/VP8"))
+    offer = await offerer.create_offer()
+    assert offer is not None
+    await answerer.apply_offer(offer)
+    answer = await answerer.create_answer()
+    await answerer.close()  # the peer gives up (a firewall ate its checks): gone before media
+    await offerer.apply_answer(answer)
+    await offerer.close()
+    await offerer.close()
+    assert transport.NEVER_CONNECTED - before == {"participant": 2}
+    assert not offerer.connected and offerer.path is None
+    idle = PeerTransport()  # never negotiated: nothing to count
+    await idle.close()
+    assert transport.NEVER_CONNECTED - before == {"participant": 2}

@@ -20,9 +20,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 
 from client_sdk.rtc.paths import DIRECT_TIMEOUT_S, PROBE_TIMEOUT_S
+from meetup_protocol.metrics import parse as parse_metrics
 from meetup_protocol.turn import turn_credentials
 from tests.conftest import Api
 from tests.regions.agents import Agent
@@ -52,6 +54,10 @@ class TurnWorld:
     control: ControlPlane
     api: Api
     turn: dict[str, Any]
+    relay: Any
+
+    def relay_metrics(self) -> dict[str, float]:
+        return parse_metrics(httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,7 @@ def world() -> Iterator[TurnWorld]:
         wan = stack.enter_context(Wan(sites=3, delay_ms=2))
         control = stack.enter_context(ControlPlane(wan))
         assert control.turn is not None, "the local stack started no coturn"
-        control.add_relay(1, "r1")
+        relay = control.add_relay(1, "r1")
         api = control.api()
         stack.callback(api.close)
         # Sites 2 and 3 drop every UDP packet they send (DNS, STUN, RTP, TURN over UDP alike).
@@ -69,7 +75,7 @@ def world() -> Iterator[TurnWorld]:
         # Site 3 also drops TCP to the TURN port: only TURN over TLS is left to it.
         turn_port = control.turn["urls"][1].split(":")[2].split("?")[0]
         firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", turn_port, "-j", "DROP")
-        yield TurnWorld(wan, control, api, control.turn)
+        yield TurnWorld(wan, control, api, control.turn, relay)
 
 
 def firewall(wan: Wan, site: int, *rule: str) -> None:
@@ -108,6 +114,7 @@ def spawn(
 def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(world: TurnWorld) -> None:
     host = world.api.new_user("Direct")
     meeting = world.api.new_meeting(host)
+    before = world.relay_metrics()
     with ExitStack() as stack:
         direct = spawn(world, stack, 1, meeting, host, "direct")
         direct.wait_for(lambda s: s["media_path"], 30)
@@ -136,6 +143,16 @@ def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(wo
         ).stdout
         dropped = [int(line.split()[0]) for line in counters.splitlines() if " DROP " in line]
         assert dropped and dropped[0] > 0, counters  # the direct attempt's checks, TURN over UDP
+        # The relay saw it too: two participants through TURN, one direct, and the two direct attempts
+        # that never connected (counted, and logged, when the clients gave up on them).
+        after = world.relay_metrics()
+
+        def grew(series: str) -> float:
+            return after.get(series, 0.0) - before.get(series, 0.0)
+
+        assert grew('relay_media_connected_total{peer="participant",path="turn"}') == 2, after
+        assert grew('relay_media_connected_total{peer="participant",path="direct"}') == 1, after
+        assert grew('relay_media_never_connected_total{peer="participant"}') >= 2, after
 
 
 @pytest.mark.parametrize("kind", ["expired", "forged"])
