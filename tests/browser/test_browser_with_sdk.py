@@ -65,6 +65,13 @@ async def test_a_browser_and_an_sdk_participant_meet(stack, launch: Launch) -> N
             f'figure[data-participant-id="{sdk.participant_id}"][data-source="camera"] .name'
         )
         assert await name.text_content() == "Bob"
+        # The page says "Connected" only with media up, and which path it takes (host candidates here).
+        shown = await ann.page.evaluate(
+            "() => [window.meetup.meeting.mediaState, window.meetup.meeting.mediaPath,"
+            " document.querySelector('#meeting-status').textContent,"
+            " document.querySelector('#meeting-status').title]"
+        )
+        assert shown == ["connected", "direct", "Connected", "media path: direct"]
 
         # Chat both ways: stored by the API, then live through the relay.
         await ann.page.fill("#chat-form [name=text]", "Hello from the browser")

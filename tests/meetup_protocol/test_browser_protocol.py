@@ -25,8 +25,9 @@ CLIENT_MESSAGES: dict[str, type[p.Message]] = {
     get_args(m.model_fields["type"].annotation)[0]: m
     for m in (p.Join, p.Publish, p.Unpublish, p.Answer, p.Mute, p.Reaction, p.Chat, p.End, p.Leave, p.Ping)
 }
-#: Events relay.js makes itself (not relay messages): a remote track bound to its m-line, the socket closed.
-LOCAL_EVENTS = {"track": set(), "closed": set()}
+#: Events relay.js makes itself (not relay messages): a remote track bound to its m-line, the socket
+#: closed, the media connection changing state.
+LOCAL_EVENTS = {"track": set(), "closed": set(), "media_state": set()}
 #: Relay messages the browser may ignore: keepalive answers (it sends no ping), and track announcements
 #: (it learns each remote track from the offer's m-line, as the SDK does).
 NOT_NEEDED = {"pong", "track_published"}

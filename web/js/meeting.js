@@ -73,6 +73,16 @@ export class Meeting extends Emitter {
     return meeting;
   }
 
+  /** The media connection to the relay: "new" until there is media to connect, then as relay.js says. */
+  get mediaState() {
+    return this.connection?.mediaState ?? "new";
+  }
+
+  /** "direct" or "turn/udp|tcp|tls" while connected. */
+  get mediaPath() {
+    return this.connection?.mediaPath ?? null;
+  }
+
   get isHost() {
     return this.role === "host";
   }
@@ -268,6 +278,9 @@ export class Meeting extends Emitter {
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
     connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
+    connection.on("media_state", ({ state, path }) => {
+      if (this.connection === connection) this.emit("media_state", { state, path });
+    });
     connection.on("closed", ({ reason }) => {
       if (this.connection !== connection || this._leaving || this.ended) return;
       if (reason === "meeting_ended" || reason === "host_ended") this._finish(reason);

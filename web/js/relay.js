@@ -53,6 +53,37 @@ export class RelayConnection extends Emitter {
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this._ws = null;
     this._negotiating = Promise.resolve(); // offers are answered one at a time, in order
+    // What the media is doing, as the page shows it: never "connected" unless ICE and DTLS are.
+    this.mediaState = "new"; // RTCPeerConnection.connectionState: new, connecting, connected, disconnected, failed
+    this.mediaPath = null; // once connected: "direct", or "turn/udp" | "turn/tcp" | "turn/tls"
+    this.pc.addEventListener("connectionstatechange", () => this._onMediaState());
+  }
+
+  async _onMediaState() {
+    const state = this.pc.connectionState;
+    if (state === "connected") this.mediaPath = await this._selectedPath();
+    if (this.closed || state !== this.pc.connectionState) return; // closed, or changed while we looked
+    this.mediaState = state;
+    this.emit("media_state", { state, path: this.mediaPath });
+  }
+
+  /** How the media goes, from the selected candidate pair: direct, or through a TURN server (and over
+   * which transport to it: the local relay candidate's relayProtocol). Null when the stats do not say. */
+  async _selectedPath() {
+    try {
+      const stats = await this.pc.getStats();
+      let pair = null;
+      stats.forEach((report) => {
+        if (report.type === "transport" && report.selectedCandidatePairId) {
+          pair = stats.get(report.selectedCandidatePairId);
+        }
+      });
+      const local = pair && stats.get(pair.localCandidateId);
+      if (!local) return null;
+      return local.candidateType === "relay" ? `turn/${local.relayProtocol ?? "udp"}` : "direct";
+    } catch {
+      return null;
+    }
   }
 
   /** Open the socket and join; resolves with the relay's welcome, rejects with a RelayError. */

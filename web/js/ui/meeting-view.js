@@ -27,7 +27,19 @@ export function mountMeeting(meeting, { onExit }) {
   $("#end").hidden = !meeting.isHost;
   const status = $("#meeting-status");
   const setStatus = (text) => (status.textContent = text);
-  setStatus("Connected");
+  // Honest: "Connected" only once media is (ICE and DTLS up), with the path it takes.
+  const MEDIA_STATUS = {
+    new: "Joined",
+    connecting: "Connecting media…",
+    disconnected: "Media interrupted…",
+    failed: "Media failed: no network path to the relay",
+  };
+  const showMedia = (state, path) => {
+    if (state !== "connected") return setStatus(MEDIA_STATUS[state] ?? "Joined");
+    setStatus(path?.startsWith("turn/") ? `Connected via TURN (${path.slice(5)})` : "Connected");
+    status.title = path ? `media path: ${path}` : "";
+  };
+  showMedia(meeting.mediaState, meeting.mediaPath);
 
   // --- tiles ---------------------------------------------------------------------------------------
 
@@ -231,7 +243,8 @@ export function mountMeeting(meeting, { onExit }) {
   // --- connection state and the end ----------------------------------------------------------------
 
   on("reconnecting", () => setStatus("Reconnecting…"));
-  on("reconnected", () => setStatus("Connected"));
+  on("reconnected", () => showMedia(meeting.mediaState, meeting.mediaPath));
+  on("media_state", ({ state, path }) => showMedia(state, path));
   for (const message of meeting.notices) toast(message); // from joining, before this page existed
   on("notice", ({ message }) => toast(message));
   on("ended", ({ reason }) => {
