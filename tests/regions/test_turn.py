@@ -30,7 +30,7 @@ from tests.conftest import Api
 from tests.regions.agents import Agent
 from tests.regions.control import ControlPlane
 from tests.regions.netns import Wan
-from tests.regions.world import needs_namespaces, receiving
+from tests.regions.world import needs_namespaces, receiving, start_agent
 
 pytestmark = [
     needs_namespaces,
@@ -42,7 +42,6 @@ pytestmark = [
     ),
 ]
 
-SMALL_VIDEO = ("--width", "160", "--height", "120", "--fps", "10")
 #: A refused credential is reported once direct has failed (its bound) and the TURN checks answered;
 #: the join itself (API, relay probe, signalling) and a loaded 2-core machine get the rest.
 REFUSED_BOUND_S = DIRECT_TIMEOUT_S + PROBE_TIMEOUT_S + 5
@@ -93,22 +92,10 @@ def spawn(
     args: tuple[str, ...] = (),
     **env: str,
 ) -> Agent:
-    joined = world.api.join(meeting, user)
-    assert joined.status_code == 200, joined.text
-    a = Agent.for_user(
-        world.wan,
-        site,
-        user,
-        api=world.control.api_url,
-        meeting_id=meeting["meeting_id"],
-        passcode=meeting["passcode"],
-        name=name,
-        args=(*SMALL_VIDEO, *args),
-        # aiortc verifies turns: with the default context: the stack's self-signed certificate.
-        env={"SSL_CERT_FILE": world.turn["cert_path"], **env},
-    )
-    stack.enter_context(a)
-    return a
+    """A participant in ``site`` (no region hint), not waited for: a refused one never gets admitted."""
+    # aiortc verifies turns: with the default context: the stack's self-signed certificate.
+    env = {"SSL_CERT_FILE": world.turn["cert_path"], **env}
+    return start_agent(world, stack, site, user, meeting, name, args=args, env=env)
 
 
 def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(world: TurnWorld) -> None:

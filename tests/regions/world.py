@@ -110,6 +110,30 @@ def wait(condition: Callable[[], Any], timeout_s: float, step_s: float = 0.2) ->
     return bool(condition())
 
 
+def start_agent(
+    world: Any, stack: ExitStack, site: int, user: Any, meeting: dict, name: str, **options: Any
+) -> Agent:
+    """A participant process in ``site``, admitted through ``world``'s API (any world with ``api``,
+    ``wan`` and ``control``), running until ``stack`` closes; ``options`` go to the agent (``args``
+    after the small test video, ``region``, ``env``)."""
+    joined = world.api.join(meeting, user)
+    assert joined.status_code == 200, joined.text
+    args = options.pop("args", ())
+    a = Agent.for_user(
+        world.wan,
+        site,
+        user,
+        api=world.control.api_url,
+        meeting_id=meeting["meeting_id"],
+        passcode=meeting["passcode"],
+        name=name,
+        args=(*SMALL_VIDEO, *args),
+        **options,
+    )
+    stack.enter_context(a)
+    return a
+
+
 def agent(
     world: World,
     stack: ExitStack,
@@ -120,21 +144,8 @@ def agent(
     region: str | None = None,
     args: tuple[str, ...] = (),
 ) -> Agent:
-    """A participant in ``site``, hinting its own region (or ``region``) to the API."""
-    joined = world.api.join(meeting, user)
-    assert joined.status_code == 200, joined.text
-    a = Agent.for_user(
-        world.wan,
-        site,
-        user,
-        api=world.control.api_url,
-        meeting_id=meeting["meeting_id"],
-        passcode=meeting["passcode"],
-        region=region or REGIONS[site],
-        name=name,
-        args=(*SMALL_VIDEO, *args),
-    )
-    stack.enter_context(a)
+    """A participant in ``site``, hinting its own region (or ``region``) to the API, once admitted."""
+    a = start_agent(world, stack, site, user, meeting, name, region=region or REGIONS[site], args=args)
     a.wait_for(lambda s: s.get("participant_id"), 30)
     return a
 
