@@ -204,7 +204,11 @@ async def _relays(where: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def _probe_recording(path: Path, size: int) -> dict[str, Any]:
+    """What the uploaded recording holds. One with no video stream (no frame reached the recorder
+    before it stopped: a slow start on a loaded machine) is reported as such, not a crash."""
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            return {"bytes": size, "video_frames": 0, "size": "no video"}
         video = sum(1 for _ in container.decode(video=0))
         stream = container.streams.video[0]
         return {"bytes": size, "video_frames": video, "size": f"{stream.width}x{stream.height}"}
