@@ -1,16 +1,17 @@
-"""Local recording of a meeting with aiortc's ``MediaRecorder``: chosen tracks, or a composed grid.
+"""Local recording of a meeting: chosen tracks, or a composed grid.
 
-``MediaRecorder`` writes one stream per track and handles one video plus one audio properly (players show
-the first stream of each kind). For a whole meeting, ``GridCompositor`` draws the newest frame of every
-video track into one grid and ``AudioMixer`` mixes every audio track; ``MeetingRecorder(path, grid=True)``
-records those two, and tracks can join and leave while it records (participants come and go).
+The file writer (``file_writer.TrackFileWriter``) writes one stream per track; players show the first
+stream of each kind, so chosen tracks are at most one video plus one audio. For a whole meeting,
+``GridCompositor`` draws the newest frame of every video track into one grid and ``AudioMixer`` mixes
+every audio track; ``MeetingRecorder(path, grid=True)`` records those two, and tracks can join and
+leave while it records (participants come and go).
 
 Both are clocked by wall time, not by their inputs: a stalled or missing participant becomes a frozen tile
 or silence instead of stalling the file, and video and audio stay in step. The grid is composed in a
 worker thread, in yuv420p (what the encoder wants), redrawing a tile only when its track has a new frame.
 
 A track's frames go to whoever calls ``recv()``: to record tracks that are also shown elsewhere, give the
-recorder its own ``aiortc.contrib.media.MediaRelay().subscribe(track)``. ``MediaRecorder`` encodes on the
+recorder its own ``aiortc.contrib.media.MediaRelay().subscribe(track)``. The writer encodes on the
 event loop (x264 at 1280x720: a few ms per frame here; the first frames and the final flush take longer).
 """
 
@@ -29,9 +30,10 @@ from typing import Any, cast
 
 import av
 import numpy as np
-from aiortc.contrib.media import MediaRecorder
 from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamError, MediaStreamTrack
 from av.video.reformatter import VideoReformatter
+
+from client_sdk.media.file_writer import TrackFileWriter
 
 Rect = tuple[int, int, int, int]  # x, y, width, height
 
@@ -331,7 +333,7 @@ class MeetingRecorder:
         self.compositor = GridCompositor(width=size[0], height=size[1], fps=fps) if grid else None
         self.mixer = AudioMixer() if grid else None
         self._chosen: dict[str, MediaStreamTrack] = {}
-        self._recorder: MediaRecorder | None = None
+        self._recorder: TrackFileWriter | None = None
         self.grid = grid
         self.started = False
 
@@ -369,9 +371,10 @@ class MeetingRecorder:
         if not tracks:
             raise ValueError("nothing to record: add a track first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._recorder = MediaRecorder(str(self.path), format=self.fmt, options=self.options)
+        self._recorder = TrackFileWriter(self.path, self.fmt, self.options)
         for track in tracks:
-            self._recorder.addTrack(track)
+            grid = self.compositor if track is self.compositor else None
+            self._recorder.add_track(track, (grid.width, grid.height) if grid else None)
         await self._recorder.start()
         self.started = True
 

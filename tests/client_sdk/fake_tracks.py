@@ -12,15 +12,20 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamEr
 
 
 class SolidVideoTrack(MediaStreamTrack):
-    """Frames of one RGB colour (yuv420p, as a camera or a decoder delivers them)."""
+    """Frames of one RGB colour (yuv420p, as a camera or decoder gives them); starts after ``delay_s``."""
 
     kind = "video"
 
     def __init__(
-        self, rgb: tuple[int, int, int], width: int = 320, height: int = 240, fps: float = 30
+        self,
+        rgb: tuple[int, int, int],
+        width: int = 320,
+        height: int = 240,
+        fps: float = 30,
+        delay_s: float = 0.0,
     ) -> None:
         super().__init__()
-        self.fps = fps
+        self.fps, self.delay_s = fps, delay_s
         self._image = np.empty((height, width, 3), np.uint8)
         self._image[:] = rgb
         self._n = 0
@@ -30,7 +35,7 @@ class SolidVideoTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
-            self._start = time.monotonic()
+            self._start = time.monotonic() + self.delay_s
         delay = self._start + self._n / self.fps - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)

@@ -1,4 +1,4 @@
-"""Local recording: files written by aiortc's MediaRecorder, opened and decoded again with PyAV.
+"""Local recording: files written by the SDK's file writer, opened and decoded again with PyAV.
 
 Tracks are fed straight into the recorder (no relay): the test pattern and tone from the SDK's sources,
 and solid colours / constant PCM from tests.client_sdk.fake_tracks where a test needs to recognise what
@@ -194,3 +194,56 @@ async def test_chosen_mode_rules(tmp_path: Path) -> None:
         recorder.remove_track(SolidVideoTrack(GREEN))
     await recorder.stop()  # before start: nothing to do
     assert not (tmp_path / "x.mp4").exists()
+
+
+def stream_frames(path: Path) -> dict[str, int]:
+    """Frames decoded per stream kind (a stream that is missing from the file counts as absent)."""
+    with av.open(str(path)) as container:
+        kinds = {s.type for s in container.streams}
+    counts = {}
+    for kind in kinds:
+        with av.open(str(path)) as container:
+            counts[kind] = sum(1 for _ in container.decode(**{kind: 0}))
+    return counts
+
+
+@pytest.mark.parametrize("suffix", ["mp4", "webm"])
+async def test_a_late_first_video_frame_still_makes_a_video_stream(tmp_path: Path, suffix: str) -> None:
+    # The audio's first packets are ready before the video's first frame: aiortc's MediaRecorder
+    # muxed them at once and the file lost its video stream without an error (seen in a demo run).
+    path = tmp_path / f"late.{suffix}"
+    recorder = MeetingRecorder(path)
+    recorder.add_track(SolidVideoTrack(RED, fps=15, delay_s=0.5))
+    recorder.add_track(ConstAudioTrack(1000))
+    await recorder.start()
+    await asyncio.sleep(1.5)
+    await recorder.stop()
+    counts = stream_frames(path)
+    assert counts.get("video", 0) >= 8, counts
+    assert counts.get("audio", 0) >= 40, counts
+
+
+async def test_a_video_track_that_never_delivers_leaves_a_valid_file_with_the_audio(tmp_path: Path) -> None:
+    path = tmp_path / "silent.mp4"
+    recorder = MeetingRecorder(path)
+    recorder.add_track(SilentTrack("video"))
+    recorder.add_track(ConstAudioTrack(1000))
+    await recorder.start()
+    await asyncio.sleep(1.0)
+    await recorder.stop()
+    counts = stream_frames(path)
+    # MP4 has no empty tracks: the video stream is one black frame
+    assert counts == {"video": 1, "audio": counts["audio"]} and counts["audio"] >= 30, counts
+
+
+async def test_a_grid_recording_has_video_even_when_its_first_frame_is_slow(tmp_path: Path) -> None:
+    # The grid's size is known up front, so the file starts with the mixer's first packet.
+    path = tmp_path / "grid.mp4"
+    recorder = MeetingRecorder(path, grid=True, size=(320, 240), fps=10)
+    recorder.add_track(SilentTrack("video"))
+    recorder.add_track(ConstAudioTrack(1000))
+    await recorder.start()
+    await asyncio.sleep(1.0)
+    await recorder.stop()
+    counts = stream_frames(path)
+    assert counts.get("video", 0) >= 5 and counts.get("audio", 0) >= 30, counts
