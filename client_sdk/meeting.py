@@ -126,6 +126,10 @@ class Meeting:
         self.path_errors: dict[str, str] = {}
         self._probes: set[asyncio.Task[str | None]] = set()
         self._watch: asyncio.Task[None] | None = None
+        #: Who speaks now, loudest first (participant id -> level 0..1), and who holds the stage (the
+        #: dominant speaker, kept through pauses), as the relay detects them from the audio levels.
+        self.speakers: dict[str, float] = {}
+        self.dominant_speaker: str | None = None
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -341,6 +345,10 @@ class Meeting:
                 self.chat[data["message_id"]] = data
                 await self._emit(MeetingEvent("chat", data))
         elif kind in ("participant_joined", "participant_left", "track_muted", "reaction", "track_published"):
+            await self._emit(MeetingEvent(kind, data))
+        elif kind == "speakers_changed":
+            self.speakers = {s["participant_id"]: s["level"] for s in data.get("speakers", [])}
+            self.dominant_speaker = data.get("dominant")
             await self._emit(MeetingEvent(kind, data))
         elif kind == "chat_ack":
             self._unacked.pop(str(data.get("message_id")), None)

@@ -29,7 +29,8 @@ from typing import Protocol
 from edge_relay.rooms.link import Link
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.signals import Event, ParticipantSignals
-from edge_relay.sfu.forwarder import PublishedTrack
+from edge_relay.rooms.speakers import SpeakerDetector
+from edge_relay.sfu.forwarder import PublishedTrack, packet_clock_ms
 from meetup_protocol.signalling import CodecInfo, LinkState, LinkTrack, ParticipantInfo, TrackInfo
 
 log = logging.getLogger("edge_relay.room")
@@ -75,6 +76,7 @@ class Room:
         self.relay_id = ""
         self.ended: str | None = None  # the reason, once ended
         self.listener: RoomListener | None = None
+        self.speakers = SpeakerDetector()
         self._chat_seen: OrderedDict[str, None] = OrderedDict()
         self._on_empty = on_empty
         self._deadline = asyncio.get_running_loop().call_at(
@@ -372,9 +374,16 @@ class Room:
     async def tick(self, report: bool) -> None:
         """Periodic upkeep (every ~200 ms): keyframes for waiting subscribers, NACK retries; with
         ``report`` (every second) receiver reports and bitrate estimates to the publishers."""
-        now_ms = time.monotonic() * 1000
+        now_ms = packet_clock_ms()  # the clock of the packets' arrival times (NACK retries compare them)
         linked = [t for link in list(self.links.values()) for t in link.tracks]
-        for track, _ in [*self.local_tracks(), *linked]:  # a linked track's upstream is the link
+        levels: dict[str, tuple[float, bool]] = {}
+        for track, info in [*self.local_tracks(), *linked]:  # a linked track's upstream is the link
             await track.upkeep(now_ms)
             if report and track.ssrc:
                 await track.upstream.report(track)
+            if track.audio_level is not None and info.source == "microphone":
+                levels[info.participant_id] = track.audio_level.level(now_ms)
+        speakers = self.speakers.update(levels, time.monotonic())
+        if speakers is not None:
+            levels_now, dominant = list(speakers.levels), speakers.dominant
+            await self.tell(lambda signals: signals.speakers_changed(levels_now, dominant))

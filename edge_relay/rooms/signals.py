@@ -49,6 +49,9 @@ class ParticipantSignals(Offers, Closing, Protocol):
     async def migrate(self, reason: str) -> None:
         """The meeting goes on elsewhere: reconnect to another relay."""
 
+    async def speakers_changed(self, levels: list[tuple[str, float]], dominant: str | None) -> None:
+        """Who speaks now, loudest first, with levels 0..1, and the dominant speaker."""
+
 
 class LinkSignals(Closing, Protocol):
     """What a linked relay hears of our side of the meeting, whichever end of the link we are."""

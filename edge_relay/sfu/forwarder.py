@@ -18,10 +18,11 @@ from aiortc import clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtp import RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket, unpack_remb_fci
 
+from edge_relay.sfu.audio_level import AudioLevel
 from edge_relay.sfu.history import PacketHistory
 from edge_relay.sfu.keyframes import keyframe_detector
 from edge_relay.sfu.rtcp import SenderReportMapper
-from edge_relay.sfu.rtp import ExtensionMap, RtpHeader, rewrite_packet
+from edge_relay.sfu.rtp import EXT_AUDIO_LEVEL, ExtensionMap, RtpHeader, find_extension, rewrite_packet
 from edge_relay.sfu.seams import send_rtp
 from edge_relay.sfu.sequence import ReceiveStats
 
@@ -33,6 +34,12 @@ KEYFRAME_RETRY_S = 1.0  # ask again while a subscriber still waits (a request ca
 DEFAULT_BITRATE = 1_500_000
 MIN_BITRATE, MAX_BITRATE = 150_000, 2_500_000
 REMB_MAX_AGE_S = 5.0
+
+
+def packet_clock_ms() -> float:
+    """Now, on the clock of the ``arrival_ms`` that aiortc gives each packet (wall time in ms since
+    1900): NACK retries and audio levels compare the two, so upkeep must read this clock too."""
+    return clock.current_ms()
 
 
 class ForwardingStats:
@@ -92,6 +99,9 @@ class PublishedTrack:
         self.upstream = upstream
         #: Header extension id -> URI as the sender of this track negotiated them (rewritten per receiver).
         self.extensions = dict(extensions or {})
+        #: How loud the sender says this audio track is (its RFC 6464 levels), for speaker detection.
+        self._level_id = next((i for i, uri in self.extensions.items() if uri == EXT_AUDIO_LEVEL), None)
+        self.audio_level = AudioLevel() if kind == "audio" and self._level_id else None
         self.is_keyframe = keyframe_detector(mime_type)
         self.history = PacketHistory()
         self.receive_stats = ReceiveStats(ssrc)
@@ -105,6 +115,10 @@ class PublishedTrack:
         stats.packets_in += 1
         stats.bytes_in += len(data)
         self.history.put(header.seq, data)
+        if self.audio_level is not None:
+            value = find_extension(data, header, self._level_id)  # type: ignore[arg-type]
+            if value:
+                self.audio_level.observe(value[0], header.timestamp, self.clock_rate, arrival_ms)
         missing = self.receive_stats.update(header.seq, header.timestamp, arrival_ms, self.clock_rate)
         if missing:
             stats.nacks_sent += 1

@@ -133,6 +133,40 @@ def rewrite_packet(
     return b"".join((hdr, extension, data[header.header_len :]))
 
 
+def find_extension(data: bytes, header: RtpHeader, ext_id: int) -> bytes | None:
+    """The value of the header extension element ``ext_id`` in this packet, or None.
+
+    For the few packets that need one element read (an audio level, once per audio packet), not the
+    per-subscriber rewrite. Malformed lists end the walk as in :meth:`ExtensionMap._walk`.
+    """
+    profile, i, end = header.ext_profile, header.ext_start, header.ext_end
+    if profile == PROFILE_ONE_BYTE:
+        while i < end:
+            b = data[i]
+            if b == 0:
+                i += 1
+                continue
+            eid, ln = b >> 4, (b & 0x0F) + 1
+            if eid == 15 or i + 1 + ln > end:
+                return None
+            if eid == ext_id:
+                return data[i + 1 : i + 1 + ln]
+            i += 1 + ln
+    elif profile is not None and profile & 0xFFF0 == PROFILE_TWO_BYTE:
+        while i < end:
+            eid = data[i]
+            if eid == 0:
+                i += 1
+                continue
+            if i + 1 >= end or i + 2 + data[i + 1] > end:
+                return None
+            ln = data[i + 1]
+            if eid == ext_id:
+                return data[i + 2 : i + 2 + ln]
+            i += 2 + ln
+    return None
+
+
 def _no_signature(data: Any) -> None:
     return None
 

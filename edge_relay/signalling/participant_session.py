@@ -104,6 +104,9 @@ class ParticipantSession(Session):
             participants=self.room.everyone_else(participant),
         )
         await self.wire.send(welcome)
+        speakers = self.room.speakers.current
+        if speakers.levels or speakers.dominant:  # who holds the stage, before anyone speaks again
+            await self.wire.speakers_changed(list(speakers.levels), speakers.dominant)
         await participant.negotiate()
 
     def table(self) -> Mapping[type[p.Message], Handler]:

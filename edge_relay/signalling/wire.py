@@ -56,6 +56,10 @@ class ParticipantWire(Wire):
     async def removed(self, reason: str) -> None:
         await self.send(p.message("removed", reason=reason))
 
+    async def speakers_changed(self, levels: list[tuple[str, float]], dominant: str | None) -> None:
+        speakers = [{"participant_id": pid, "level": level} for pid, level in levels]
+        await self.send(p.message("speakers_changed", speakers=speakers, dominant=dominant))
+
     async def migrate(self, reason: str) -> None:
         await self.send(p.message("migrate", reason=reason))
 

@@ -131,6 +131,26 @@ class Pong(RelayMessage):
     type: Literal["pong"] = "pong"
 
 
+class SpeakerLevel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    participant_id: str
+    #: Linear amplitude, smoothed: 1.0 is full scale; speech is usually 0.02-0.5.
+    level: float = Field(ge=0, le=1)
+
+
+class SpeakersChanged(RelayMessage):
+    """Who speaks now (loudest first) and the dominant speaker, sent when either changes.
+
+    The dominant speaker changes with hysteresis and stays through pauses (it may not be in
+    ``speakers``); None until someone has spoken, or after the dominant speaker left.
+    """
+
+    type: Literal["speakers_changed"] = "speakers_changed"
+    speakers: list[SpeakerLevel]
+    dominant: str | None = None
+
+
 ServerMessage = Annotated[
     Welcome
     | Offer
@@ -146,7 +166,8 @@ ServerMessage = Annotated[
     | Removed
     | Migrate
     | Error
-    | Pong,
+    | Pong
+    | SpeakersChanged,
     Field(discriminator="type"),
 ]
 #: Every relay -> client message, by type.

@@ -73,6 +73,13 @@ async def test_a_browser_and_an_sdk_participant_meet(stack, launch: Launch) -> N
         )
         assert shown == ["connected", "direct", "Connected", "media path: direct"]
 
+        # Who speaks, from the relay: Bob's steady tone holds the stage; the page rings his tile.
+        await ann.page.wait_for_selector(
+            f'figure.dominant[data-participant-id="{sdk.participant_id}"][data-source="camera"]',
+            timeout=10_000,
+        )
+        assert await wait_until(lambda: sdk.dominant_speaker == sdk.participant_id, 5)
+
         # Chat both ways: stored by the API, then live through the relay.
         await ann.page.fill("#chat-form [name=text]", "Hello from the browser")
         await ann.page.click("#chat-form [type=submit]")

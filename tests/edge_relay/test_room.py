@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -169,3 +170,23 @@ async def test_a_relayed_end_ends_the_room_without_relaying_it_back() -> None:
     await room.on_relayed(link, {"type": "meeting_ended", "reason": "host_ended"})  # type: ignore[arg-type]
     assert room.ended == "host_ended" and alice.signals.of("meeting_ended") == [("host_ended",)]
     assert link.relayed == [] and not any(kind == "ended" for kind, _ in listener.heard)
+
+
+async def test_the_tick_renacks_on_the_clock_that_stamps_packets() -> None:
+    # aiortc stamps each packet with wall time (ms since 1900); the tick once passed the monotonic
+    # clock to the NACK retry, which then never came: a lost NACK or retransmission stayed lost.
+    from edge_relay.sfu.forwarder import packet_clock_ms
+    from tests.edge_relay.test_forwarder import feed, make_track, rtp
+
+    room, _, _ = new_room()
+    alice = FakeParticipant("alice")
+    published, upstream = make_track("video/VP8", 90000)
+    alice.tracks = [(published, info("alice/camera"))]
+    await room.add(alice)  # type: ignore[arg-type]
+    now = packet_clock_ms()
+    await feed(published, rtp(1, 0), arrival_ms=now)
+    await feed(published, rtp(3, 0), arrival_ms=now)  # 2 lost: NACKed at once
+    assert len(upstream.nacks) == 1
+    await asyncio.sleep(0.15)  # past the 100 ms retry
+    await room.tick(report=False)
+    assert len(upstream.nacks) == 2 and upstream.nacks[-1][1] == [2]

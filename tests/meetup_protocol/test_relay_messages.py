@@ -28,6 +28,7 @@ def test_every_relay_message_round_trips() -> None:
         "migrate": dict(reason="relay_draining"),
         "error": dict(code="not_host", message="only the host can end the meeting"),
         "pong": {},
+        "speakers_changed": dict(speakers=[{"participant_id": "a", "level": 0.25}], dominant="a"),
     }
     assert set(samples) == set(p.RELAY_MESSAGES)
     for type_, fields in samples.items():
@@ -57,6 +58,7 @@ def test_an_offer_keeps_each_slot_kind() -> None:
         ("shout", {}, "no relay message"),
         ("pong", {"extra": 1}, "unknown fields"),
         ("chat_ack", {}, "Field required"),
+        ("speakers_changed", {"speakers": [{"participant_id": "a", "level": 2}]}, "less than or equal"),
         ("track_muted", {"track_id": "t", "muted": "yes please"}, "bool"),
     ],
 )

@@ -43,6 +43,8 @@ export class Meeting extends Emitter {
     this.muted = new Set(); // sources not sent right now (mic muted, camera off)
     this.participants = new Map(); // participant_id -> {participant_id, name, role}
     this.remoteTracks = new Map(); // track_id -> {info, track}
+    this.speakers = new Map(); // participant_id -> level 0..1 of who speaks now, loudest first
+    this.dominantSpeaker = null; // who holds the stage (kept through pauses)
     this.chat = new Map(); // message_id -> message, deduplicated
     this.unacked = new Map(); // message_id -> our chat announcement the relay has not acknowledged
     this.notices = []; // what the user should know from joining (e.g. no camera)
@@ -274,6 +276,11 @@ export class Meeting extends Emitter {
       }),
     );
     connection.on("reaction", (msg) => this.emit("reaction", msg));
+    connection.on("speakers_changed", ({ speakers, dominant }) => {
+      this.speakers = new Map(speakers.map((s) => [s.participant_id, s.level]));
+      this.dominantSpeaker = dominant ?? null;
+      this.emit("speakers_changed", { speakers: this.speakers, dominant: this.dominantSpeaker });
+    });
     connection.on("chat_ack", ({ message_id }) => this.unacked.delete(message_id));
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));

@@ -158,6 +158,16 @@ export function mountMeeting(meeting, { onExit }) {
     else showVideo(el, muted ? null : track);
   });
   on("local_tracks", renderLocal);
+  // Who speaks: a ring on each speaker's tile, a stronger one on the dominant speaker's.
+  const showSpeakers = ({ speakers, dominant }) => {
+    for (const el of tiles.values()) {
+      if (el.dataset.source !== "camera") continue;
+      el.classList.toggle("speaking", speakers.has(el.dataset.participantId));
+      el.classList.toggle("dominant", el.dataset.participantId === dominant);
+    }
+  };
+  showSpeakers({ speakers: meeting.speakers, dominant: meeting.dominantSpeaker });
+  on("speakers_changed", showSpeakers);
 
   // --- reactions -----------------------------------------------------------------------------------
 
