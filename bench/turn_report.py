@@ -43,6 +43,7 @@ def join_table(report: dict[str, Any]) -> Table:
         "min-max",
         "x direct",
         "extra",
+        "slow",
         "media connected",
         "+ allocation check",
     ):
@@ -57,6 +58,7 @@ def join_table(report: dict[str, Any]) -> Table:
             _range(ff),
             _f(s["join_x_direct"], 2),
             f"{s['join_extra_ms']:+.0f}",
+            f"{s['join_slow']}/{ff['n']}",
             _med(s["join_connected_ms"]),
             _med(s["allocation_check_ms"]),
         )
@@ -133,6 +135,10 @@ def show(report: dict[str, Any], console: Console, previous: dict[str, Any] | No
     console.print(
         "- client = this process (the publisher's share, alike on every path, plus the subscribers' "
         "transport: ICE, TURN framing, TCP, TLS); subscribers count RTP without decoding."
+    )
+    console.print(
+        "- slow: joins over direct's median + 250 ms (through TURN a relay's first ICE check can reach "
+        "coturn before the client's permission; aioice resends it only after 500 ms)."
     )
     other = [w["other_cores"] for ws in report["windows"].values() for w in ws]
     console.print(
