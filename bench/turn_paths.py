@@ -191,7 +191,11 @@ def summarize(joins: dict[str, list[dict[str, float]]], windows: dict[str, list[
         }
         s["join_x_direct"] = s["join_first_frame_ms"]["median"] / direct_join
         # Joins come in two modes through TURN (see bench/README.md): count the slow one apart.
-        s["join_slow"] = sum(r["first_frame_ms"] > direct_join + SLOW_JOIN_MS for r in rows)
+        fast = [r["first_frame_ms"] for r in rows if r["first_frame_ms"] <= direct_join + SLOW_JOIN_MS]
+        s["join_slow"] = len(rows) - len(fast)
+        s["join_fast_x_direct"] = spread(fast)["median"] / direct_join
+        slow = [r["first_frame_ms"] for r in rows if r["first_frame_ms"] > direct_join + SLOW_JOIN_MS]
+        s["join_slow_extra_ms"] = spread(slow)["median"] - direct_join
         s["join_extra_ms"] = s["join_first_frame_ms"]["median"] - direct_join
         wins, base = windows[path], windows["direct"]
         for key in wins[0] if wins else []:

@@ -15,6 +15,8 @@ from meetup_protocol.turn import PATH_ORDER
 #: Ratios worth comparing across runs: (summary key, label).
 COMPARED = (
     ("join_x_direct", "join to first frame x direct"),
+    ("join_fast_x_direct", "the same, fast joins only"),
+    ("join_slow", "slow joins"),
     ("total_ms_per_stream_s_x_direct", "CPU per stream x direct"),
     ("added_delay_p50_ms", "added delay p50 ms"),
     ("coturn_us_per_packet", "coturn us/packet"),
@@ -44,6 +46,7 @@ def join_table(report: dict[str, Any]) -> Table:
         "x direct",
         "extra",
         "slow",
+        "fast x direct",
         "media connected",
         "+ allocation check",
     ):
@@ -58,7 +61,8 @@ def join_table(report: dict[str, Any]) -> Table:
             _range(ff),
             _f(s["join_x_direct"], 2),
             f"{s['join_extra_ms']:+.0f}",
-            f"{s['join_slow']}/{ff['n']}",
+            f"{s['join_slow']}/{ff['n']}" + (f" +{s['join_slow_extra_ms']:.0f}" if s["join_slow"] else ""),
+            _f(s["join_fast_x_direct"], 2),
             _med(s["join_connected_ms"]),
             _med(s["allocation_check_ms"]),
         )
@@ -118,7 +122,8 @@ def compare_table(report: dict[str, Any], previous: dict[str, Any]) -> Table:
             now = report["summary"][path][key]
             if before is None:
                 continue
-            table.add_row(path, label, _med(before, 2), _med(now, 2))
+            digits = 0 if isinstance(now, int) else 2
+            table.add_row(path, label, _med(before, digits), _med(now, digits))
     return table
 
 
@@ -137,8 +142,8 @@ def show(report: dict[str, Any], console: Console, previous: dict[str, Any] | No
         "transport: ICE, TURN framing, TCP, TLS); subscribers count RTP without decoding."
     )
     console.print(
-        "- slow: joins over direct's median + 250 ms (through TURN a relay's first ICE check can reach "
-        "coturn before the client's permission; aioice resends it only after 500 ms)."
+        "- slow: joins over direct's median + 250 ms, and their median extra (through TURN a relay's first "
+        "ICE check can reach coturn before the client's permission; aioice resends it only after 500 ms)."
     )
     other = [w["other_cores"] for ws in report["windows"].values() for w in ws]
     console.print(
