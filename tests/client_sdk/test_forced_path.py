@@ -5,7 +5,9 @@ clear MediaPathFailed, never a wait. (The TURN benchmark, bench/turn_paths.py, r
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from client_sdk.cli.main import app
 from client_sdk.media.sources import PatternVideoTrack
 from client_sdk.meeting import MediaPathFailed, Meeting
 from client_sdk.rtc import paths
@@ -42,6 +44,13 @@ async def test_join_refuses_a_name_that_is_no_path_before_asking_the_api() -> No
     # No API behind this client: reaching it would be another error than ValueError.
     with pytest.raises(ValueError, match="no such media path"):
         await Meeting.join(None, "123", "pass", path="turn/quic")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["turn", "turn/quic", "DIRECT"])
+def test_meet_join_refuses_a_path_that_is_none_with_the_choices(bad: str) -> None:
+    done = CliRunner().invoke(app, ["join", "1234567890", "--path", bad], env={"COLUMNS": "200"})
+    assert done.exit_code == 2  # a usage error, before any network
+    assert "no media path" in done.output and "turn/tls" in done.output
 
 
 async def test_a_forced_path_the_join_does_not_offer_is_a_clear_error(stack) -> None:
