@@ -29,6 +29,7 @@ from client_sdk.rtc.paths import (
     PROBE_DELAY_S,
     PROBE_TIMEOUT_S,
     PathPlan,
+    force_path,
     plan_paths,
     probe_turn,
     refused,
@@ -36,6 +37,7 @@ from client_sdk.rtc.paths import (
 from meetup_protocol import signalling as p
 from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
 from meetup_protocol.schemas.meetings import IceServer
+from meetup_protocol.turn import PATH_ORDER
 
 log = logging.getLogger("client_sdk.meeting")
 
@@ -120,6 +122,8 @@ class Meeting:
         self._feeds = MediaRelay()  # copies of local tracks, one per relay connection
         #: TURN servers to use instead of the API's (None: the join's own).
         self.ice_servers: list[IceServer] | None = None
+        #: The only media path to try ("direct", "turn/udp", "turn/tcp", "turn/tls"; None: each in turn).
+        self.forced_path: str | None = None
         #: Seconds from asking the API to join until media flowed, for the last (re)connection.
         self.connect_time_s: float | None = None
         #: Each path tried by the last (re)connection and why it failed, in order.
@@ -146,6 +150,7 @@ class Meeting:
         background: bool = True,
         pin_region: bool = False,
         ice_servers: list[IceServer] | None = None,
+        path: str | None = None,
     ) -> Meeting:
         """Join and publish. With ``background`` the user's background setting (blur, or an image) is
         applied to the camera before it leaves this machine. ``region`` ranks the relays (the nearest by
@@ -154,12 +159,17 @@ class Meeting:
         Media goes direct to the relay when it can, else through the TURN servers the API hands out
         (``ice_servers`` replaces them): TURN over UDP, then TCP, then TLS, each attempt bounded
         (client_sdk/rtc/paths.py). ``media_path`` says which one carries it; :class:`TurnRefused` or
-        :class:`MediaPathFailed` say why none did."""
+        :class:`MediaPathFailed` say why none did. ``path`` forces one path, also when reconnecting
+        (ValueError for a name that is no path; MediaPathFailed ``path_not_offered`` when the join
+        offers no TURN server for it)."""
+        if path is not None and path not in PATH_ORDER:  # before the API admits us
+            raise ValueError(f"no such media path: {path!r} (choose from {', '.join(PATH_ORDER)})")
         publish = dict(publish or {})
         if background and "camera" in publish:
             publish["camera"] = await apply_background_setting(client, publish["camera"])
         meeting = cls(client, meeting_id, publish, region, video_codec, pin_region)
         meeting.ice_servers = ice_servers
+        meeting.forced_path = path
         await meeting._connect(passcode)
         return meeting
 
@@ -176,6 +186,13 @@ class Meeting:
         candidates = await rank_relays(offered)
         urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
         plans = plan_paths(self.ice_servers if self.ice_servers is not None else admission.ice_servers)
+        if self.forced_path is not None:
+            try:
+                plans = force_path(plans, self.forced_path)
+            except ValueError as exc:
+                raise MediaPathFailed(
+                    str(exc), code="path_not_offered", attempts={self.forced_path: str(exc)}
+                ) from exc
         # Once direct has not connected within PROBE_DELAY_S (where it works it mostly has), the TURN
         # servers are asked for an allocation while direct goes on (as a browser gathers relay
         # candidates): a path whose server refuses or does not answer is skipped, and a refused

@@ -26,6 +26,7 @@ from client_sdk.media.devices import open_source
 from client_sdk.media.recorder import MeetingRecorder
 from client_sdk.media.sources import read_stamp
 from client_sdk.meeting import Meeting, MeetingEvent
+from meetup_protocol.turn import PATH_ORDER
 
 
 @dataclass
@@ -154,6 +155,12 @@ def _local_tracks(publish: str, audio: str | None, screen: str | None) -> dict[s
     return tracks
 
 
+def _media_path(value: str | None) -> str | None:
+    if value is not None and value not in PATH_ORDER:
+        raise typer.BadParameter(f"{value!r} is no media path (choose from {', '.join(PATH_ORDER)})")
+    return value
+
+
 def join(
     meeting_id: MeetingId,
     passcode: Annotated[str | None, typer.Option(help="Needed the first time (not by the host).")] = None,
@@ -174,6 +181,13 @@ def join(
     pin_region: Annotated[
         bool, typer.Option(help="Only use relays of --region (the others reach you by cascade).")
     ] = False,
+    path: Annotated[
+        str | None,
+        typer.Option(
+            callback=_media_path,
+            help="Use only this media path: direct, turn/udp, turn/tcp or turn/tls (default: each in turn).",
+        ),
+    ] = None,
     api: ApiOption = None,
 ) -> None:
     """Join a meeting, show what arrives live, leave after --duration (or when the host ends it)."""
@@ -187,11 +201,12 @@ def join(
                 publish=_local_tracks(publish, audio, screen),
                 region=region,
                 pin_region=pin_region,
+                path=path,
             )
-            path = meeting.media_path or "not yet (nothing to receive or send)"
+            via = meeting.media_path or "not yet (nothing to receive or send)"
             took = f" in {meeting.connect_time_s:.1f} s" if meeting.connect_time_s is not None else ""
             console.print(
-                user_text(f"joined via {meeting.relay_url} as {meeting.role}; media path: {path}{took}")
+                user_text(f"joined via {meeting.relay_url} as {meeting.role}; media path: {via}{took}")
             )
             recorder = MeetingRecorder(record, grid=True) if record else None
             observer = Observer(meeting, recorder)
