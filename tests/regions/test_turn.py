@@ -16,13 +16,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
+from client_sdk.meeting import PATH_SWITCH_BOUND_S
 from client_sdk.rtc.paths import DIRECT_TIMEOUT_S, PROBE_TIMEOUT_S
 from meetup_protocol.metrics import parse as parse_metrics
 from meetup_protocol.turn import turn_credentials
@@ -30,7 +31,7 @@ from tests.conftest import Api
 from tests.regions.agents import Agent
 from tests.regions.control import ControlPlane
 from tests.regions.netns import Wan
-from tests.regions.world import needs_namespaces, receiving, start_agent
+from tests.regions.world import needs_namespaces, receiving, start_agent, still_receiving
 
 pytestmark = [
     needs_namespaces,
@@ -72,14 +73,29 @@ def world() -> Iterator[TurnWorld]:
         for site in (2, 3):
             firewall(wan, site, "-A", "OUTPUT", "-p", "udp", "-j", "DROP")
         # Site 3 also drops TCP to the TURN port: only TURN over TLS is left to it.
-        turn_port = control.turn["urls"][1].split(":")[2].split("?")[0]
-        firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", turn_port, "-j", "DROP")
+        port = control.turn["urls"][1].split(":")[2].split("?")[0]
+        firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", port, "-j", "DROP")
         yield TurnWorld(wan, control, api, control.turn, relay)
 
 
 def firewall(wan: Wan, site: int, *rule: str) -> None:
     done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def rule_while(wan: Wan, site: int, action: str, *rule: str) -> Iterator[None]:
+    """A firewall change in ``site`` for the duration only (the world is shared by the module):
+    ``action`` -I adds ``rule`` first in OUTPUT, -D deletes an existing one; undone on exit."""
+    firewall(wan, site, action, "OUTPUT", *rule)
+    try:
+        yield
+    finally:
+        firewall(wan, site, "-D" if action == "-I" else "-A", "OUTPUT", *rule)
+
+
+def turn_port(world: TurnWorld) -> str:
+    return str(world.turn["urls"][1].split(":")[2].split("?")[0])
 
 
 def spawn(
@@ -185,3 +201,43 @@ def test_a_blocked_client_that_joined_before_any_media_moves_to_turn_once_media_
         assert status["reconnects"] == 1, status
         print(f"late media: viewer moved to turn/tcp, {status['connect_s']:.2f} s after its reconnect began")
         viewer.wait_for(receiving(viewer, [direct]), 40)
+
+
+@pytest.mark.parametrize("then", ["turn/tls", "direct"])
+def test_a_turn_path_that_dies_mid_meeting_moves_to_another_path_within_the_bound(
+    world: TurnWorld, then: str
+) -> None:
+    """A client in site 2 (UDP dropped) is in the meeting through TURN over TCP; then its firewall drops
+    TCP to the TURN port too (the TURN server is gone for it: no reset, segments just vanish). The SDK
+    notices the silence, keeps the meeting and finds the next path: TURN over TLS (another coturn
+    listener), or, when UDP was opened at the same time, direct. Media flows again both ways within the
+    SDK's bound (PATH_SWITCH_BOUND_S), same participant, no rejoin by the application."""
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    udp_drop = ("-p", "udp", "-j", "DROP")
+    with ExitStack() as stack:
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        direct.wait_for(lambda s: s["media_path"], 30)
+        moving = spawn(world, stack, 2, meeting, world.api.new_user("Moving"), "moving")
+        joined = moving.wait_for(lambda s: s["media_path"], 40)
+        assert joined["media_path"] == "turn/tcp", joined
+        moving.wait_for(receiving(moving, [direct]), 40)
+        direct.wait_for(receiving(direct, [moving]), 40)
+        participant = joined["participant_id"]
+
+        stack.enter_context(
+            rule_while(world.wan, 2, "-I", "-p", "tcp", "--dport", turn_port(world), "-j", "DROP")
+        )
+        if then == "direct":
+            stack.enter_context(rule_while(world.wan, 2, "-D", *udp_drop))
+        cut = time.monotonic()
+        moved = moving.wait_for(lambda s: s["media_path"] == then, PATH_SWITCH_BOUND_S + 15)
+        moved_s = time.monotonic() - cut
+        assert moved["reconnects"] == 1 and moved["participant_id"] == participant, moved
+        assert "media_path_changed" in moved["events"], moved["events"]
+        assert moved["reconnect_reasons"][0].startswith("media path lost (turn/tcp: "), moved
+        # Media both ways again: frames keep arriving each way after the move.
+        assert still_receiving(moving, direct) and still_receiving(direct, moving)
+        resumed_s = time.monotonic() - cut
+        print(f"turn/tcp cut: on {then} after {moved_s:.1f} s; frames both ways checked by {resumed_s:.1f} s")
+        assert moved_s <= PATH_SWITCH_BOUND_S + 5, moved_s  # + a loaded 2-core machine
