@@ -4,9 +4,10 @@ by them: over TCP, and, with TCP to the TURN port dropped too (only TLS open), o
 forged TURN credential are refused by coturn and the SDK says so (TurnRefused) within its bound.
 
 Sites (tests/regions/netns.py; 2 ms one way between any two): 0 the control plane (API, moto, coturn on
-the site's address, started by the local stack), 1 the relay and the direct participant, 2 and 3 the
-clients behind UDP-dropping firewalls. Each agent reports its media path and its time to connect (from
-asking the API to join to media flowing); the test prints them.
+the site's address, started by the local stack, TLS on 443), 1 the relay and the direct participant, 2
+and 3 the clients behind UDP-dropping firewalls, 4 a client that may send TCP to port 443 only. Each
+agent reports its media path and its time to connect (from asking the API to join to media flowing);
+the test prints them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 import pytest
@@ -63,8 +65,9 @@ class TurnWorld:
 @pytest.fixture(scope="module")
 def world() -> Iterator[TurnWorld]:
     with ExitStack() as stack:
-        wan = stack.enter_context(Wan(sites=3, delay_ms=2))
-        control = stack.enter_context(ControlPlane(wan))
+        wan = stack.enter_context(Wan(sites=4, delay_ms=2))
+        # coturn's TLS listener on 443, as deployed: site 4 reaches nothing else (below).
+        control = stack.enter_context(ControlPlane(wan, turn_tls_port=443))
         assert control.turn is not None, "the local stack started no coturn"
         relay = control.add_relay(1, "r1")
         api = control.api()
@@ -75,12 +78,25 @@ def world() -> Iterator[TurnWorld]:
         # Site 3 also drops TCP to the TURN port: only TURN over TLS is left to it.
         port = control.turn["urls"][1].split(":")[2].split("?")[0]
         firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", port, "-j", "DROP")
+        only_tcp_443(wan, 4, [urlsplit(control.api_url), urlsplit(relay.url)])
         yield TurnWorld(wan, control, api, control.turn, relay)
 
 
 def firewall(wan: Wan, site: int, *rule: str) -> None:
     done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def only_tcp_443(wan: Wan, site: int, platform: list[SplitResult]) -> None:
+    """``site`` sends nothing but TCP to port 443: no UDP at all, no other TCP port. Only the platform's
+    own HTTPS endpoints are let through besides (the API and the relay's signalling, on 443 in the cloud,
+    on test ports here): what is tested is media, which then has TURN over TLS on 443 alone."""
+    firewall(wan, site, "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT")
+    firewall(wan, site, "-A", "OUTPUT", "-p", "tcp", "--dport", "443", "-j", "ACCEPT")
+    for url in platform:
+        where = ("-d", str(url.hostname), "--dport", str(url.port))
+        firewall(wan, site, "-A", "OUTPUT", "-p", "tcp", *where, "-j", "ACCEPT")
+    firewall(wan, site, "-A", "OUTPUT", "-j", "DROP")
 
 
 @contextmanager
@@ -156,6 +172,23 @@ def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(wo
         assert grew('relay_media_connected_total{peer="participant",path="turn"}') == 2, after
         assert grew('relay_media_connected_total{peer="participant",path="direct"}') == 1, after
         assert grew('relay_media_never_connected_total{peer="participant"}') >= 2, after
+
+
+def test_only_tcp_443_open_media_goes_through_turn_over_tls_on_443(world: TurnWorld) -> None:
+    tls_url = world.turn["urls"][2]
+    assert tls_url.startswith("turns:") and ":443?" in tls_url, world.turn["urls"]
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        direct.wait_for(lambda s: s["media_path"], 30)
+        narrow = spawn(world, stack, 4, meeting, world.api.new_user("Narrow"), "narrow")
+        status = narrow.wait_for(lambda s: s["media_path"], 40)
+        print(f"only 443: {status['media_path']} in {status['connect_s']:.2f} s; {status['path_errors']}")
+        assert status["media_path"] == "turn/tls", status
+        assert list(status["path_errors"]) == ["direct", "turn/udp", "turn/tcp"], status
+        narrow.wait_for(receiving(narrow, [direct]), 40)
+        direct.wait_for(receiving(direct, [narrow]), 40)
 
 
 @pytest.mark.parametrize("kind", ["expired", "forged"])
