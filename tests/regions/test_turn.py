@@ -2,132 +2,32 @@
 control plane's coturn and sees and hears a participant who is connected directly, and is seen and heard
 by them: over TCP, and, with TCP to the TURN port dropped too (only TLS open), over TLS. An expired and a
 forged TURN credential are refused by coturn and the SDK says so (TurnRefused) within its bound.
+A client that may send TCP to port 443 only gets through over TLS on 443.
 
-Sites (tests/regions/netns.py; 2 ms one way between any two): 0 the control plane (API, moto, coturn on
-the site's address, started by the local stack, TLS on 443), 1 the relay and the direct participant, 2
-and 3 the clients behind UDP-dropping firewalls, 4 a client that may send TCP to port 443 only. Each
-agent reports its media path and its time to connect (from asking the API to join to media flowing);
-the test prints them.
+The sites are tests/regions/turn_world.py's. Each agent reports its media path and its time to connect
+(from asking the API to join to media flowing); the test prints them.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from contextlib import ExitStack
 
-import httpx
 import pytest
 
-from client_sdk.meeting import PATH_SWITCH_BOUND_S
 from client_sdk.rtc.paths import DIRECT_TIMEOUT_S, PROBE_TIMEOUT_S
-from meetup_protocol.metrics import parse as parse_metrics
 from meetup_protocol.turn import turn_credentials
-from tests.conftest import Api
-from tests.regions.agents import Agent
-from tests.regions.control import ControlPlane
-from tests.regions.netns import Wan
-from tests.regions.world import needs_namespaces, receiving, start_agent, still_receiving
+from tests.regions.turn_world import TurnWorld, needs_turn_world, spawn, world
+from tests.regions.world import receiving
 
-pytestmark = [
-    needs_namespaces,
-    pytest.mark.skipif(
-        shutil.which("iptables") is None, reason="no iptables (Debian: apt-get install iptables)"
-    ),
-    pytest.mark.skipif(
-        shutil.which("turnserver") is None, reason="no turnserver (Debian: apt-get install coturn)"
-    ),
-]
+pytestmark = needs_turn_world
+__all__ = ["world"]  # the module's fixture
 
 #: A refused credential is reported once direct has failed (its bound) and the TURN checks answered;
 #: the join itself (API, relay probe, signalling) and a loaded 2-core machine get the rest.
 REFUSED_BOUND_S = DIRECT_TIMEOUT_S + PROBE_TIMEOUT_S + 5
-
-
-@dataclass
-class TurnWorld:
-    wan: Wan
-    control: ControlPlane
-    api: Api
-    turn: dict[str, Any]
-    relay: Any
-
-    def relay_metrics(self) -> dict[str, float]:
-        return parse_metrics(httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text)
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[TurnWorld]:
-    with ExitStack() as stack:
-        wan = stack.enter_context(Wan(sites=4, delay_ms=2))
-        # coturn's TLS listener on 443, as deployed: site 4 reaches nothing else (below).
-        control = stack.enter_context(ControlPlane(wan, turn_tls_port=443))
-        assert control.turn is not None, "the local stack started no coturn"
-        relay = control.add_relay(1, "r1")
-        api = control.api()
-        stack.callback(api.close)
-        # Sites 2 and 3 drop every UDP packet they send (DNS, STUN, RTP, TURN over UDP alike).
-        for site in (2, 3):
-            firewall(wan, site, "-A", "OUTPUT", "-p", "udp", "-j", "DROP")
-        # Site 3 also drops TCP to the TURN port: only TURN over TLS is left to it.
-        port = control.turn["urls"][1].split(":")[2].split("?")[0]
-        firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", port, "-j", "DROP")
-        only_tcp_443(wan, 4, [urlsplit(control.api_url), urlsplit(relay.url)])
-        yield TurnWorld(wan, control, api, control.turn, relay)
-
-
-def firewall(wan: Wan, site: int, *rule: str) -> None:
-    done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def only_tcp_443(wan: Wan, site: int, platform: list[SplitResult]) -> None:
-    """``site`` sends nothing but TCP to port 443: no UDP at all, no other TCP port. Only the platform's
-    own HTTPS endpoints are let through besides (the API and the relay's signalling, on 443 in the cloud,
-    on test ports here): what is tested is media, which then has TURN over TLS on 443 alone."""
-    firewall(wan, site, "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT")
-    firewall(wan, site, "-A", "OUTPUT", "-p", "tcp", "--dport", "443", "-j", "ACCEPT")
-    for url in platform:
-        where = ("-d", str(url.hostname), "--dport", str(url.port))
-        firewall(wan, site, "-A", "OUTPUT", "-p", "tcp", *where, "-j", "ACCEPT")
-    firewall(wan, site, "-A", "OUTPUT", "-j", "DROP")
-
-
-@contextmanager
-def rule_while(wan: Wan, site: int, action: str, *rule: str) -> Iterator[None]:
-    """A firewall change in ``site`` for the duration only (the world is shared by the module):
-    ``action`` -I adds ``rule`` first in OUTPUT, -D deletes an existing one; undone on exit."""
-    firewall(wan, site, action, "OUTPUT", *rule)
-    try:
-        yield
-    finally:
-        firewall(wan, site, "-D" if action == "-I" else "-A", "OUTPUT", *rule)
-
-
-def turn_port(world: TurnWorld) -> str:
-    return str(world.turn["urls"][1].split(":")[2].split("?")[0])
-
-
-def spawn(
-    world: TurnWorld,
-    stack: ExitStack,
-    site: int,
-    meeting: dict,
-    user: Any,
-    name: str,
-    args: tuple[str, ...] = (),
-    **env: str,
-) -> Agent:
-    """A participant in ``site`` (no region hint), not waited for: a refused one never gets admitted."""
-    # aiortc verifies turns: with the default context: the stack's self-signed certificate.
-    env = {"SSL_CERT_FILE": world.turn["cert_path"], **env}
-    return start_agent(world, stack, site, user, meeting, name, args=args, env=env)
 
 
 def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(world: TurnWorld) -> None:
@@ -234,43 +134,3 @@ def test_a_blocked_client_that_joined_before_any_media_moves_to_turn_once_media_
         assert status["reconnects"] == 1, status
         print(f"late media: viewer moved to turn/tcp, {status['connect_s']:.2f} s after its reconnect began")
         viewer.wait_for(receiving(viewer, [direct]), 40)
-
-
-@pytest.mark.parametrize("then", ["turn/tls", "direct"])
-def test_a_turn_path_that_dies_mid_meeting_moves_to_another_path_within_the_bound(
-    world: TurnWorld, then: str
-) -> None:
-    """A client in site 2 (UDP dropped) is in the meeting through TURN over TCP; then its firewall drops
-    TCP to the TURN port too (the TURN server is gone for it: no reset, segments just vanish). The SDK
-    notices the silence, keeps the meeting and finds the next path: TURN over TLS (another coturn
-    listener), or, when UDP was opened at the same time, direct. Media flows again both ways within the
-    SDK's bound (PATH_SWITCH_BOUND_S), same participant, no rejoin by the application."""
-    host = world.api.new_user("Direct")
-    meeting = world.api.new_meeting(host)
-    udp_drop = ("-p", "udp", "-j", "DROP")
-    with ExitStack() as stack:
-        direct = spawn(world, stack, 1, meeting, host, "direct")
-        direct.wait_for(lambda s: s["media_path"], 30)
-        moving = spawn(world, stack, 2, meeting, world.api.new_user("Moving"), "moving")
-        joined = moving.wait_for(lambda s: s["media_path"], 40)
-        assert joined["media_path"] == "turn/tcp", joined
-        moving.wait_for(receiving(moving, [direct]), 40)
-        direct.wait_for(receiving(direct, [moving]), 40)
-        participant = joined["participant_id"]
-
-        stack.enter_context(
-            rule_while(world.wan, 2, "-I", "-p", "tcp", "--dport", turn_port(world), "-j", "DROP")
-        )
-        if then == "direct":
-            stack.enter_context(rule_while(world.wan, 2, "-D", *udp_drop))
-        cut = time.monotonic()
-        moved = moving.wait_for(lambda s: s["media_path"] == then, PATH_SWITCH_BOUND_S + 15)
-        moved_s = time.monotonic() - cut
-        assert moved["reconnects"] == 1 and moved["participant_id"] == participant, moved
-        assert "media_path_changed" in moved["events"], moved["events"]
-        assert moved["reconnect_reasons"][0].startswith("media path lost (turn/tcp: "), moved
-        # Media both ways again: frames keep arriving each way after the move.
-        assert still_receiving(moving, direct) and still_receiving(direct, moving)
-        resumed_s = time.monotonic() - cut
-        print(f"turn/tcp cut: on {then} after {moved_s:.1f} s; frames both ways checked by {resumed_s:.1f} s")
-        assert moved_s <= PATH_SWITCH_BOUND_S + 5, moved_s  # + a loaded 2-core machine
