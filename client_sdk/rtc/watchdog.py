@@ -26,6 +26,9 @@ from aiortc import RTCPeerConnection
 #: Three of aiortc's longest RTCP intervals (1.5 s) would be 4.5 s; two and a bit leave room for a
 #: loaded machine without waiting on a dead path much longer than the reports' own gaps.
 MEDIA_SILENCE_S = 3.5
+#: "Kept sending" during a silence: at least this many packets (media at tens a second, or this side's
+#: own RTCP every 0.5-1.5 s), not the last packet of a handshake.
+KEPT_SENDING = 3
 #: How often the counters are read (each read is one ``getStats``: a few microseconds per transceiver).
 POLL_S = 0.25
 
@@ -50,23 +53,21 @@ async def wait_for_silence(
     arrived for ``silence_s`` although this side was sending, or remote tracks that had been arriving
     went quiet. Runs until then: cancel it when the connection ends for another reason."""
     received, sent = await transport_counts(pc)
-    now = time.monotonic()
-    last_received = last_sent = now
-    arrived_before = False  # something arrived since the connection came up
+    last_received = time.monotonic()
+    sent_then = sent  # packets sent when the last one arrived
+    arrived_before = False  # something arrived since the watch began
     while True:
         await asyncio.sleep(poll_s)
         if pc.connectionState in ("failed", "closed"):
             return f"the peer connection {pc.connectionState}"
-        now_received, now_sent = await transport_counts(pc)
+        now_received, sent = await transport_counts(pc)
         now = time.monotonic()
         if now_received != received:
-            received, last_received, arrived_before = now_received, now, True
-        if now_sent != sent:
-            sent, last_sent = now_sent, now
+            received, last_received, sent_then, arrived_before = now_received, now, sent, True
         quiet = now - last_received
         if quiet < silence_s:
             continue
-        if last_sent > last_received:
+        if sent - sent_then >= KEPT_SENDING:
             return f"nothing received for {quiet:.1f} s while sending"
         if arrived_before and has_remote_tracks():
             return f"remote media stopped for {quiet:.1f} s"
