@@ -11,7 +11,8 @@ demultiplexes (0-3 STUN, 20-63 DTLS, 128-191 RTP/RTCP), before aioice sees it:
 
 Dropped datagrams are counted in ``DROPPED`` (``relay_ice_datagrams_dropped_total{reason}`` in
 /metrics) and logged at the 1st, 2nd, 4th, 8th ... of each reason, so a flood costs a few log lines.
-Per media packet the cost is a byte test and one tuple comparison (the socket's last good peer).
+Per media packet the cost is a byte test and one tuple comparison (the socket's last good peer),
+once per packet received (not per copy forwarded).
 """
 
 from __future__ import annotations
@@ -43,17 +44,19 @@ def verdict(protocol: Any, data: bytes, addr: tuple[Any, ...]) -> str | None:
             return "malformed_stun"
         return None  # aioice checks the rest (credentials, integrity) and answers
     if 20 <= first <= 63 or 128 <= first <= 191:
-        source = (str(addr[0]), int(addr[1]))
-        if getattr(protocol, "_meetup_peer", None) == source:
+        if getattr(protocol, "_meetup_peer", None) == addr:
             return None
-        if source in seams.ice_peer_addresses(protocol):
-            protocol._meetup_peer = source
+        if (str(addr[0]), int(addr[1])) in seams.ice_peer_addresses(protocol):
+            protocol._meetup_peer = addr  # as asyncio gives it: the next packet compares at once
             return None
         return "unknown_source"
     return "not_webrtc"
 
 
 def accept(protocol: Any, data: bytes, addr: tuple[Any, ...]) -> bool:
+    # The fast path, for media from the peer already seen (every packet but a few), inline.
+    if data and 128 <= data[0] <= 191 and getattr(protocol, "_meetup_peer", None) == addr:
+        return True
     reason = verdict(protocol, data, addr)
     if reason is None:
         return True
