@@ -82,6 +82,9 @@ class Observer:
         elif event.type == "reaction":
             self.reactions.append((event.data.get("name", "?"), event.data["emoji"]))
             self._say(user_text(f"{self.reactions[-1][0]} reacted {self.reactions[-1][1]}"))
+        elif event.type == "media_path_changed":
+            data = event.data
+            self._say(user_text(f"media path: {data['previous']} -> {data['path']} (via {data['relay']})"))
         elif event.type in ("participant_joined", "participant_left", "reconnecting", "reconnected", "ended"):
             who = event.data.get("participant", {}).get("name") or event.data.get("participant_id") or ""
             self._say(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from edge_relay.sfu.forwarder import STATS
+from edge_relay.sfu.ice_guard import DROPPED, REASONS
 from edge_relay.sfu.transport import CONNECTED, NEVER_CONNECTED
 
 if TYPE_CHECKING:
@@ -137,6 +138,14 @@ def render(
             "Negotiated peer connections that ended without media ever flowing (ICE failed), by peer.",
             NEVER_CONNECTED[peer],
             f'{{peer="{peer}"}}',
+        )
+    for reason in REASONS:
+        metric(
+            "relay_ice_datagrams_dropped_total",
+            "counter",
+            "Datagrams refused at the ICE sockets (edge_relay/sfu/ice_guard.py), by reason.",
+            DROPPED[reason],
+            f'{{reason="{reason}"}}',
         )
     metric(
         "relay_codec_instances_total",

@@ -18,6 +18,9 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
 * ``aioice.ice.server_reflexive_candidate(protocol, stun_server)``: the srflx candidate; replaced by one
   made from the public address the relay learnt once (no STUN query per connection).
+* ``aioice.ice.StunProtocol.datagram_received(data, addr)``: every datagram at an ICE socket; aioice
+  hands whatever is not STUN to DTLS, from any address. ``.receiver._check_list`` (pairs with
+  ``.protocol``, ``.remote_addr``): the peer addresses a socket has candidate pairs with.
 """
 
 from __future__ import annotations
@@ -193,3 +196,29 @@ class CodecCensus:
 
         receiver_module.get_decoder = counting_decoder  # type: ignore[assignment]
         sender_module.get_encoder = counting_encoder  # type: ignore[assignment]
+
+
+DatagramFilter = Callable[[Any, bytes, tuple[Any, ...]], bool]
+
+
+def filter_ice_datagrams(accept: DatagramFilter) -> Callable[[], None]:
+    """Pass every datagram that reaches one of this process's ICE sockets through ``accept(protocol,
+    data, addr)`` first; it is dropped where that says False. Process-wide, installed once at start;
+    returns what undoes it (for tests that share a process with other ICE users)."""
+    original = aioice.ice.StunProtocol.datagram_received
+
+    def undo() -> None:
+        aioice.ice.StunProtocol.datagram_received = original  # type: ignore[method-assign]
+
+    def datagram_received(self: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if accept(self, data, addr):  # type: ignore[arg-type]
+            original(self, data, addr)
+
+    aioice.ice.StunProtocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    return undo
+
+
+def ice_peer_addresses(protocol: Any) -> set[tuple[str, int]]:
+    """The remote addresses ``protocol`` (an ICE socket) has candidate pairs with."""
+    pairs = protocol.receiver._check_list
+    return {(str(p.remote_addr[0]), int(p.remote_addr[1])) for p in pairs if p.protocol is protocol}

@@ -98,3 +98,17 @@ def test_a_wrong_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiortc, "__version__", "9.9.9")
     with pytest.raises(RuntimeError, match=r"1\.16\.0"):
         seams.check_aiortc_version()
+
+
+def test_ice_datagrams_pass_through_stun_protocol_and_pairs_name_their_socket() -> None:
+    assert params(aioice.ice.StunProtocol.datagram_received) == ["self", "data", "addr"]
+    assert {"protocol", "remote_candidate"} <= set(params(aioice.ice.CandidatePair.__init__))
+    assert isinstance(inspect.getattr_static(aioice.ice.CandidatePair, "remote_addr"), property)
+    assert "_check_list" in inspect.getsource(aioice.ice.Connection.__init__)
+    undo = seams.filter_ice_datagrams(lambda protocol, data, addr: False)
+    try:
+        assert aioice.ice.StunProtocol.datagram_received.__name__ == "datagram_received"
+        assert aioice.ice.StunProtocol.datagram_received.__module__ == seams.__name__
+    finally:
+        undo()
+    assert aioice.ice.StunProtocol.datagram_received.__module__ == "aioice.ice"
