@@ -225,8 +225,11 @@ class GccEstimator:
     def estimate_bps(self) -> int:
         return int(min(self.delay_based.bps, self.loss_cap))
 
-    def on_feedback(self, results: list[PacketResult], now_ms: float, rtt_ms: float = 50.0) -> int:
-        """Take one feedback's packets (any order) and return the new estimate."""
+    def on_feedback(
+        self, results: list[PacketResult], now_ms: float, rtt_ms: float = 50.0, lost: int = 0
+    ) -> int:
+        """Take one feedback's packets (any order; ``lost`` more were reported lost without being listed)
+        and return the new estimate."""
         received = sorted((r for r in results if r.arrival_ms is not None), key=lambda r: r.arrival_ms or 0)
         usage = self.detector.usage
         for r in received:
@@ -240,8 +243,8 @@ class GccEstimator:
                     self.overuse_events += 1
         acked = self.acked.bps()
         self.delay_based.update(usage, acked, now_ms, rtt_ms)
-        if results:
-            self._on_loss(1 - len(received) / len(results), acked, now_ms)
+        if results or lost:
+            self._on_loss(1 - len(received) / (len(results) + lost), acked, now_ms)
         return self.estimate_bps
 
     def _on_loss(self, loss: float, acked: float | None, now_ms: float) -> None:

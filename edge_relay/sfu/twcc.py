@@ -157,3 +157,61 @@ def parse_feedback(packet: bytes) -> TransportFeedback:
     if pos > end:  # pragma: no cover - excluded by the check in pass 1
         raise MalformedFeedback("receive deltas run past the packet")
     return TransportFeedback(sender, media, base, count, ref_fb >> 8, ref_fb & 0xFF, received)
+
+
+# --- negotiation (SDP) ---------------------------------------------------------------------------------
+# aiortc neither offers nor understands transport-cc, so the relay adds it to the offers it makes (on the
+# m-lines where it sends) and reads the peer's answer itself. An aiortc peer drops what it does not know
+# from its answer (no transport-cc: its REMB is used instead); a browser keeps both lines and sends
+# transport feedback (MACHINE.md: without the rtcp-fb lines Chromium does not).
+
+_NO_FEEDBACK_CODECS = ("rtx", "red", "ulpfec", "flexfec-03")
+
+
+def free_extension_id(sdp: str) -> int | None:
+    """The smallest one-byte header extension id (1..14) no m-line of ``sdp`` uses (BUNDLE shares ids)."""
+    used = {
+        int(line[9:].split()[0].split("/")[0]) for line in sdp.splitlines() if line.startswith("a=extmap:")
+    }
+    return next((i for i in range(1, 15) if i not in used), None)
+
+
+def offer_transport_cc(sdp: str, ext_id: int) -> str:
+    """``sdp`` with transport-cc (extmap ``ext_id`` and ``a=rtcp-fb:<pt> transport-cc`` per media codec)
+    on every ``sendonly`` audio/video m-line; unchanged if ``ext_id`` already means something else."""
+    if any(
+        line.startswith(f"a=extmap:{ext_id} ") and not line.endswith(EXT_TRANSPORT_CC)
+        for line in sdp.splitlines()
+    ):
+        return sdp
+    sections = sdp.split("\r\nm=")
+    out = [sections[0]]
+    for section in sections[1:]:
+        lines = section.split("\r\n")
+        if lines[0].split(" ")[0] in ("audio", "video") and "a=sendonly" in lines:
+            if f"a=extmap:{ext_id} {EXT_TRANSPORT_CC}" not in lines:
+                lines.insert(len(lines) - (lines[-1] == ""), f"a=extmap:{ext_id} {EXT_TRANSPORT_CC}")
+            for line in list(lines):
+                if line.startswith("a=rtpmap:"):
+                    pt, codec = line[9:].split(" ", 1)
+                    fb = f"a=rtcp-fb:{pt} transport-cc"
+                    if codec.split("/")[0].lower() not in _NO_FEEDBACK_CODECS and fb not in lines:
+                        lines.insert(lines.index(line) + 1, fb)
+        out.append("\r\n".join(lines))
+    return "\r\nm=".join(out)
+
+
+def answered_transport_cc(sdp: str) -> int | None:
+    """The transport-cc extension id if the answer kept it with its rtcp-fb on some m-line, else None."""
+    for section in sdp.split("\r\nm=")[1:]:
+        lines = section.splitlines()
+        ids = [
+            line[9:].split()[0] for line in lines if line.startswith("a=extmap:") and EXT_TRANSPORT_CC in line
+        ]
+        if ids and any(line.startswith("a=rtcp-fb:") and line.endswith(" transport-cc") for line in lines):
+            try:
+                ext_id = int(ids[0].split("/")[0])
+            except ValueError:
+                return None
+            return ext_id if 1 <= ext_id <= 255 else None
+    return None
