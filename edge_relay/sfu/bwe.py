@@ -70,8 +70,8 @@ class SubscriberBandwidth:
     """Send-side history, feedback and estimate for one peer connection."""
 
     def __init__(self, label: str = "", now: Callable[[], float] = time.monotonic) -> None:
-        self.label = label
-        self._now = now  # seconds (tests drive a fake clock)  # whom it measures (a participant id), for logs and /metrics
+        self.label = label  # whom it measures (a participant id), for logs and /metrics
+        self._now = now  # seconds (tests drive a fake clock)
         self.ext_id: int | None = None  # transport-cc extension id, once the peer's answer kept it
         self.gcc = GccEstimator()
         self.rtt_ms: float | None = None

@@ -99,7 +99,8 @@ def test_stamp_numbers_every_packet(fake: FakeClock) -> None:
     sb = SubscriberBandwidth("p", now=fake)
     sb.enable(5)
     ext_map = HeaderExtensionsMap()
-    ext_map.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(5, EXT_TRANSPORT_CC)]))
+    extensions = [RTCRtpHeaderExtensionParameters(5, EXT_TRANSPORT_CC)]
+    ext_map.configure(RTCRtpParameters(headerExtensions=extensions))
     seqs = [RtpPacket.parse(sb.stamp(RTP), ext_map).extensions.transport_sequence_number for _ in range(3)]
     assert seqs == [0, 1, 2]
 
@@ -135,9 +136,11 @@ def test_hostile_feedback_is_dropped_and_counted(fake: FakeClock) -> None:
 
 def test_other_rtcp_passes_through_and_feeds_rtt_and_loss(fake: FakeClock) -> None:
     sb = SubscriberBandwidth("p", now=fake)
-    lsr = ((clock.current_ntp_time() - (100 << 32) // 1000) >> 16) & 0xFFFFFFFF  # our SR 100 ms ago
+    lsr = (
+        (clock.current_ntp_time() - (100 << 32) // 1000) >> 16
+    ) & 0xFFFFFFFF  # our SR 100 ms ago; held 20 ms
     report = RtcpReceiverInfo(
-        ssrc=9, fraction_lost=64, packets_lost=3, highest_sequence=10, jitter=0, lsr=lsr, dlsr=65536 * 20 // 1000
+        ssrc=9, fraction_lost=64, packets_lost=3, highest_sequence=10, jitter=0, lsr=lsr, dlsr=1310
     )
     rr = bytes(RtcpRrPacket(ssrc=7, reports=[report]))
     fb = build_feedback(0, [1], 0)
