@@ -35,3 +35,10 @@ def test_the_relay_benchmark_runs_and_media_flows(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:] or done.stdout[-3000:]
     (run,) = json.loads(out.read_text())["rooms"]["runs"]
     assert run["forwarded_pps"] > 0 and run["received_pps"] > 0, run  # how much: the benchmark's business
+
+
+def test_the_transport_cc_cost_benchmark_runs() -> None:
+    from bench.twcc_cost import measure
+
+    result = measure(2000)
+    assert result["baseline_us"] > 0 and result["ratios"]["stamp_vs_baseline"] > 1, result

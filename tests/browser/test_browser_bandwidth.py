@@ -4,7 +4,8 @@ Sites of the WAN router (tests/regions/netns.py, 10 ms one way): 0 the control p
 1 the relay, 2 an SDK participant publishing 640x480 video, 3 Chromium (started in that namespace through
 a one-line wrapper; Playwright talks to it over its pipe), which subscribes through the relay. The relay
 offers transport-cc, Chromium keeps it and sends transport feedback, and the relay's GCC estimate for
-Chromium is read from /metrics (``relay_subscriber_estimate{peer=...,source="transport-cc"}``).
+Chromium is read from /metrics (``relay_subscriber_estimate{peer=...,source="transport-cc"}``); the SDK
+participant, an aiortc receiver of Chromium's camera, has its REMB as its estimate.
 
 The limit is the kernel's: on the relay's side of the link (site 1's TUN), an htb class holding a ``tbf``
 (rate limit, 200 ms queue) takes what goes to Chromium's address (u32 filter); everything else leaves
@@ -147,6 +148,11 @@ async def test_estimate_follows_a_real_rate_limit(launch: Launch, tmp_path: Path
             metrics = parse_metrics(httpx.get(f"{relay.http_url}/metrics", timeout=5).text)
             assert metrics["relay_transport_feedback_total"] > 0
             assert metrics["relay_transport_feedback_malformed_total"] == 0
+            # The SDK participant receives Ann's camera too: aiortc sends REMB, which is its estimate.
+            assert metrics.get(f'relay_subscriber_estimate{{peer="{publisher_id}",source="remb"}}', 0) > 0
+            # Both report RTT in their receiver reports (10 ms one way on each WAN hop).
+            rtts = metrics["relay_subscriber_rtt_ms_count"]
+            assert rtts == 2 and 15 <= metrics["relay_subscriber_rtt_ms_sum"] / rtts <= 300, metrics
             assert free_est >= 2 * limit, (free_est, free_rate)
             assert 0.5 * limit <= limited_est <= 1.3 * limit, limited
             assert any(v <= 1.3 * limit for v in limited[:6]), limited  # down within ~3 s of the cap
