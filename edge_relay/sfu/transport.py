@@ -23,7 +23,7 @@ from aiortc import (
 )
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from edge_relay.sfu import bindings, seams, twcc
+from edge_relay.sfu import bindings, bwe, seams, twcc
 from edge_relay.sfu.bwe import SubscriberBandwidth
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
@@ -180,6 +180,7 @@ class PeerTransport:
     async def close(self) -> None:
         self._count_if_never_connected("closed")
         self.closed = True
+        bwe.LIVE.discard(self.bandwidth)  # out of /metrics now, not when it is collected
         for sub in list(self._subscriptions):
             self.stop_sending(sub)
         await self.pc.close()
