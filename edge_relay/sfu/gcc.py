@@ -12,6 +12,7 @@ pieces and their constants follow libwebrtc (``modules/congestion_controller/goo
   known capacity and about a packet per response time near it; never above 1.5 x acknowledged + 10 kbps.
 * loss: over 10 % lost, the estimate is held at what got through (the acknowledged bitrate); under 2 %,
   the loss cap rises 8 %/s.
+* a floor: with no over-use and no loss, what got through (see :meth:`GccEstimator.on_feedback`).
 
 One difference from a browser's GCC: the relay does not pace its own sending by the estimate (it forwards
 what the publisher sends; choosing layers that fit is the allocator's job), so on a saturated link the
@@ -245,6 +246,12 @@ class GccEstimator:
         self.delay_based.update(usage, acked, now_ms, rtt_ms)
         if results or lost:
             self._on_loss(1 - len(received) / (len(results) + lost), acked, now_ms)
+        if acked is not None and usage is Usage.NORMAL and self.loss_fraction < LOSS_LOW:
+            # What got through with no queue growing and no loss, the link carries: a floor. A sender that
+            # paces by its estimate needs probes to find that out; the relay forwards what the publisher
+            # sends whatever the estimate, so once a cap lifts, the estimate follows at once.
+            self.delay_based.bps = min(max(self.delay_based.bps, acked), self.max_bps)
+            self.loss_cap = max(self.loss_cap, acked)
         return self.estimate_bps
 
     def _on_loss(self, loss: float, acked: float | None, now_ms: float) -> None:

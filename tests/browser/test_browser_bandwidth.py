@@ -9,7 +9,7 @@ participant, an aiortc receiver of Chromium's camera, has its REMB as its estima
 
 The limit is the kernel's: on the relay's side of the link (site 1's TUN), an htb class holding a ``tbf``
 (rate limit, 200 ms queue) takes what goes to Chromium's address (u32 filter); everything else leaves
-unshaped. First without a limit (the tbf at 100 Mbit/s), then at :data:`LIMIT_KBIT`.
+unshaped. First without a limit (the tbf at 100 Mbit/s), then at :data:`LIMIT_KBIT`, then lifted again.
 """
 
 from __future__ import annotations
@@ -137,6 +137,8 @@ async def test_estimate_follows_a_real_rate_limit(launch: Launch, tmp_path: Path
             free, free_rate = await sample(relay, ann_id, shaper, 12)
             shaper.limit(LIMIT_KBIT)
             limited, limited_rate = await sample(relay, ann_id, shaper, 20)
+            shaper.limit(100_000)
+            lifted, lifted_rate = await sample(relay, ann_id, shaper, 8)
             limit = LIMIT_KBIT * 1000
             free_est, limited_est = statistics.median(free[-6:]), statistics.median(limited[-10:])
             print(
@@ -144,6 +146,7 @@ async def test_estimate_follows_a_real_rate_limit(launch: Launch, tmp_path: Path
                 f"\nlimited to {LIMIT_KBIT} kbit/s: estimate {limited_est / 1e3:.0f} kbit/s "
                 f"({limited_est / limit:.2f} x the limit), sent {limited_rate / 1e3:.0f} kbit/s"
                 f"\nestimates while limited: {[round(v / 1e3) for v in limited]}"
+                f"\nlifted: sent {lifted_rate / 1e3:.0f} kbit/s, estimates {[round(v / 1e3) for v in lifted]}"
             )
             metrics = parse_metrics(httpx.get(f"{relay.http_url}/metrics", timeout=5).text)
             assert metrics["relay_transport_feedback_total"] > 0
@@ -156,5 +159,6 @@ async def test_estimate_follows_a_real_rate_limit(launch: Launch, tmp_path: Path
             assert free_est >= 2 * limit, (free_est, free_rate)
             assert 0.5 * limit <= limited_est <= 1.3 * limit, limited
             assert any(v <= 1.3 * limit for v in limited[:6]), limited  # down within ~3 s of the cap
+            assert any(v >= 2 * limit for v in lifted[:10]), lifted  # and back up within ~5 s of lifting it
         finally:
             await ann.page.context.close()  # before its namespace goes (which ends Chromium)

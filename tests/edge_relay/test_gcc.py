@@ -95,7 +95,8 @@ def test_recovers_after_the_limit_is_lifted() -> None:
     _, end = simulate(est, 2_000_000, 600_000, seconds=8)
     assert est.estimate_bps <= 700_000
     estimates, _ = simulate(est, 2_000_000, 10_000_000, seconds=15, start_ms=end + 1000)
-    assert estimates[-1] >= 1_500_000  # +8 %/s without probing: probes are the allocator's business
+    # The relay keeps sending 2 Mbit/s: once it gets through (the smoothed loss decays), within ~2 s.
+    assert min(estimates[20:]) >= 2_000_000, estimates[:22]
 
 
 def test_reordered_and_lost_only_feedback_is_harmless() -> None:
