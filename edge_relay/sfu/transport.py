@@ -76,7 +76,9 @@ class PeerTransport:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._tap()
         ext_id = twcc.answered_transport_cc(sdp)
-        if ext_id is not None and self.bandwidth.ext_id is None:
+        if (
+            ext_id is not None and ext_id == self._twcc_id and self.bandwidth.ext_id is None
+        ):  # the id we offered
             self.bandwidth.enable(ext_id)
             for sub in self._subscriptions:
                 sub.stamp = self.bandwidth.stamp

@@ -213,5 +213,5 @@ def answered_transport_cc(sdp: str) -> int | None:
                 ext_id = int(ids[0].split("/")[0])
             except ValueError:
                 return None
-            return ext_id if 1 <= ext_id <= 255 else None
+            return ext_id if 1 <= ext_id <= 14 else None  # we offer one-byte ids only (stamp relies on it)
     return None

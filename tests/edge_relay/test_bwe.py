@@ -197,3 +197,6 @@ def test_offer_and_answer() -> None:
     browser_like = munged.replace("a=sendonly", "a=recvonly")
     assert answered_transport_cc(browser_like) == ext_id
     assert answered_transport_cc(browser_like.replace("transport-cc\r\n", "goog-remb\r\n")) is None
+    hostile = browser_like.replace(f"a=extmap:{ext_id} ", "a=extmap:200 ")  # not an id we offer
+    assert answered_transport_cc(hostile) is None
+    assert answered_transport_cc(browser_like.replace(f"a=extmap:{ext_id} ", "a=extmap:x ")) is None
