@@ -65,3 +65,10 @@ def test_the_turn_benchmark_joins_and_streams_through_every_path(tmp_path: Path)
         assert window["received_pps_per_stream"] > 0, (path, window)
         assert "join_x_direct" in report["summary"][path]
     assert report["windows"]["turn/tcp"][0]["coturn_ms_per_stream_s"] > 0  # coturn really relayed it
+
+
+def test_the_transport_cc_cost_benchmark_runs() -> None:
+    from bench.twcc_cost import measure
+
+    result = measure(2000)
+    assert result["baseline_us"] > 0 and result["ratios"]["stamp_vs_baseline"] > 1, result

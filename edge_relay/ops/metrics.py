@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from edge_relay.ops import estimates
 from edge_relay.sfu.forwarder import STATS
 from edge_relay.sfu.ice_guard import DROPPED, REASONS
 from edge_relay.sfu.transport import CONNECTED, NEVER_CONNECTED
@@ -164,6 +165,7 @@ def render(
         "Event loop wake-up lag, worst so far.",
         round(lag.max_s, 6),
     )
+    lines.extend(estimates.render())
     if coordinator is not None:
         _cluster(metric, rooms, coordinator)
     return "\n".join(lines) + "\n"

@@ -53,6 +53,7 @@ class Participant(OfferingPeer):
         self.room = room
         self.signals = signals
         self.id = participant_id
+        transport.bandwidth.label = participant_id
         self.generation = generation  # of the join token it joined with (see Rooms.revoke)
         self.user_id = user_id
         self.name = name

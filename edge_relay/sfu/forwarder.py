@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from aiortc import clock
@@ -137,6 +138,8 @@ class PublishedTrack:
                         continue
                 sub.start(header)
             out = sub.rewrite(data, header)
+            if sub.stamp is not None:
+                out = sub.stamp(out)
             try:
                 await send_rtp(sub.transport, out)
             except ConnectionError:
@@ -209,6 +212,8 @@ class Subscription:
         self.octets = 0
         #: aiortc's own handler for the subscriber's other RTCP (receiver reports feed its stats).
         self.fallback_rtcp: Any = None
+        #: The connection's send-path hook (transport-cc: number the packet, remember it), if negotiated.
+        self.stamp: Callable[[bytes], bytes] | None = None
         self.remb_bps = 0  # the subscriber's own bandwidth estimate for this stream (REMB)
         self.remb_at = 0.0
 
@@ -250,6 +255,8 @@ class Subscription:
                 continue
             try:
                 out = self.rewrite(data, parse_header(data))
+                if self.stamp is not None:
+                    out = self.stamp(out)
                 await send_rtp(self.transport, out)
             except (MalformedPacket, ConnectionError):
                 continue

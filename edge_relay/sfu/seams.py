@@ -6,6 +6,8 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
 * ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)``: decrypted RTP, before aiortc parses and
   routes it. Replacing it per transport taps every m-line of a BUNDLEd connection, and nothing reaches a
   receiver, so no jitter buffer or decoder ever runs.
+* ``RTCDtlsTransport._handle_rtcp_data(data)``: decrypted compound RTCP, before aiortc parses it (which
+  misreads transport-cc feedback, RTPFB FMT 15, as a NACK) and routes it by SSRC.
 * ``RTCDtlsTransport._send_rtp(data)``: protects RTP or RTCP with the connection's SRTP session and sends
   it; accepts any SSRC and repeated sequence numbers (forwarded packets, retransmissions, our RTCP).
 * ``RTCRtpSender._handle_rtcp_packet(packet)``: a subscriber's PLI/FIR/NACK/RR, routed by media SSRC.
@@ -95,6 +97,19 @@ def tap_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
         await handler(data, arrival_time_ms)
 
     transport._handle_rtp_data = handle  # type: ignore[method-assign]
+
+
+def tap_rtcp(transport: RTCDtlsTransport, handler: Callable[[bytes], bytes]) -> None:
+    """Pass every decrypted compound RTCP packet arriving on ``transport`` through ``handler`` first;
+    aiortc handles what it returns (nothing when it returns b"")."""
+    original = transport._handle_rtcp_data
+
+    async def handle(data: bytes) -> None:
+        rest = handler(data)
+        if rest:
+            await original(rest)
+
+    transport._handle_rtcp_data = handle  # type: ignore[method-assign]
 
 
 def remote_candidate_type(pc: RTCPeerConnection) -> str | None:

@@ -10,7 +10,9 @@ import pytest
 
 from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
 
-Launch = Callable[[str], Awaitable[WebUser]]
+#: ``launch(name)``; ``launch(name, executable, extra_args)`` runs another Chromium command (e.g. a wrapper
+#: that starts it in a network namespace) with more flags.
+Launch = Callable[..., Awaitable[WebUser]]
 
 
 @pytest.fixture
@@ -23,12 +25,14 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         contexts = []
         profiles = itertools.count()
 
-        async def open_browser(name: str) -> WebUser:
+        async def open_browser(
+            name: str, executable: str = CHROMIUM, extra_args: tuple[str, ...] = ()
+        ) -> WebUser:
             context = await playwright.chromium.launch_persistent_context(
                 str(tmp_path / f"chromium-{next(profiles)}"),
-                executable_path=CHROMIUM,
+                executable_path=executable,
                 headless=True,
-                args=FLAGS,
+                args=[*FLAGS, *extra_args],
                 viewport={"width": 1280, "height": 720},
             )
             contexts.append(context)

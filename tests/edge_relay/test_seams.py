@@ -37,6 +37,9 @@ def test_dtls_transport_seams() -> None:
     )
     assert params(RTCDtlsTransport._send_rtp) == ["self", "data"]
     assert inspect.iscoroutinefunction(RTCDtlsTransport._send_rtp)
+    # seams.tap_rtcp: decrypted compound RTCP goes through this method, looked up on the instance.
+    assert params(RTCDtlsTransport._handle_rtcp_data) == ["self", "data"]
+    assert "await self._handle_rtcp_data(data)" in inspect.getsource(RTCDtlsTransport._recv_next)
 
 
 def test_the_nominated_pair_is_where_the_relay_reads_the_media_path() -> None:
