@@ -43,6 +43,8 @@ def web_vendor() -> dict[str, Path]:
     if missing:
         raise FileNotFoundError(f"the web client's npm files are missing (run npm ci): {missing}")
     return folders
+
+
 #: CloudFront only takes certificates from us-east-1.
 WEB_REGION = "us-east-1"
 

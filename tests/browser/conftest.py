@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
 
-Launch = Callable[[str], Awaitable[WebUser]]
+#: ``launch(name, extra_flags=())``: extra Chromium flags, e.g. ``--use-file-for-fake-video-capture=F``.
+Launch = Callable[..., Awaitable[WebUser]]
 
 
 @pytest.fixture
@@ -23,12 +24,12 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         contexts = []
         profiles = itertools.count()
 
-        async def open_browser(name: str) -> WebUser:
+        async def open_browser(name: str, extra_flags: Sequence[str] = ()) -> WebUser:
             context = await playwright.chromium.launch_persistent_context(
                 str(tmp_path / f"chromium-{next(profiles)}"),
                 executable_path=CHROMIUM,
                 headless=True,
-                args=FLAGS,
+                args=[*FLAGS, *extra_flags],
                 viewport={"width": 1280, "height": 720},
             )
             contexts.append(context)
