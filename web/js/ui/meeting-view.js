@@ -8,6 +8,7 @@
 import { EMOJI } from "../meeting.js";
 import { mountBackgroundControl } from "./background-control.js";
 import { mountChat } from "./chat-panel.js";
+import { mountRecordings } from "./recordings-panel.js";
 import { $, describe, h, initials, toast } from "./dom.js";
 import { formatMeetingId } from "./home-view.js";
 
@@ -271,6 +272,7 @@ export function mountMeeting(meeting, { onExit }) {
 
   const unmountChat = mountChat(meeting);
   const unmountBackground = mountBackgroundControl(meeting);
+  const unmountRecordings = mountRecordings(meeting);
   const onPageHide = () => meeting.connection?.close({ leave: true });
   window.addEventListener("pagehide", onPageHide);
 
@@ -279,6 +281,7 @@ export function mountMeeting(meeting, { onExit }) {
     for (const [button, handler] of handlers) button.removeEventListener("click", handler);
     unmountChat();
     unmountBackground();
+    unmountRecordings();
     window.removeEventListener("pagehide", onPageHide);
     for (const media of grid.querySelectorAll("video, audio")) media.srcObject = null;
     grid.replaceChildren();
