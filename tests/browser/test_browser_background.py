@@ -155,3 +155,29 @@ async def test_blur_and_replace_reach_an_sdk_participant(stack, launch: Launch, 
         seen.stop()
         await sdk.leave()
         await bob.aclose()
+
+
+async def test_segmentation_that_cannot_load_leaves_the_raw_camera(stack, launch: Launch) -> None:
+    """No wasm (the model's WebAssembly refused by the network): blur says why and the raw camera is sent,
+    never a black or frozen video."""
+    ann = await launch("Ann")
+    await ann.page.route("**/vendor/selfie_segmentation/*.wasm", lambda route: route.abort())
+    await ann.register(stack.web_url)
+    await ann.create_meeting("No wasm")
+    await ann.page.click("#join-created")
+    await ann.page.wait_for_selector("#view-meeting:not([hidden])", timeout=30_000)
+    await ann.page.select_option("#background-mode", "blur")
+    await ann.page.wait_for_selector(".toast:has-text('Background effect unavailable')", timeout=40_000)
+    assert await ann.page.input_value("#background-mode") == "none"
+    sent_raw = await ann.page.evaluate(
+        "() => { const m = window.meetup.meeting; const raw = m.effect.raw;"
+        " return raw !== null && raw.readyState === 'live' && m.localTracks.get('camera') === raw"
+        " && m.connection.publishing.get('camera').sender.track === raw; }"
+    )
+    assert sent_raw
+    before = (await ann.outbound("camera") or {}).get("framesEncoded", 0)
+    assert await poll(lambda: _encoded_more(ann, before + 10), 15), "the raw camera keeps being sent"
+
+
+async def _encoded_more(user: WebUser, frames: int) -> bool:
+    return ((await user.outbound("camera")) or {}).get("framesEncoded", 0) >= frames
