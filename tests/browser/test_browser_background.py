@@ -79,7 +79,7 @@ def diffs(
     return [float(np.abs(frame - raw.astype(int))[region].mean()) for region in regions]
 
 
-async def settled(watcher: Watcher, key: tuple[str, str], frames: int = 15, timeout_s: float = 30) -> None:
+async def settled(watcher: Watcher, key: tuple[str, str], frames: int = 10, timeout_s: float = 90) -> None:
     """Wait for ``frames`` more decoded frames (the encoder's quality settles after a change)."""
     start = watcher.frames.get(key, 0)
     assert await wait_until(lambda: watcher.frames.get(key, 0) >= start + frames, timeout_s), watcher.frames
