@@ -1,10 +1,12 @@
 """Recording in the browser: the composed meeting (grid + mix of voices) through MediaRecorder, kept in
 IndexedDB, uploaded with the API's multipart flow, downloaded through the API and counted with PyAV.
 
-Also: an upload the API refuses (the participant's unfinished-uploads quota) says so in the page and keeps
-the recording, which uploads on Retry once the quota allows; an upload killed midway (the page closed while
-its part was on its way to S3: the PUT is held by Playwright's router, then the page goes) resumes after
-signing in again in a new tab, through the API's resume endpoint, and the file is whole.
+Also: a dropped network (every part PUT fails) leaves the recording resumable, and it goes on once the
+browser is back online; an upload the API refuses (the participant's unfinished-uploads quota) says so in
+the page and keeps the recording, which uploads on Retry once the quota allows; an upload killed midway
+(the page closed while its part was on its way to S3: the PUT is held by Playwright's router, then the
+page goes) resumes after signing in again in a new tab, through the API's resume endpoint, and the file
+is whole.
 """
 
 from __future__ import annotations
@@ -143,7 +145,22 @@ async def test_record_upload_refuse_resume(stack, launch: Launch) -> None:
         second = (await completed(bob, meeting_id, 2))[-1]
         await assert_whole(bob, second, 2.0)
 
-        # 3. Killed midway: the part's PUT never reaches S3, the page closes; a new tab resumes it.
+        # 3. A dropped network: every part PUT fails (after the uploader's retries), the page says so and
+        # keeps the recording; back online, it resumes by itself.
+        async def drop(route: Any) -> None:
+            await route.abort("internetdisconnected")
+
+        await ann.page.route(lambda url: "partNumber=" in url, drop)
+        await record(ann, 2.0)
+        await ann.page.wait_for_selector("#recording-status:has-text('Upload interrupted')", timeout=60_000)
+        await ann.page.unroute_all()
+        await ann.page.evaluate("window.dispatchEvent(new Event('online'))")
+        await ann.page.wait_for_selector("#recording-status:has-text('Uploaded')", timeout=60_000)
+        third = (await completed(bob, meeting_id, 3))[-1]
+        await assert_whole(bob, third, 2.0)
+        ann.errors.clear()  # the failed PUTs are logged by the browser
+
+        # 4. Killed midway: the part's PUT never reaches S3, the page closes; a new tab resumes it.
         held = asyncio.Event()
 
         async def hold(route: Any) -> None:
@@ -156,7 +173,7 @@ async def test_record_upload_refuse_resume(stack, launch: Launch) -> None:
         assert len(pending) == 1 and pending[0][0] == "uploading" and pending[0][1], pending
         context = ann.page.context
         await ann.page.close()
-        assert len(await bob.recordings(meeting_id)) == 2  # not complete: the part never arrived
+        assert len(await bob.recordings(meeting_id)) == 3  # not complete: the part never arrived
 
         page = await context.new_page()
         await page.goto(stack.web_url)
@@ -164,9 +181,9 @@ async def test_record_upload_refuse_resume(stack, launch: Launch) -> None:
         await page.fill("#login-form [name=password]", ann.password)
         await page.click("#login-form [type=submit]")
         await page.wait_for_selector(".toast:not(.error):has-text('uploaded')", timeout=60_000)
-        third = (await completed(bob, meeting_id, 3))[-1]
-        assert third.recording_id == pending[0][1]  # the same upload, resumed, not a new one
-        await assert_whole(bob, third, RECORD_S)
+        fourth = (await completed(bob, meeting_id, 4))[-1]
+        assert fourth.recording_id == pending[0][1]  # the same upload, resumed, not a new one
+        await assert_whole(bob, fourth, RECORD_S)
         assert await page.evaluate(STORED_JS) == [], "an uploaded recording leaves this browser"
     finally:
         await sdk.leave()
