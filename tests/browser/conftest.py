@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
 
-#: ``launch(name)``; ``launch(name, executable, extra_args)`` runs another Chromium command (e.g. a wrapper
-#: that starts it in a network namespace) with more flags.
+#: ``launch(name, extra_flags=(), executable=CHROMIUM)``: extra Chromium flags (e.g.
+#: ``--use-file-for-fake-video-capture=F``), and another Chromium command (e.g. a wrapper that starts it in
+#: a network namespace).
 Launch = Callable[..., Awaitable[WebUser]]
 
 
@@ -26,13 +27,13 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         profiles = itertools.count()
 
         async def open_browser(
-            name: str, executable: str = CHROMIUM, extra_args: tuple[str, ...] = ()
+            name: str, extra_flags: Sequence[str] = (), executable: str = CHROMIUM
         ) -> WebUser:
             context = await playwright.chromium.launch_persistent_context(
                 str(tmp_path / f"chromium-{next(profiles)}"),
                 executable_path=executable,
                 headless=True,
-                args=[*FLAGS, *extra_args],
+                args=[*FLAGS, *extra_flags],
                 viewport={"width": 1280, "height": 720},
             )
             contexts.append(context)

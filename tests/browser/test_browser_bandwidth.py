@@ -129,7 +129,9 @@ async def test_estimate_follows_a_real_rate_limit(launch: Launch, tmp_path: Path
         wrapper.write_text(f'#!/bin/sh\nexec {IP} netns exec {wan.netns(BROWSER)} {CHROMIUM} "$@"\n')
         wrapper.chmod(0o755)
         origin = control.api_url.rstrip("/")
-        ann = await launch("Ann", str(wrapper), (f"--unsafely-treat-insecure-origin-as-secure={origin}",))
+        ann = await launch(
+            "Ann", (f"--unsafely-treat-insecure-origin-as-secure={origin}",), executable=str(wrapper)
+        )
         try:
             await ann.register(f"{origin}{WEB_PATH}/")
             ann_id = await ann.join(meeting["meeting_id"], meeting["passcode"])
