@@ -34,7 +34,7 @@ from tests.infra.turn_rotation import REGION, rotate
 from tests.local_stack.test_turn import allocate
 
 IMAGE = REPO / "infra" / "turn"
-NAME = "meetup-edge/turn-shared-secret"
+NAME = "meetup-edge/turn-auth-key"
 REALM = "turn.meetup.test"
 SYNC_S = 0.3
 

@@ -20,7 +20,7 @@ from infra.runtime import turn_secret_rotation as rotation
 from tests.infra.synth import REPO
 from tests.infra.turn_rotation import REGION, begin_rotation, rotate, step
 
-NAME = "meetup-edge/turn-shared-secret"
+NAME = "meetup-edge/turn-auth-key"
 FIRST = "a" * 64
 
 
