@@ -30,6 +30,8 @@ def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for name in ("MEETUP_TURN_URLS", "MEETUP_TURN_SECRET", "MEETUP_TURN_SECRET_ARN"):  # a local stack's
+        monkeypatch.delenv(name, raising=False)
     with mock_aws():
         yield boto3.client("secretsmanager", region_name="us-east-1")
 
@@ -68,6 +70,6 @@ def test_no_secret_no_servers(secrets: Any) -> None:
         "us-east-1=http://turn.example",
     ],
 )
-def test_urls_clients_would_ignore_are_refused_with_or_without_a_region(bad: str) -> None:
+def test_urls_clients_would_ignore_are_refused_with_or_without_a_region(bad: str, secrets: Any) -> None:
     with pytest.raises(ValidationError, match="not a TURN URL"):
         Settings(turn_urls=bad)  # type: ignore[arg-type]
