@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -223,3 +224,51 @@ def test_the_entrypoint_refuses_to_start_without_its_secret(
     result.env["TURN_SECRET_ID"] = ""
     failed = result.run()
     assert failed.returncode != 0 and "TURN_SECRET_ID is required" in failed.stderr
+
+
+@needs_coturn
+def test_the_entrypoint_learns_its_addresses_from_task_metadata_and_stun(
+    secrets_server: tuple[Any, dict[str, str]], tmp_path: Path
+) -> None:
+    """As in a task: no address given. The private one comes from the ECS task metadata endpoint (a local
+    HTTP server answering as Fargate's does: AWS mocked), the public one from the first STUN server that
+    answers (a silent one is skipped within its bound; a real coturn answers), and coturn advertises it."""
+    import http.server
+    import threading
+
+    from local_stack.turn import TurnServer
+
+    class Metadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"Networks": [{"NetworkMode": "awsvpc", "IPv4Addresses": ["127.0.0.1"]}]})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    client, env = secrets_server
+    client.create_secret(Name=NAME, SecretString="s" * 48)
+    metadata = http.server.HTTPServer(("127.0.0.1", 0), Metadata)
+    threading.Thread(target=metadata.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    stun = TurnServer().start()
+    silent = free_udp_tcp_port("127.0.0.1")
+    turn = Entrypoint(env, tmp_path)
+    for name in ("TURN_PRIVATE_IP", "TURN_PUBLIC_IP"):
+        del turn.env[name]
+    turn.env["ECS_CONTAINER_METADATA_URI_V4"] = f"http://127.0.0.1:{metadata.server_port}/v4/task-1"
+    turn.env["TURN_STUN_SERVERS"] = f"localhost:{silent} 127.0.0.1:{stun.port}"
+    try:
+        turn.start(timeout_s=40)
+        assert turn.accepts("s" * 48)
+        assert turn.proc is not None  # the entrypoint exec'd coturn: its command line is this process's
+        argv = Path(f"/proc/{turn.proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--external-ip=127.0.0.1/127.0.0.1" in argv and b"--listening-ip=127.0.0.1" in argv
+    finally:
+        turn.stop()
+        stun.stop()
+        metadata.shutdown()
+        metadata.server_close()
+    log = turn.log.read_text()
+    assert "turn: public address 127.0.0.1, private address 127.0.0.1" in log
