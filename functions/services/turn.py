@@ -12,7 +12,7 @@ the first URL of each transport).
 from __future__ import annotations
 
 from functions.core.config import Settings
-from functions.core.security import _load_secret_from_arn
+from functions.core.security import load_secret_from_arn
 from meetup_protocol.schemas.meetings import IceServer
 from meetup_protocol.turn import turn_credentials
 
@@ -21,7 +21,7 @@ def turn_secret(settings: Settings) -> str | None:
     if settings.turn_secret is not None:
         return settings.turn_secret.get_secret_value()
     if settings.turn_secret_arn:
-        return _load_secret_from_arn(settings.turn_secret_arn)
+        return load_secret_from_arn(settings.turn_secret_arn)
     return None
 
 
