@@ -21,6 +21,7 @@ from aiortc.sdp import SessionDescription
 
 from edge_relay.rooms.signals import Offers, OfferSlot
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
+from edge_relay.sfu.simulcast import offer_simulcast
 from edge_relay.sfu.transport import PeerTransport
 from meetup_protocol.signalling import TrackInfo
 
@@ -78,6 +79,10 @@ class OfferingPeer(ABC):
     def publish_slot(self, key: str) -> OfferSlot:
         """What the offer says of the m-line where ``key`` is published."""
 
+    def simulcast_keys(self) -> set[str]:
+        """Keys of what the peer is asked to publish as simulcast layers (none unless overridden)."""
+        return set()
+
     @abstractmethod
     def published_id(self, key: str) -> tuple[str, str]:
         """(track id, kind) of the track published as ``key``."""
@@ -128,6 +133,12 @@ class OfferingPeer(ABC):
         sdp = await self.transport.create_offer()
         if sdp is None:
             return  # nothing to negotiate yet: the first offer waits for a first m-line
+        layered = {
+            str(self.publish_slots[k].transceiver.mid)
+            for k in self.simulcast_keys() & set(self.publish_slots)
+        }
+        if layered:
+            sdp = offer_simulcast(sdp, layered)
         self.negotiation += 1
         self.awaiting_answer = self.negotiation
         tracks: dict[str, OfferSlot] = {}
@@ -172,14 +183,14 @@ class OfferingPeer(ABC):
             raise ValueError(f"no offer {negotiation} is waiting for an answer")
         answer = await self.transport.apply_answer(sdp)
         self.awaiting_answer = None
-        published = self._bind_publish_slots(answer)
+        published = self._bind_publish_slots(answer, sdp)
         self._bind_receive_slots()
         if published:
             await self.published([self.track_info(key, track) for key, track in published])
         if self._dirty:
             await self.negotiate()
 
-    def _bind_publish_slots(self, answer: SessionDescription) -> list[tuple[str, PublishedTrack]]:
+    def _bind_publish_slots(self, answer: SessionDescription, sdp: str) -> list[tuple[str, PublishedTrack]]:
         published = []
         for key, slot in self.publish_slots.items():
             if slot.track is not None or slot.transceiver.mid is None:
@@ -189,6 +200,8 @@ class OfferingPeer(ABC):
                 continue  # the peer did not attach a track to this m-line (yet)
             track_id, kind = self.published_id(key)
             slot.track = self.transport.receive(slot.transceiver, track_id, kind, media)
+            if key in self.simulcast_keys():
+                self.transport.receive_layers(slot.transceiver, slot.track, sdp)
             published.append((key, slot.track))
         return published
 

@@ -20,10 +20,14 @@ from aiortc.rtp import RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket, unpack_remb_f
 
 from edge_relay.sfu.history import PacketHistory
 from edge_relay.sfu.keyframes import keyframe_detector
+from edge_relay.sfu.layers import Layer, ranked
 from edge_relay.sfu.rtcp import SenderReportMapper
-from edge_relay.sfu.rtp import ExtensionMap, RtpHeader, rewrite_packet
+from edge_relay.sfu.rtp import ExtensionMap, MalformedPacket, RtpHeader, parse_header, rewrite_packet
 from edge_relay.sfu.seams import send_rtp
 from edge_relay.sfu.sequence import ReceiveStats
+from edge_relay.sfu.simulcast import SimulcastSource
+from edge_relay.sfu.switching import LayerSwitch
+from edge_relay.sfu.vp8 import MalformedDescriptor, Vp8Descriptor, keyframe_size, parse_descriptor
 
 log = logging.getLogger("edge_relay.sfu")
 
@@ -54,6 +58,9 @@ class ForwardingStats:
         self.keyframe_requests_received = 0
         self.keyframe_requests_sent = 0
         self.sender_reports_sent = 0
+        self.unknown_rid = 0  # simulcast packets whose layer could not be told
+        self.malformed_vp8 = 0  # simulcast packets with a broken VP8 descriptor (dropped)
+        self.layer_switches = 0
 
 
 STATS = ForwardingStats()
@@ -98,9 +105,17 @@ class PublishedTrack:
         self.subscriptions: list[Subscription] = []
         self.sender_reports = SenderReportMapper(clock_rate)  # the publisher's NTP <-> RTP mapping
         self._last_keyframe_request = -1e9
+        #: Set when the publisher sends simulcast: then each layer keeps its own history and statistics
+        #: and each subscription picks a layer (edge_relay/sfu/switching.py).
+        self.simulcast: SimulcastSource | None = None
+
+    def layers(self) -> list[Layer]:
+        return list(self.simulcast.layers.values()) if self.simulcast is not None else []
 
     async def on_packet(self, data: bytes, header: RtpHeader, arrival_ms: int) -> None:
         """The hot path: store, detect loss, forward to every subscription."""
+        if self.simulcast is not None:
+            return await self._on_layer_packet(self.simulcast, data, header, arrival_ms)
         stats = STATS
         stats.packets_in += 1
         stats.bytes_in += len(data)
@@ -133,8 +148,63 @@ class PublishedTrack:
             stats.packets_out += 1
             stats.bytes_out += len(out)
 
+    async def _on_layer_packet(
+        self, simulcast: SimulcastSource, data: bytes, header: RtpHeader, arrival_ms: int
+    ) -> None:
+        """The hot path of a simulcast source: per layer what :meth:`on_packet` does for one stream; each
+        subscription takes the packets of its layer, and switches layer at a key frame."""
+        stats = STATS
+        stats.packets_in += 1
+        stats.bytes_in += len(data)
+        layer = simulcast.layer_of(data, header)
+        if layer is None:
+            if header.payload_end > header.header_len:  # (padding alone, e.g. a probe: nothing lost)
+                stats.unknown_rid += 1
+            return
+        if not self.ssrc:
+            self.ssrc = header.ssrc  # (reports go out once the track has a known SSRC)
+        layer.history.put(header.seq, data)
+        layer.count(len(data))
+        missing = layer.receive_stats.update(header.seq, header.timestamp, arrival_ms, self.clock_rate)
+        if missing:
+            stats.nacks_sent += 1
+            await self.upstream.nack(layer.ssrc, missing)
+        if header.payload_end == header.header_len:  # padding only: keeps the sequence numbers going
+            for sub in self.subscriptions:
+                if sub.switch is not None and sub.ready and sub.switch.accept(layer, header, False, None):
+                    await sub.send(data, header, None)
+            return
+        payload = memoryview(data)[header.header_len : header.payload_end]
+        try:
+            descriptor = parse_descriptor(payload)
+        except MalformedDescriptor:
+            stats.malformed_vp8 += 1
+            return
+        size = keyframe_size(payload, descriptor) if descriptor.start else None
+        if size is not None:
+            layer.width, layer.height = size
+        for sub in self.subscriptions:
+            switch = sub.switch
+            if switch is None or not sub.ready:
+                continue
+            before = switch.layer
+            if not switch.accept(layer, header, size is not None, descriptor):
+                continue
+            if switch.layer is not before and before is not None:
+                stats.layer_switches += 1
+            sub.started = True
+            await sub.send(data, header, descriptor)
+
     async def request_keyframe(self, force: bool = False) -> None:
         """Ask the publisher for a keyframe, at most every KEYFRAME_REQUEST_INTERVAL_S."""
+        if self.simulcast is not None:
+            for layer in self.layers():  # one per layer subscribers get or want
+                wanted = any(
+                    s.switch and layer in (s.switch.layer, s.switch.target) for s in self.subscriptions
+                )
+                if wanted:
+                    await self.request_layer_keyframe(layer, force)
+            return
         if self.is_keyframe is None:
             return
         now = time.monotonic()
@@ -144,9 +214,60 @@ class PublishedTrack:
         STATS.keyframe_requests_sent += 1
         await self.upstream.request_keyframe(self.ssrc)
 
+    async def request_layer_keyframe(self, layer: Layer, force: bool = False) -> None:
+        """Ask for a keyframe of one simulcast layer, at most every KEYFRAME_REQUEST_INTERVAL_S."""
+        now = time.monotonic()
+        if not layer.ssrc or (not force and now - layer.last_keyframe_request < KEYFRAME_REQUEST_INTERVAL_S):
+            return
+        layer.last_keyframe_request = now
+        STATS.keyframe_requests_sent += 1
+        await self.upstream.request_keyframe(layer.ssrc)
+
+    async def select_layers(self, now: float) -> None:
+        """Give each subscription of a simulcast source the layer its policy chooses; ask the target
+        layer for a key frame while a subscription waits to switch to it (a request can be lost)."""
+        layers = ranked(self.layers())
+        if not layers:
+            return
+        rates = [layer.bitrate for layer in layers]
+        for sub in self.subscriptions:
+            switch = sub.switch
+            if switch is None:
+                continue
+            current = layers.index(switch.layer) if switch.layer in layers else None
+            target = layers[switch.policy.choose(rates, current, now)]
+            if target is not switch.target:
+                log.info(
+                    "layer wanted",
+                    extra={
+                        "track": self.track_id,
+                        "rid": target.rid,
+                        "size": f"{target.width}x{target.height}",
+                    },
+                )
+            switch.target = target
+            if (
+                sub.ready
+                and target is not switch.layer
+                and now - target.last_keyframe_request > KEYFRAME_RETRY_S
+            ):
+                await self.request_layer_keyframe(target, force=True)
+            elif sub.ready and target is not switch.layer:
+                await self.request_layer_keyframe(target)
+
     async def upkeep(self, now_ms: float) -> None:
         """Called every ~200 ms: re-ask for a keyframe while a ready subscriber still waits for one, and
         NACK again what is still missing upstream (a NACK or its retransmission can be lost too)."""
+        if self.simulcast is not None:
+            now = time.monotonic()
+            for layer in self.layers():
+                layer.measure(now)
+                due = layer.receive_stats.nacks_due(now_ms)
+                if due and layer.ssrc:
+                    STATS.nacks_sent += 1
+                    await self.upstream.nack(layer.ssrc, due)
+            await self.select_layers(now)
+            return
         waiting = any(s.ready and not s.started for s in self.subscriptions)
         if waiting and time.monotonic() - self._last_keyframe_request > KEYFRAME_RETRY_S:
             await self.request_keyframe()
@@ -155,12 +276,28 @@ class PublishedTrack:
             STATS.nacks_sent += 1
             await self.upstream.nack(self.ssrc, due)
 
-    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
-        self.sender_reports.on_sender_report(ntp_timestamp, rtp_timestamp)
-        self.receive_stats.on_sender_report(ntp_timestamp, time.monotonic())
+    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int, ssrc: int | None = None) -> None:
+        layer = self.simulcast.by_ssrc(ssrc) if self.simulcast is not None and ssrc is not None else None
+        if self.simulcast is not None and layer is None:
+            return  # an SR for a layer not seen yet
+        reports = layer.sender_reports if layer is not None else self.sender_reports
+        stats = layer.receive_stats if layer is not None else self.receive_stats
+        reports.on_sender_report(ntp_timestamp, rtp_timestamp)
+        stats.on_sender_report(ntp_timestamp, time.monotonic())
+
+    def receive_reports(self) -> list[ReceiveStats]:
+        """What the receiver reports upstream cover: the one stream, or each simulcast layer seen."""
+        if self.simulcast is None:
+            return [self.receive_stats]
+        return [layer.receive_stats for layer in self.layers() if layer.ssrc]
 
     def target_bitrate(self) -> int:
-        """What to ask the publisher for: the lowest fresh estimate of its subscribers, within bounds."""
+        """What to ask the publisher for: the lowest fresh estimate of its subscribers, within bounds.
+
+        Not for a simulcast source: each subscriber gets the layer that fits its own estimate, so the
+        publisher is asked for the most (one weak subscriber must not lower the others' video)."""
+        if self.simulcast is not None:
+            return MAX_BITRATE
         now = time.monotonic()
         estimates = [
             s.remb_bps for s in self.subscriptions if s.remb_bps and now - s.remb_at < REMB_MAX_AGE_S
@@ -197,6 +334,12 @@ class Subscription:
         self.fallback_rtcp: Any = None
         self.remb_bps = 0  # the subscriber's own bandwidth estimate for this stream (REMB)
         self.remb_at = 0.0
+        #: For a simulcast source: the layer this subscriber gets, and the switches between layers.
+        self.switch = (
+            LayerSwitch(track.clock_rate, self._next_seq, self._ts_base)
+            if track.simulcast is not None
+            else None
+        )
 
     def on_remb(self, fci: bytes) -> None:
         try:
@@ -205,41 +348,92 @@ class Subscription:
             return
         if self.ssrc in ssrcs:
             self.remb_bps, self.remb_at = bitrate, time.monotonic()
+            if self.switch is not None:
+                self.switch.policy.on_estimate(bitrate, self.remb_at)
+
+    async def set_quality(self, quality: str) -> None:
+        """The subscriber asks for at most this quality of a simulcast source (no-op otherwise)."""
+        if self.switch is not None and self.switch.policy.quality != quality:
+            self.switch.policy.quality = quality
+            await self.track.select_layers(time.monotonic())
+
+    async def request_keyframe(self) -> None:
+        """The subscriber lost the picture (PLI/FIR): a keyframe of what it gets, from the publisher."""
+        if self.switch is not None and self.switch.layer is not None:
+            await self.track.request_layer_keyframe(self.switch.layer)
+        else:
+            await self.track.request_keyframe()
+
+    async def send(self, data: bytes, header: RtpHeader, descriptor: Vp8Descriptor | None) -> None:
+        """Forward one packet of the current simulcast layer, rewritten and munged."""
+        out = self.rewrite(data, header, descriptor)
+        try:
+            await send_rtp(self.transport, out)
+        except ConnectionError:
+            STATS.send_errors += 1
+            return
+        self.packets += 1
+        self.octets += header.payload_end - header.header_len
+        STATS.packets_out += 1
+        STATS.bytes_out += len(out)
 
     def start(self, header: RtpHeader) -> None:
         self._seq_offset = (self._next_seq - header.seq) & 0xFFFF
         self._ts_offset = (self._ts_base - header.timestamp) & 0xFFFFFFFF
         self.started = True
 
-    def rewrite(self, data: bytes, header: RtpHeader) -> bytes:
-        return rewrite_packet(
-            data,
-            header,
-            self.payload_type,
-            header.seq + self._seq_offset,
-            header.timestamp + self._ts_offset,
-            self.ssrc,
-            self.extensions.rewrite(data, header),
+    def rewrite(self, data: bytes, header: RtpHeader, descriptor: Vp8Descriptor | None = None) -> bytes:
+        switch = self.switch
+        if switch is None:
+            return rewrite_packet(
+                data,
+                header,
+                self.payload_type,
+                header.seq + self._seq_offset,
+                header.timestamp + self._ts_offset,
+                self.ssrc,
+                self.extensions.rewrite(data, header),
+            )
+        seq = (header.seq + switch.seq_offset) & 0xFFFF
+        ts = (header.timestamp + switch.ts_offset) & 0xFFFFFFFF
+        out = rewrite_packet(
+            data, header, self.payload_type, seq, ts, self.ssrc, self.extensions.rewrite(data, header)
         )
+        switch.sent(seq, ts)
+        if descriptor is None:
+            return out
+        munged = bytearray(out)
+        switch.vp8.munge(munged, len(out) - (len(data) - header.header_len), descriptor)
+        return bytes(munged)
 
     async def on_nack(self, lost: list[int]) -> None:
         """Answer a subscriber's NACK from the history: the same packet, rewritten as first sent."""
-        from edge_relay.sfu.rtp import MalformedPacket, parse_header
-
         STATS.nacks_received += 1
         if not self.started:  # nothing was sent yet: a resend would bypass the keyframe gate
             return
         for seq_out in lost:
-            data = self.track.history.get((seq_out - self._seq_offset) & 0xFFFF)
+            data = self._sent_packet(seq_out)
             if data is None:
                 STATS.retransmit_misses += 1
                 continue
             try:
-                out = self.rewrite(data, parse_header(data))
+                header = parse_header(data)
+                descriptor = None
+                if self.switch is not None and header.payload_end > header.header_len:
+                    descriptor = parse_descriptor(memoryview(data)[header.header_len : header.payload_end])
+                out = self.rewrite(data, header, descriptor)
                 await send_rtp(self.transport, out)
-            except (MalformedPacket, ConnectionError):
+            except (MalformedPacket, MalformedDescriptor, ConnectionError):
                 continue
             STATS.retransmissions += 1
+
+    def _sent_packet(self, seq_out: int) -> bytes | None:
+        """The publisher's packet this subscriber got as ``seq_out`` (None: not in the history)."""
+        if self.switch is None:
+            return self.track.history.get((seq_out - self._seq_offset) & 0xFFFF)
+        seq_in = self.switch.source_seq(seq_out)
+        layer = self.switch.layer
+        return None if seq_in is None or layer is None else layer.history.get(seq_in)
 
     def sender_reports(self, packets: list[Any]) -> list[Any]:
         """Replace the aiortc sender's SRs (all zeros: its track never yields) with real ones.
@@ -250,7 +444,13 @@ class Subscription:
         out: list[Any] = []
         for packet in packets:
             if isinstance(packet, RtcpSrPacket):
-                mapped = self.track.sender_reports.map(clock.current_ntp_time(), self._ts_offset)
+                switch = self.switch
+                if switch is None:
+                    mapped = self.track.sender_reports.map(clock.current_ntp_time(), self._ts_offset)
+                elif switch.layer is None:
+                    mapped = None
+                else:
+                    mapped = switch.layer.sender_reports.map(clock.current_ntp_time(), switch.ts_offset)
                 if mapped is None or not self.started:
                     out.append(RtcpRrPacket(ssrc=packet.ssrc))
                     continue

@@ -1,0 +1,136 @@
+"""Chromium publishes its camera as simulcast layers (the relay asks for them in its offer); the relay routes
+them as layers of one source and sends each subscriber one of them on one SSRC, switching seamlessly.
+
+Ann (Chromium) publishes; Ben (Chromium) and Carl (Python SDK) subscribe. Ben asks for low quality and
+then high again (the ``video_quality`` message): the size Ben decodes follows, on the same SSRC, with no
+freeze longer than a switch, no dropped frames piling up and no picture loss (PLI) from his decoder;
+Carl, who asked for nothing, keeps the top layer all along (a subscriber's choice is its own). Carl's
+own camera (aiortc: one stream, no simulcast) plays in both browsers as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from client_sdk.media.sources import PatternVideoTrack
+from client_sdk.meeting import Meeting
+from tests.browser.conftest import Launch
+from tests.browser.harness import WebUser, poll, video_plays
+from tests.client_sdk.test_meeting import Watcher, new_client
+from tests.edge_relay.media import wait_until
+from tests.edge_relay.test_media_e2e import relay_metrics
+
+#: The publisher's encodings, by rid (Chromium's outbound-rtp of the camera's sender).
+_LAYERS_JS = """async () => {
+  const transceiver = window.meetup.meeting.connection.publishing.get("camera");
+  if (!transceiver) return [];
+  const stats = await transceiver.sender.getStats();
+  const layers = [];
+  stats.forEach((r) => {
+    if (r.type === "outbound-rtp") layers.push({rid: r.rid ?? null, width: r.frameWidth ?? 0,
+      frames: r.framesEncoded ?? 0, ssrc: r.ssrc});
+  });
+  return layers;
+}"""
+
+#: What the subscriber's decoder says of one remote track (Chromium's inbound-rtp).
+_INBOUND_JS = """async (trackId) => {
+  const remote = [...window.meetup.meeting.connection.remoteTracks.values()].find(
+    (r) => r.info.track_id === trackId);
+  if (!remote) return null;
+  const stats = await window.meetup.meeting.connection.pc.getStats(remote.track);
+  let inbound = null;
+  stats.forEach((r) => { if (r.type === "inbound-rtp") inbound = r; });
+  if (!inbound) return null;
+  return {ssrc: inbound.ssrc, width: inbound.frameWidth ?? 0, height: inbound.frameHeight ?? 0,
+    decoded: inbound.framesDecoded ?? 0, dropped: inbound.framesDropped ?? 0,
+    freezes: inbound.freezeCount ?? 0, frozen: inbound.totalFreezesDuration ?? 0,
+    plis: inbound.pliCount ?? 0, keyframes: inbound.keyFramesDecoded ?? 0};
+}"""
+
+
+async def _inbound(user: WebUser, track_id: str) -> dict[str, Any]:
+    return await user.page.evaluate(_INBOUND_JS, track_id) or {}
+
+
+async def _decodes_at(user: WebUser, track_id: str, accept: Any, timeout_s: float) -> dict[str, Any]:
+    """Wait until the decoded width satisfies ``accept`` and frames keep coming; the stats then."""
+    deadline = time.monotonic() + timeout_s
+    stats: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        stats = await _inbound(user, track_id)
+        if stats and accept(stats["width"]):
+            before = stats["decoded"]
+            await asyncio.sleep(0.5)
+            stats = await _inbound(user, track_id)
+            if accept(stats["width"]) and stats["decoded"] > before:
+                return stats
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{user.name} never decoded {track_id} at the expected size: {stats}")
+
+
+async def test_chromium_simulcast_layers_switch_per_subscriber_without_a_freeze(
+    stack, launch: Launch
+) -> None:
+    ann, ben = await asyncio.gather(launch("Ann"), launch("Ben"))
+    await asyncio.gather(ann.register(stack.web_url), ben.register(stack.web_url))
+    meeting_id, passcode = await ann.create_meeting("Simulcast")
+    ann_id = await ann.join(meeting_id)
+    await ben.join(meeting_id, passcode)
+    carl = await new_client(stack.api_url, "Carl")
+    sdk = await Meeting.join(carl, meeting_id, passcode, publish={"camera": PatternVideoTrack(320, 240)})
+    seen = Watcher(sdk)
+    track_id = f"{ann_id}/camera"
+    try:
+        # Ann's Chromium sends encodings of her camera, named by the rids the relay offered.
+        assert await poll(lambda: _layers_flow(ann), 20), await ann.page.evaluate(_LAYERS_JS)
+        widths = sorted(layer["width"] for layer in await ann.page.evaluate(_LAYERS_JS) if layer["width"])
+        low, top = widths[0], widths[-1]
+        assert low < top, widths
+
+        # Ben gets the top layer by default: one track, one SSRC.
+        first = await _decodes_at(ben, track_id, lambda w: w == top, 20)
+        # Carl (SDK) too.
+        assert await wait_until(lambda: seen.sizes.get((ann_id, "camera"), (0, 0))[0] == top, 20), seen.sizes
+        # Both browsers play Carl's single-stream camera as before.
+        for user in (ann, ben):
+            played = await video_plays(user, sdk.participant_id)
+            assert (played["width"], played["height"]) == (320, 240)
+
+        # Ben asks for low quality: within a few seconds he decodes the lowest layer, same SSRC.
+        await ben.page.evaluate("id => window.meetup.meeting.connection.setVideoQuality(id, 'low')", track_id)
+        down = await _decodes_at(ben, track_id, lambda w: w == low, 8)
+        # ... and back to high.
+        await ben.page.evaluate(
+            "id => window.meetup.meeting.connection.setVideoQuality(id, 'high')", track_id
+        )
+        up = await _decodes_at(ben, track_id, lambda w: w == top, 8)
+        await asyncio.sleep(2)  # the picture keeps coming after the switch
+        last = await _inbound(ben, track_id)
+
+        assert first["ssrc"] == down["ssrc"] == up["ssrc"] == last["ssrc"]
+        assert last["decoded"] > up["decoded"] + 20, (up, last)
+        # Seamless: no freeze longer than a switch, no frames dropped to speak of, no picture loss.
+        assert last["frozen"] - first["frozen"] < 1.0, (first, last)
+        assert last["dropped"] - first["dropped"] <= 3, (first, down, up, last)
+        assert last["plis"] - first["plis"] <= 1, (first, last)
+        # Carl, who asked for nothing, never left the top layer.
+        assert seen.sizes[(ann_id, "camera")][0] == top
+        metrics = relay_metrics(stack)
+        assert metrics["relay_layer_switches_total"] >= 2, metrics
+        assert metrics["relay_unknown_rid_total"] == 0 and metrics["relay_malformed_vp8_total"] == 0
+        assert not ann.errors and not ben.errors, (ann.errors, ben.errors)
+    finally:
+        seen.stop()
+        await sdk.leave()
+        await carl.aclose()
+
+
+async def _layers_flow(user: WebUser) -> bool:
+    """Chromium has an encoding per offered rid, and sends at least two: as many as its simulcast
+    limits allow for the camera's size (two for the web client's 640x480; three from 960x540 up)."""
+    layers = await user.page.evaluate(_LAYERS_JS)
+    flowing = [layer for layer in layers if layer["frames"] >= 10]
+    return {layer["rid"] for layer in layers} == {"h", "m", "l"} and len(flowing) >= 2
