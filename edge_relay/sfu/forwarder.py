@@ -20,50 +20,22 @@ from aiortc.rtp import RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket, unpack_remb_f
 
 from edge_relay.sfu.history import PacketHistory
 from edge_relay.sfu.keyframes import keyframe_detector
-from edge_relay.sfu.layers import Layer, ranked
+from edge_relay.sfu.layered import KEYFRAME_REQUEST_INTERVAL_S, KEYFRAME_RETRY_S, LayeredForwarding
 from edge_relay.sfu.rtcp import SenderReportMapper
 from edge_relay.sfu.rtp import ExtensionMap, MalformedPacket, RtpHeader, parse_header, rewrite_packet
 from edge_relay.sfu.seams import send_rtp
 from edge_relay.sfu.sequence import ReceiveStats
 from edge_relay.sfu.simulcast import SimulcastSource
+from edge_relay.sfu.stats import STATS, ForwardingStats
 from edge_relay.sfu.switching import LayerSwitch
-from edge_relay.sfu.vp8 import MalformedDescriptor, Vp8Descriptor, keyframe_size, parse_descriptor
+from edge_relay.sfu.vp8 import MalformedDescriptor, Vp8Descriptor, parse_descriptor
 
 log = logging.getLogger("edge_relay.sfu")
 
-KEYFRAME_REQUEST_INTERVAL_S = 0.3  # at most this often upstream, per track
-KEYFRAME_RETRY_S = 1.0  # ask again while a subscriber still waits (a request can be lost)
 #: Bitrate the publisher is asked for (REMB) when no subscriber has estimated its own yet, and bounds.
 DEFAULT_BITRATE = 1_500_000
 MIN_BITRATE, MAX_BITRATE = 150_000, 2_500_000
 REMB_MAX_AGE_S = 5.0
-
-
-class ForwardingStats:
-    """Counters of the whole relay process, read by /metrics (plain ints: the hot path stays cheap)."""
-
-    def __init__(self) -> None:
-        self.packets_in = 0
-        self.bytes_in = 0
-        self.packets_out = 0
-        self.bytes_out = 0
-        self.malformed = 0
-        self.unknown_ssrc = 0
-        self.waiting_for_keyframe = 0
-        self.send_errors = 0
-        self.nacks_received = 0
-        self.retransmissions = 0
-        self.retransmit_misses = 0
-        self.nacks_sent = 0
-        self.keyframe_requests_received = 0
-        self.keyframe_requests_sent = 0
-        self.sender_reports_sent = 0
-        self.unknown_rid = 0  # simulcast packets whose layer could not be told
-        self.malformed_vp8 = 0  # simulcast packets with a broken VP8 descriptor (dropped)
-        self.layer_switches = 0
-
-
-STATS = ForwardingStats()
 
 
 class Upstream(Protocol):
@@ -76,7 +48,10 @@ class Upstream(Protocol):
     async def report(self, track: PublishedTrack) -> None: ...
 
 
-class PublishedTrack:
+__all__ = ["STATS", "ForwardingStats", "PublishedTrack", "Subscription", "Upstream"]
+
+
+class PublishedTrack(LayeredForwarding):
     """A track as the relay receives it from its publisher."""
 
     def __init__(
@@ -108,9 +83,6 @@ class PublishedTrack:
         #: Set when the publisher sends simulcast: then each layer keeps its own history and statistics
         #: and each subscription picks a layer (edge_relay/sfu/switching.py).
         self.simulcast: SimulcastSource | None = None
-
-    def layers(self) -> list[Layer]:
-        return list(self.simulcast.layers.values()) if self.simulcast is not None else []
 
     async def on_packet(self, data: bytes, header: RtpHeader, arrival_ms: int) -> None:
         """The hot path: store, detect loss, forward to every subscription."""
@@ -148,63 +120,10 @@ class PublishedTrack:
             stats.packets_out += 1
             stats.bytes_out += len(out)
 
-    async def _on_layer_packet(
-        self, simulcast: SimulcastSource, data: bytes, header: RtpHeader, arrival_ms: int
-    ) -> None:
-        """The hot path of a simulcast source: per layer what :meth:`on_packet` does for one stream; each
-        subscription takes the packets of its layer, and switches layer at a key frame."""
-        stats = STATS
-        stats.packets_in += 1
-        stats.bytes_in += len(data)
-        layer = simulcast.layer_of(data, header)
-        if layer is None:
-            if header.payload_end > header.header_len:  # (padding alone, e.g. a probe: nothing lost)
-                stats.unknown_rid += 1
-            return
-        if not self.ssrc:
-            self.ssrc = header.ssrc  # (reports go out once the track has a known SSRC)
-        layer.history.put(header.seq, data)
-        layer.count(len(data))
-        missing = layer.receive_stats.update(header.seq, header.timestamp, arrival_ms, self.clock_rate)
-        if missing:
-            stats.nacks_sent += 1
-            await self.upstream.nack(layer.ssrc, missing)
-        if header.payload_end == header.header_len:  # padding only: keeps the sequence numbers going
-            for sub in self.subscriptions:
-                if sub.switch is not None and sub.ready and sub.switch.accept(layer, header, False, None):
-                    await sub.send(data, header, None)
-            return
-        payload = memoryview(data)[header.header_len : header.payload_end]
-        try:
-            descriptor = parse_descriptor(payload)
-        except MalformedDescriptor:
-            stats.malformed_vp8 += 1
-            return
-        size = keyframe_size(payload, descriptor) if descriptor.start else None
-        if size is not None:
-            layer.width, layer.height = size
-        for sub in self.subscriptions:
-            switch = sub.switch
-            if switch is None or not sub.ready:
-                continue
-            before = switch.layer
-            if not switch.accept(layer, header, size is not None, descriptor):
-                continue
-            if switch.layer is not before and before is not None:
-                stats.layer_switches += 1
-            sub.started = True
-            await sub.send(data, header, descriptor)
-
     async def request_keyframe(self, force: bool = False) -> None:
         """Ask the publisher for a keyframe, at most every KEYFRAME_REQUEST_INTERVAL_S."""
         if self.simulcast is not None:
-            for layer in self.layers():  # one per layer subscribers get or want
-                wanted = any(
-                    s.switch and layer in (s.switch.layer, s.switch.target) for s in self.subscriptions
-                )
-                if wanted:
-                    await self.request_layer_keyframe(layer, force)
-            return
+            return await self.request_layer_keyframes(force)
         if self.is_keyframe is None:
             return
         now = time.monotonic()
@@ -214,60 +133,11 @@ class PublishedTrack:
         STATS.keyframe_requests_sent += 1
         await self.upstream.request_keyframe(self.ssrc)
 
-    async def request_layer_keyframe(self, layer: Layer, force: bool = False) -> None:
-        """Ask for a keyframe of one simulcast layer, at most every KEYFRAME_REQUEST_INTERVAL_S."""
-        now = time.monotonic()
-        if not layer.ssrc or (not force and now - layer.last_keyframe_request < KEYFRAME_REQUEST_INTERVAL_S):
-            return
-        layer.last_keyframe_request = now
-        STATS.keyframe_requests_sent += 1
-        await self.upstream.request_keyframe(layer.ssrc)
-
-    async def select_layers(self, now: float) -> None:
-        """Give each subscription of a simulcast source the layer its policy chooses; ask the target
-        layer for a key frame while a subscription waits to switch to it (a request can be lost)."""
-        layers = ranked(self.layers())
-        if not layers:
-            return
-        rates = [layer.bitrate for layer in layers]
-        for sub in self.subscriptions:
-            switch = sub.switch
-            if switch is None:
-                continue
-            current = layers.index(switch.layer) if switch.layer in layers else None
-            target = layers[switch.policy.choose(rates, current, now)]
-            if target is not switch.target:
-                log.info(
-                    "layer wanted",
-                    extra={
-                        "track": self.track_id,
-                        "rid": target.rid,
-                        "size": f"{target.width}x{target.height}",
-                    },
-                )
-            switch.target = target
-            if (
-                sub.ready
-                and target is not switch.layer
-                and now - target.last_keyframe_request > KEYFRAME_RETRY_S
-            ):
-                await self.request_layer_keyframe(target, force=True)
-            elif sub.ready and target is not switch.layer:
-                await self.request_layer_keyframe(target)
-
     async def upkeep(self, now_ms: float) -> None:
         """Called every ~200 ms: re-ask for a keyframe while a ready subscriber still waits for one, and
         NACK again what is still missing upstream (a NACK or its retransmission can be lost too)."""
         if self.simulcast is not None:
-            now = time.monotonic()
-            for layer in self.layers():
-                layer.measure(now)
-                due = layer.receive_stats.nacks_due(now_ms)
-                if due and layer.ssrc:
-                    STATS.nacks_sent += 1
-                    await self.upstream.nack(layer.ssrc, due)
-            await self.select_layers(now)
-            return
+            return await self.layers_upkeep(now_ms)
         waiting = any(s.ready and not s.started for s in self.subscriptions)
         if waiting and time.monotonic() - self._last_keyframe_request > KEYFRAME_RETRY_S:
             await self.request_keyframe()

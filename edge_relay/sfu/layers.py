@@ -19,6 +19,7 @@ receiver's estimate follows what it now receives. Real probing (padding, transpo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from edge_relay.sfu.history import PacketHistory
@@ -29,6 +30,7 @@ from edge_relay.sfu.sequence import ReceiveStats
 QUALITIES = ("low", "medium", "high")
 RATE_WINDOW_S = 1.0  # bitrate measured over about this long, then smoothed
 RATE_SMOOTHING = 0.5
+STALE_S = 1.0  # a layer with no packet for this long has stopped
 
 
 class Layer:
@@ -41,6 +43,7 @@ class Layer:
         "height",
         "history",
         "last_keyframe_request",
+        "last_packet_at",
         "receive_stats",
         "rid",
         "sender_reports",
@@ -57,6 +60,7 @@ class Layer:
         self.width = self.height = 0  # from its last key frame
         self.bitrate = 0.0  # bit/s, smoothed
         self.last_keyframe_request = -1e9
+        self.last_packet_at = -1e9
         self._bytes = 0
         self._rate_at: float | None = None
 
@@ -66,6 +70,7 @@ class Layer:
 
     def count(self, size: int) -> None:
         self._bytes += size
+        self.last_packet_at = time.monotonic()
 
     def measure(self, now: float) -> None:
         """Update :attr:`bitrate` (called from the track's upkeep, every ~200 ms)."""
@@ -87,9 +92,11 @@ class Layer:
         return self.width * self.height, self.bitrate
 
 
-def ranked(layers: Sequence[Layer]) -> list[Layer]:
-    """The layers that have sent something, lowest quality first."""
-    return sorted((layer for layer in layers if layer.ssrc), key=lambda layer: layer.rank)
+def ranked(layers: Sequence[Layer], now: float) -> list[Layer]:
+    """The layers flowing (a key frame seen, a packet within STALE_S), lowest quality first. A layer the
+    browser stopped sending (it drops layers when short of CPU or bandwidth) is no choice any more."""
+    live = (layer for layer in layers if layer.width and now - layer.last_packet_at < STALE_S)
+    return sorted(live, key=lambda layer: layer.rank)
 
 
 def quality_index(quality: str, count: int) -> int:

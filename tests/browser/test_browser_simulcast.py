@@ -114,6 +114,7 @@ async def test_chromium_simulcast_layers_switch_per_subscriber_without_a_freeze(
         assert last["decoded"] > up["decoded"] + 20, (up, last)
         # Seamless: no freeze longer than a switch, no frames dropped to speak of, no picture loss.
         assert last["frozen"] - first["frozen"] < 1.0, (first, last)
+        print("simulcast switches, Ben decodes:", first, down, up, last)
         assert last["dropped"] - first["dropped"] <= 3, (first, down, up, last)
         assert last["plis"] - first["plis"] <= 1, (first, last)
         # Carl, who asked for nothing, never left the top layer.
