@@ -104,7 +104,7 @@ def quality_index(quality: str, count: int) -> int:
     if count <= 0:
         return 0
     wanted = QUALITIES.index(quality)
-    return min(count - 1, round(wanted * (count - 1) / (len(QUALITIES) - 1)))
+    return min(count - 1, -(-wanted * (count - 1) // (len(QUALITIES) - 1)))  # medium of two: the top
 
 
 class LayerPolicy:
@@ -133,8 +133,10 @@ class LayerPolicy:
         """The index of the layer to get, from layer bitrates lowest first and the current index."""
         cap = quality_index(self.quality, len(rates))
         estimate = self.estimate if now - self._estimated_at < max_age_s else None
-        if current is None or estimate is None:
+        if estimate is None:
             return cap
+        if current is None:  # a start: the best that fits what the subscriber says it can take
+            return max((i for i in range(cap + 1) if rates[i] <= estimate), default=0)
         current = min(current, len(rates) - 1)
         if current > cap:
             return cap
