@@ -36,6 +36,7 @@ class EgressSlot:
     track: PublishedTrack
     info: TrackInfo
     subscription: Subscription | None = None
+    quality: str = "high"  # the best the peer wants of it (a simulcast source; kept until bound)
 
 
 @dataclass
@@ -211,6 +212,8 @@ class OfferingPeer(ABC):
                 slot.subscription = self.transport.send(slot.transceiver, slot.track)
                 if slot.subscription is None:
                     log.warning("codec refused", extra={"track": slot.track.track_id})
+                elif slot.subscription.switch is not None:
+                    slot.subscription.switch.policy.quality = slot.quality
 
     def unpublish(self, key: str) -> PublishedTrack | None:
         """Stop receiving what the peer published as ``key`` (its m-line goes inactive)."""

@@ -119,6 +119,7 @@ class Participant(OfferingPeer):
         slot = self.receive_slots.get(track_id)
         if slot is None:
             return False
+        slot.quality = quality
         if slot.subscription is not None:
             await slot.subscription.set_quality(quality)
         return True
