@@ -266,15 +266,16 @@ class Subscription:
             )
         seq = (header.seq + switch.seq_offset) & 0xFFFF
         ts = (header.timestamp + switch.ts_offset) & 0xFFFFFFFF
-        out = rewrite_packet(
-            data, header, self.payload_type, seq, ts, self.ssrc, self.extensions.rewrite(data, header)
+        switch.sent(seq, ts, switch.layer.last_packet_at if switch.layer is not None else 0.0)
+        extension = self.extensions.rewrite(data, header)
+        if descriptor is None or (descriptor.picture_id is None and descriptor.tl0picidx is None):
+            return rewrite_packet(data, header, self.payload_type, seq, ts, self.ssrc, extension)
+        start = header.header_len
+        head = bytearray(data[start : start + descriptor.size])
+        switch.vp8.munge(head, 0, descriptor)
+        return rewrite_packet(
+            data, header, self.payload_type, seq, ts, self.ssrc, extension, head, descriptor.size
         )
-        switch.sent(seq, ts)
-        if descriptor is None:
-            return out
-        munged = bytearray(out)
-        switch.vp8.munge(munged, len(out) - (len(data) - header.header_len), descriptor)
-        return bytes(munged)
 
     async def on_nack(self, lost: list[int]) -> None:
         """Answer a subscriber's NACK from the history: the same packet, rewritten as first sent."""

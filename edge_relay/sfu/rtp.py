@@ -112,12 +112,16 @@ def rewrite_packet(
     timestamp: int,
     ssrc: int,
     extension: bytes,
+    payload_head: bytes | bytearray = b"",
+    replaced: int = 0,
 ) -> bytes:
     """Return ``data`` with a new fixed header and extension block, payload and padding untouched.
 
     V=2; P, CC, the CSRC list and the marker are kept; X is set iff ``extension`` is non-empty
     (it must be a complete block as returned by :meth:`ExtensionMap.rewrite`). ``seq`` and
     ``timestamp`` are reduced modulo 2**16 and 2**32 so callers may pass ``seq_in + offset``.
+    ``payload_head`` replaces the first ``replaced`` bytes of the payload (a rewritten VP8
+    descriptor: edge_relay/sfu/vp8.py), in the same copy.
     """
     b0 = data[0]
     cc = b0 & 0x0F
@@ -129,8 +133,9 @@ def rewrite_packet(
         ssrc,
     )
     if cc:
-        return b"".join((hdr, data[12 : 12 + 4 * cc], extension, data[header.header_len :]))
-    return b"".join((hdr, extension, data[header.header_len :]))
+        csrcs = data[12 : 12 + 4 * cc]
+        return b"".join((hdr, csrcs, extension, payload_head, data[header.header_len + replaced :]))
+    return b"".join((hdr, extension, payload_head, data[header.header_len + replaced :]))
 
 
 def _no_signature(data: Any) -> None:

@@ -84,12 +84,12 @@ class LayerSwitch:
             self.switches += 1
         self.layer = layer
 
-    def sent(self, seq_out: int, ts_out: int) -> None:
-        """Note the last packet sent (its rewritten numbers), for the next switch."""
+    def sent(self, seq_out: int, ts_out: int, at: float) -> None:
+        """Note the last packet sent (its rewritten numbers, when it arrived), for the next switch."""
         if (seq_out - self._last_seq) & 0xFFFF < 0x8000:
             self._last_seq = seq_out
             self._last_ts = ts_out
-            self._last_at = time.monotonic()
+            self._last_at = at
 
     def source_seq(self, seq_out: int) -> int | None:
         """The current layer's seq of the packet the subscriber knows as ``seq_out`` (for a NACK), or
