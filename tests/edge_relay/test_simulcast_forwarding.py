@@ -206,3 +206,22 @@ def test_the_policy_obeys_the_wanted_quality() -> None:
     assert policy.choose(rates, 2, 60.0) == 0  # a stale estimate is no constraint, the quality is
     assert [quality_index(q, 2) for q in ("low", "medium", "high")] == [0, 1, 1]
     assert [quality_index(q, 1) for q in ("low", "medium", "high")] == [0, 0, 0]
+
+
+async def test_a_layer_that_stops_is_left_for_one_still_flowing() -> None:
+    """Browsers drop layers when short of CPU: a subscriber on a layer that stopped moves to a live one."""
+    track, upstream = simulcast_track()
+    ann, out = subscribe(track, ssrc=0xAAAA)
+    pub = Publisher(track)
+    await pub.frames(1, key={SMALL, BIG})
+    await track.layers_upkeep(time.monotonic() * 1000)
+    await pub.frames(1, key={BIG})
+    assert ann.switch.layer.rid == "h"
+    track.simulcast.layers["h"].last_packet_at -= 5  # nothing from the big layer for 5 s
+    await track.layers_upkeep(time.monotonic() * 1000)
+    assert ann.switch.target.rid == "l" and upstream.keyframe_requests[-1] == SMALL
+    await pub.frames(1, key={SMALL}, only=SMALL)
+    await pub.frames(2, only=SMALL)
+    assert ann.switch.layer.rid == "l" and len(out.sent) == 4
+    seqs = [RtpPacket.parse(d).sequence_number for d in out.sent]
+    assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(4)]
