@@ -4,8 +4,8 @@ them as layers of one source and sends each subscriber one of them on one SSRC, 
 Ann (Chromium) publishes; Ben (Chromium) and Carl (Python SDK) subscribe. Ben asks for low quality and
 then high again (the ``video_quality`` message): the size Ben decodes follows, on the same SSRC, with no
 freeze longer than a switch, no dropped frames piling up and no picture loss (PLI) from his decoder;
-Carl, who asked for nothing, keeps the top layer all along (a subscriber's choice is its own). Carl's
-own camera (aiortc: one stream, no simulcast) plays in both browsers as before.
+Carl, who asked for nothing, keeps the top layer meanwhile (a subscriber's choice is its own), then asks
+for low through the SDK and gets it while Ben keeps the top. Carl's own camera (aiortc: one stream, no simulcast) plays in both browsers as before.
 """
 
 from __future__ import annotations
@@ -117,8 +117,12 @@ async def test_chromium_simulcast_layers_switch_per_subscriber_without_a_freeze(
         print("simulcast switches, Ben decodes:", first, down, up, last)
         assert last["dropped"] - first["dropped"] <= 3, (first, down, up, last)
         assert last["plis"] - first["plis"] <= 1, (first, last)
-        # Carl, who asked for nothing, never left the top layer.
+        # Carl, who asked for nothing, never left the top layer; now he asks for low (the SDK's call),
+        # and gets it while Ben keeps the top layer.
         assert seen.sizes[(ann_id, "camera")][0] == top
+        await sdk.set_video_quality(track_id, "low")
+        assert await wait_until(lambda: seen.sizes[(ann_id, "camera")][0] == low, 8), seen.sizes
+        await _decodes_at(ben, track_id, lambda w: w == top, 3)
         metrics = relay_metrics(stack)
         assert metrics["relay_layer_switches_total"] >= 2, metrics
         assert metrics["relay_unknown_rid_total"] == 0 and metrics["relay_malformed_vp8_total"] == 0
