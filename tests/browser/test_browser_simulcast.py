@@ -3,9 +3,10 @@ them as layers of one source and sends each subscriber one of them on one SSRC, 
 
 Ann (Chromium) publishes; Ben (Chromium) and Carl (Python SDK) subscribe. Ben asks for low quality and
 then high again (the ``video_quality`` message): the size Ben decodes follows, on the same SSRC, with no
-freeze longer than a switch, no dropped frames piling up and no picture loss (PLI) from his decoder;
-Carl, who asked for nothing, keeps the top layer meanwhile (a subscriber's choice is its own), then asks
-for low through the SDK and gets it while Ben keeps the top. Carl's own camera (aiortc: one stream, no simulcast) plays in both browsers as before.
+freeze, dropped frames or picture loss (PLI) beyond what his decoder shows over the same time for a
+video that never switches (Carl's). Carl, who asked for nothing, keeps the top layer meanwhile (a
+subscriber's choice is its own), then asks for low through the SDK and gets it while Ben keeps the top.
+Carl's own camera (aiortc: one stream, no simulcast) plays in both browsers as before.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ async def test_chromium_simulcast_layers_switch_per_subscriber_without_a_freeze(
 
         # Ben gets the top layer by default: one track, one SSRC.
         first = await _decodes_at(ben, track_id, lambda w: w == top, 20)
+        carl_track = f"{sdk.participant_id}/camera"
+        await _decodes_at(ben, carl_track, lambda w: w == 320, 20)
+        baseline_first = await _inbound(ben, carl_track)  # the same decoder's other track: no switches
         # Carl (SDK) too.
         assert await wait_until(lambda: seen.sizes.get((ann_id, "camera"), (0, 0))[0] == top, 20), seen.sizes
         # Both browsers play Carl's single-stream camera as before.
@@ -109,14 +113,22 @@ async def test_chromium_simulcast_layers_switch_per_subscriber_without_a_freeze(
         up = await _decodes_at(ben, track_id, lambda w: w == top, 8)
         await asyncio.sleep(2)  # the picture keeps coming after the switch
         last = await _inbound(ben, track_id)
+        baseline = await _inbound(ben, carl_track)
 
         assert first["ssrc"] == down["ssrc"] == up["ssrc"] == last["ssrc"]
         assert last["decoded"] > up["decoded"] + 20, (up, last)
-        # Seamless: no freeze longer than a switch, no frames dropped to speak of, no picture loss.
-        assert last["frozen"] - first["frozen"] < 1.0, (first, last)
-        print("simulcast switches, Ben decodes:", first, down, up, last)
-        assert last["dropped"] - first["dropped"] <= 3, (first, down, up, last)
-        assert last["plis"] - first["plis"] <= 1, (first, last)
+        # Seamless: no freeze longer than a switch, no frames dropped to speak of, no picture loss. On a
+        # loaded machine Chromium's decoder freezes now and then whatever it gets: what the switches may
+        # add is measured against Ben's other video over the same time (Carl's: one stream, no switch).
+        seen_by_ben = {"switched": (first, down, up, last), "baseline": (baseline_first, baseline)}
+        print("simulcast switches, Ben decodes:", seen_by_ben)
+
+        def grew(stats: tuple[dict[str, Any], dict[str, Any]], key: str) -> float:
+            return stats[1][key] - stats[0][key]
+
+        assert grew((first, last), "frozen") < grew((baseline_first, baseline), "frozen") + 1.0, seen_by_ben
+        assert grew((first, last), "dropped") <= grew((baseline_first, baseline), "dropped") + 3, seen_by_ben
+        assert grew((first, last), "plis") <= grew((baseline_first, baseline), "plis") + 1, seen_by_ben
         # Carl, who asked for nothing, never left the top layer; now he asks for low (the SDK's call),
         # and gets it while Ben keeps the top layer.
         assert seen.sizes[(ann_id, "camera")][0] == top
