@@ -125,7 +125,12 @@ def subscription(
         seams.bundled_transport(pc),
         codec.payloadType,
         seams.sender_ssrc(sender),
-        ExtensionMap(track.extensions, seams.negotiated_extensions(transceiver), transceiver.mid.encode()),
+        ExtensionMap(
+            track.extensions,
+            seams.negotiated_extensions(transceiver),
+            transceiver.mid.encode(),
+            stamp_send_time=True,
+        ),
     )
     sub.fallback_rtcp = seams.on_sender_rtcp(sender, _feedback_handler(sub))
     seams.rewrite_sender_reports(sender, sub.sender_reports)
