@@ -11,10 +11,11 @@ names say nothing reliable about which is largest: the browser assigns the scale
 subscriber gets a lower layer without lowering anyone else's video. A receiver-side estimate only
 grows to about 1.5 times what the receiver gets (libwebrtc's AIMD control caps it there), so it cannot
 say "a higher layer would fit"; it only says "too much" by falling. Hence the rules: switch down when
-the estimate falls below the current layer's bitrate; otherwise go up to the wanted quality, except
-after a recent fall, when the policy waits (doubling the wait on each fall, up to a minute) and then
-tries one layer up; after each switch up, the estimate is not judged for a grace period while the
-receiver's estimate follows what it now receives. Real probing (padding, transport-cc) is later work.
+the estimate falls below the current layer's bitrate; otherwise, while the estimate covers the current
+layer, go up to the wanted quality, except after a recent fall, when the policy waits (doubling the
+wait on each fall, up to a minute) and then tries one layer up; after each switch up, the estimate is
+not judged for a grace period while the receiver's estimate follows what it now receives. Real
+probing (padding, transport-cc) is later work.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class LayerPolicy:
         if too_much and now >= self._grace_until and current > 0:
             self._fell(now)
             return max((i for i in range(current) if rates[i] <= estimate), default=0)
-        if current < cap and now >= self._wait_until:
+        if current < cap and now >= self._wait_until and estimate >= rates[current]:
             self._grace_until = now + self.GRACE_S
             recent_fall = now - self._last_fall < self.CALM_S
             return current + 1 if recent_fall else cap

@@ -190,6 +190,8 @@ def test_the_policy_falls_at_once_waits_then_climbs_one_layer() -> None:
     assert policy.choose(rates, 0, 9.0 + LayerPolicy.HOLD_S + 0.1) == 0  # the hold doubled
     policy.on_estimate(300_000, 16.0)  # (steady: no further fall)
     assert policy.choose(rates, 0, 9.0 + 2 * LayerPolicy.HOLD_S + 0.1) == 1
+    policy.on_estimate(100_000, 30.0)  # an estimate below even what it gets: no try upwards
+    assert policy.choose(rates, 0, 30.0) == 0
 
 
 def test_the_policy_obeys_the_wanted_quality() -> None:
