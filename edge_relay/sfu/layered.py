@@ -119,7 +119,11 @@ class LayeredForwarding:
         """Give each subscription the layer its policy chooses; ask the target layer for a key frame
         while a subscription waits to switch to it (again after KEYFRAME_RETRY_S: one can be lost)."""
         layers = ranked(self.layers(), now)
-        if not layers:
+        if not layers:  # no key frame seen yet (lost?): ask each layer for one, for its size
+            if any(sub.ready for sub in self.subscriptions):
+                for layer in self.layers():
+                    if now - layer.last_keyframe_request > KEYFRAME_RETRY_S:
+                        await self.request_layer_keyframe(layer, force=True)
             return
         rates = [layer.bitrate for layer in layers]
         for sub in self.subscriptions:

@@ -227,3 +227,12 @@ async def test_a_layer_that_stops_is_left_for_one_still_flowing() -> None:
     assert ann.switch.layer.rid == "l" and len(out.sent) == 4
     seqs = [RtpPacket.parse(d).sequence_number for d in out.sent]
     assert seqs == [(seqs[0] + i) & 0xFFFF for i in range(4)]
+
+
+async def test_layers_whose_key_frames_were_lost_are_asked_for_one() -> None:
+    track, upstream = simulcast_track()
+    subscribe(track)
+    pub = Publisher(track)
+    await pub.frames(2)  # inter frames only: no layer's size is known, nothing can be chosen
+    await track.layers_upkeep(time.monotonic() * 1000)
+    assert sorted(upstream.keyframe_requests) == [SMALL, BIG]
