@@ -485,6 +485,14 @@ class Meeting:
         if self.connection is not None and source in self.local_tracks:
             await self.connection.set_muted(source, muted)
 
+    async def set_video_quality(self, track_id: str, quality: p.VideoQuality) -> None:
+        """The best quality wanted of a remote video (``low`` for a thumbnail): the relay sends at most
+        that layer of a simulcast publisher (and less when this side's link says so)."""
+        if self.connection is not None and not self.connection.closed.is_set():
+            await self.connection.send_message(
+                p.SetVideoQuality(type="video_quality", track_id=track_id, quality=quality)
+            )
+
     def send_chat(self, text: str) -> OutboxItem:
         """Queue a message: stored by the API exactly once (retried while offline), then sent live.
         Await ``item.done`` for the stored message."""

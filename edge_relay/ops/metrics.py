@@ -112,6 +112,13 @@ def render(
             s.keyframe_requests_sent,
         ),
         ("relay_sender_reports_total", "Sender reports rewritten for subscribers.", s.sender_reports_sent),
+        ("relay_layer_switches_total", "Simulcast layer switches made for subscribers.", s.layer_switches),
+        ("relay_unknown_rid_total", "Simulcast packets of no negotiated layer (dropped).", s.unknown_rid),
+        (
+            "relay_malformed_vp8_total",
+            "Simulcast packets with a broken VP8 descriptor (dropped).",
+            s.malformed_vp8,
+        ),
         ("relay_joins_total", "Participants admitted.", COUNTERS.joins),
         ("relay_connections_total", "WebSocket connections accepted.", COUNTERS.connections),
     ):

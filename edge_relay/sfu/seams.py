@@ -15,6 +15,8 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
   rewritten from the publisher's SR), SDES and BYE.
 * ``RTCRtpReceiver._handle_rtcp_packet(packet)``: a publisher's SR (its NTP <-> RTP mapping).
 * ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: a keyframe request upstream.
+* ``RTCDtlsTransport._rtp_router.ssrc_table``: which receiver gets the RTCP SRs of an SSRC (a simulcast
+  layer's SSRC is learnt from its packets, not from the SDP).
 * ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
 * ``aioice.ice.Connection._nominated``: the candidate pair ICE chose (whether the peer came through TURN).
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
@@ -151,6 +153,12 @@ def on_receiver_rtcp(receiver: RTCRtpReceiver, handler: RtcpHandler) -> None:
         await original(packet)
 
     receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def route_sender_reports(pc: RTCPeerConnection, ssrc: int, receiver: RTCRtpReceiver) -> None:
+    """Hand the publisher's RTCP SRs for ``ssrc`` to ``receiver`` (aiortc's RTCP router finds receivers
+    by the SSRCs of the remote SDP; a simulcast layer's SSRC is in no SDP)."""
+    bundled_transport(pc)._rtp_router.ssrc_table[ssrc] = receiver
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

@@ -23,7 +23,7 @@ from aiortc import (
 )
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from edge_relay.sfu import bindings, bwe, seams, twcc
+from edge_relay.sfu import bindings, bwe, seams, simulcast, twcc
 from edge_relay.sfu.bwe import SubscriberBandwidth
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
@@ -121,6 +121,17 @@ class PeerTransport:
         bindings.watch_mid_extension(self.demux, transceiver)
         self.demux.add(track, str(transceiver.mid), ssrc)
         return track
+
+    def receive_layers(self, transceiver: RTCRtpTransceiver, track: PublishedTrack, answer: str) -> bool:
+        """Receive ``track`` as simulcast layers if the peer's answer sends them on its m-line (VP8 only:
+        the relay munges VP8 descriptors at layer switches); False if it sends one stream."""
+        rids, rid_extension_id = simulcast.answered_simulcast(answer, str(transceiver.mid))
+        if not rids or rid_extension_id is None or track.mime_type.lower() != "video/vp8":
+            return False
+        source = simulcast.SimulcastSource(rids, rid_extension_id, track.clock_rate)
+        bindings.receive_simulcast(self.pc, transceiver, track, source)
+        log.info("simulcast", extra={"track": track.track_id, "rids": rids})
+        return True
 
     def stop_receiving(self, track: PublishedTrack) -> None:
         self.demux.remove(track)

@@ -11,8 +11,10 @@ with an offer that holds a ``recvonly`` m-line for it (``tracks[mid].publish``) 
 m-line per remote track; the client attaches its track to that m-line and answers.
 
 Client -> relay
-    join        {token, protocol, publish, video_codec}   first message, exactly once
-    publish     {source, video_codec}        camera | microphone | screen; VP8 or H.264
+    join        {token, protocol, publish, video_codec, simulcast}   first message, exactly once
+    publish     {source, video_codec, simulcast}   camera | microphone | screen; VP8 or H.264;
+                                             simulcast: send the camera as layers if offered (VP8)
+    video_quality {track_id, quality}        low | medium | high: the best layer wanted of that track
     unpublish   {source}
     answer      {negotiation, sdp}           to the relay's offer with that number
     mute        {source, muted}
@@ -65,6 +67,7 @@ from meetup_protocol.signalling.client import (
     Ping,
     Publish,
     Reaction,
+    SetVideoQuality,
     Unpublish,
     parse_client_message,
 )
@@ -112,6 +115,7 @@ from meetup_protocol.signalling.types import (
     Source,
     TrackInfo,
     VideoCodec,
+    VideoQuality,
 )
 
 __all__ = [
@@ -160,6 +164,7 @@ __all__ = [
     "Removed",
     "Sdp",
     "ServerMessage",
+    "SetVideoQuality",
     "Source",
     "SpeakerLevel",
     "SpeakersChanged",
@@ -169,6 +174,7 @@ __all__ = [
     "TrackUnpublished",
     "Unpublish",
     "VideoCodec",
+    "VideoQuality",
     "Welcome",
     "encode_cascade",
     "load_json",

@@ -80,6 +80,22 @@ async def test_negotiated_state_is_where_the_relay_reads_it() -> None:
         await pc.close()
 
 
+async def test_a_simulcast_layers_sender_reports_reach_the_receiver() -> None:
+    """seams.route_sender_reports: aiortc's RTCP router hands an SR to the receiver of its SSRC."""
+    from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        seams.route_sender_reports(pc, 0xC0FFEE, transceiver.receiver)
+        info = RtcpSenderInfo(ntp_timestamp=1, rtp_timestamp=2, packet_count=3, octet_count=4)
+        router = seams.bundled_transport(pc)._rtp_router
+        assert router.route_rtcp(RtcpSrPacket(ssrc=0xC0FFEE, sender_info=info)) == {transceiver.receiver}
+    finally:
+        await pc.close()
+
+
 def test_codec_factories_are_module_level_names() -> None:
     """CodecCensus counts decoders/encoders by wrapping these names."""
     assert callable(aiortc.rtcrtpreceiver.get_decoder)
