@@ -376,6 +376,9 @@ class Room:
         ``report`` (every second) receiver reports and bitrate estimates to the publishers."""
         now_ms = packet_clock_ms()  # the clock of the packets' arrival times (NACK retries compare them)
         linked = [t for link in list(self.links.values()) for t in link.tracks]
+        now = time.monotonic()
+        for participant in list(self.participants.values()):  # each one's layers, before tracks apply them
+            participant.transport.allocate_downlink(now)
         levels: dict[str, tuple[float, bool]] = {}
         for track, info in [*self.local_tracks(), *linked]:  # a linked track's upstream is the link
             await track.upkeep(now_ms)
@@ -383,7 +386,7 @@ class Room:
                 await track.upstream.report(track)
             if track.audio_level is not None and info.source == "microphone":
                 levels[info.participant_id] = track.audio_level.level(now_ms)
-        speakers = self.speakers.update(levels, time.monotonic())
+        speakers = self.speakers.update(levels, now)
         if speakers is not None:
             levels_now, dominant = list(speakers.levels), speakers.dominant
             await self.tell(lambda signals: signals.speakers_changed(levels_now, dominant))

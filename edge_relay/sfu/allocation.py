@@ -29,6 +29,15 @@ from typing import Literal
 UP_MARGIN = 1.1
 #: ... continuously for this long (a single optimistic estimate does not cause a keyframe and a switch).
 UP_HOLD_S = 2.0
+#: Without probing, a receiver's estimate only grows to ~1.5x what it gets, so it cannot show room for a
+#: higher layer: the allocator *tries* the next step up (the trial is the probe) once the estimate has
+#: been calm for ``TRIAL_HOLD_S``, doubling the wait after each fall that follows a trial or a fall
+#: within ``CALM_S``, up to ``MAX_TRIAL_HOLD_S``. For ``TRIAL_GRACE_S`` after a trial the estimate is judged
+#: against what was sent before it (it needs that long to follow the new rate).
+TRIAL_HOLD_S = 4.0
+MAX_TRIAL_HOLD_S = 60.0
+CALM_S = 30.0
+TRIAL_GRACE_S = 3.0
 #: Stage view: the on-stage source goes eagerly up to this height before others improve.
 PREFERRED_HEIGHT = 360
 #: Stage view: layers of the on-stage source above ``PREFERRED_HEIGHT`` need at least this frame rate.
@@ -159,16 +168,63 @@ class Allocator:
     ``allocate(estimate / UP_MARGIN)`` has offered the higher layer for ``UP_HOLD_S``. A source seen for
     the first time gets what fits at once. ``probe_bps`` says what the link would have to carry for the
     next step up, so the sender can probe for it (with padding) instead of waiting for traffic to show it.
+    With ``trials``, the step up is tried instead (see ``TRIAL_HOLD_S``): what a relay without a prober
+    does, as LiveKit does when it cannot probe.
     """
 
     strategy: Strategy = "tile"
     last_n: int | None = None
+    trials: bool = False
     current: Allocation = field(default_factory=lambda: Allocation({}, 0.0, 0.0))
     probe_bps: float = 0.0
+    #: Trials made and falls seen (a fall: some source had to go down), for logs and tests.
+    trial_count: int = 0
+    falls: int = 0
     _up_since: float | None = None
+    _hold: float = TRIAL_HOLD_S
+    _next_trial: float | None = None
+    _last_fall: float = -1e9
+    _last_trial: float = -1e9
+    _grace_until: float = -1e9
+    _before_trial_bps: float = 0.0
 
     def update(self, estimate_bps: float, sources: Sequence[Source], now: float) -> Allocation:
         """Recompute from the latest estimate and sources; returns the allocation to apply now."""
+        if now < self._grace_until and estimate_bps >= self._before_trial_bps:
+            estimate_bps = max(estimate_bps, self.current.total_bps)  # the estimate is still catching up
+        previous = self.current
+        result = self._settle(estimate_bps, sources, now)
+        if _lowers(result, previous) and estimate_bps < previous.total_bps:  # the link, not a constraint
+            self._fell(now)
+        elif self.trials and self.probe_bps and now >= self._trial_due(now):
+            trial = allocate(self.probe_bps / UP_MARGIN, sources, strategy=self.strategy, last_n=self.last_n)
+            if _raises(trial, result):
+                self._before_trial_bps, self._grace_until = result.total_bps, now + TRIAL_GRACE_S
+                self._next_trial, self._last_trial = now + self._hold, now
+                self.trial_count += 1
+                result = self.current = trial
+                self._set_probe(result, sources)
+        return result
+
+    def _trial_due(self, now: float) -> float:
+        if self._next_trial is None:
+            self._next_trial = now + self._hold
+        return self._next_trial
+
+    def _fell(self, now: float) -> None:
+        self.falls += 1
+        calm = now - max(self._last_fall, self._last_trial) > CALM_S  # else a trial failed: wait longer
+        self._hold = TRIAL_HOLD_S if calm else min(2 * self._hold, MAX_TRIAL_HOLD_S)
+        self._last_fall = now
+        self._next_trial = now + self._hold
+        self._grace_until = -1e9
+
+    def _set_probe(self, result: Allocation, sources: Sequence[Source]) -> None:
+        step = _next_step_bps(result, sources, _options(sources, self.strategy, self.last_n))
+        self.probe_bps = (result.total_bps + step) * UP_MARGIN if step else 0.0
+
+    def _settle(self, estimate_bps: float, sources: Sequence[Source], now: float) -> Allocation:
+        """Down at once, up after the hold (the class docstring); sets ``current`` and ``probe_bps``."""
         options = _options(sources, self.strategy, self.last_n)
         down = allocate(estimate_bps, sources, strategy=self.strategy, last_n=self.last_n)
         layers: dict[str, Layer | None] = {}
@@ -187,8 +243,7 @@ class Allocator:
         else:
             self._up_since = None
         self.current = result
-        step = _next_step_bps(result, sources, options)
-        self.probe_bps = (result.total_bps + step) * UP_MARGIN if step else 0.0
+        self._set_probe(result, sources)
         return result
 
 
@@ -198,6 +253,16 @@ def _at_most(options: list[Layer], layer: Layer | None) -> Layer | None:
         return None
     fitting = [x for x in options if x.key <= layer.key]
     return fitting[-1] if fitting else options[0]
+
+
+def _lowers(target: Allocation, current: Allocation) -> bool:
+    """Whether ``target`` puts some source that is in both below what it had (a fall, not a leave)."""
+    for sid, old in current.layers.items():
+        if old is not None and sid in target.layers:
+            new = target.layers[sid]
+            if new is None or new.key < old.key:
+                return True
+    return False
 
 
 def _raises(target: Allocation, current: Allocation) -> bool:

@@ -130,10 +130,17 @@ class LayeredForwarding:
             switch = sub.switch
             if switch is None:
                 continue
-            # the policy's last choice is its state (the switch itself waits for a key frame)
-            heading = switch.target if switch.target in layers else switch.layer
-            current = layers.index(heading) if heading in layers else None
-            target = layers[switch.policy.choose(rates, current, now)]
+            allotted = switch.allotted
+            if allotted is None:  # the subscriber's allocation paused this source: nothing is sent
+                switch.layer = switch.target = None
+                continue
+            if isinstance(allotted, Layer) and allotted in layers:
+                target = allotted
+            else:  # no allocation yet: the switch's own policy, from this track's REMB
+                # the policy's last choice is its state (the switch itself waits for a key frame)
+                heading = switch.target if switch.target in layers else switch.layer
+                current = layers.index(heading) if heading in layers else None
+                target = layers[switch.policy.choose(rates, current, now)]
             if target is not switch.target:
                 log.info(
                     "layer wanted",

@@ -25,6 +25,15 @@ from edge_relay.sfu.rtp import RtpHeader
 from edge_relay.sfu.vp8 import Vp8Descriptor, Vp8Munger
 
 
+class _Undecided:
+    def __repr__(self) -> str:
+        return "UNDECIDED"
+
+
+#: ``LayerSwitch.allotted`` before the subscriber's allocation decided (no estimate yet).
+UNDECIDED = _Undecided()
+
+
 class LayerSwitch:
     """Per subscription: the layer forwarded now, the one wanted, and the rewriting offsets."""
 
@@ -34,6 +43,7 @@ class LayerSwitch:
         "_last_seq",
         "_last_ts",
         "_out_seq",
+        "allotted",
         "clock_rate",
         "layer",
         "policy",
@@ -49,6 +59,8 @@ class LayerSwitch:
         self.layer: Layer | None = None  # forwarded now (None: nothing sent yet)
         self.target: Layer | None = None  # wanted (set by the track's upkeep from :attr:`policy`)
         self.policy = LayerPolicy()
+        #: The layer the subscriber's allocation gives it (:mod:`.downlink`; None: paused), or UNDECIDED.
+        self.allotted: Layer | _Undecided | None = UNDECIDED
         self.vp8 = Vp8Munger()
         self.seq_offset = 0
         self.ts_offset = 0

@@ -26,6 +26,7 @@ from aiortc.sdp import MediaDescription, SessionDescription
 from edge_relay.sfu import bindings, bwe, seams, simulcast, twcc
 from edge_relay.sfu.bwe import SubscriberBandwidth
 from edge_relay.sfu.demux import Demuxer
+from edge_relay.sfu.downlink import Downlink
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
 
 log = logging.getLogger("edge_relay.transport")
@@ -55,6 +56,8 @@ class PeerTransport:
         self._subscriptions: list[Subscription] = []
         #: The peer's downlink (transport-cc where its answer kept it, else its REMB), RTT and loss.
         self.bandwidth = SubscriberBandwidth()
+        #: Which layer of each simulcast source this peer gets, from that estimate (participants only).
+        self.downlink = Downlink(self.bandwidth)
         self._twcc_id: int | None = None  # the id our offers give transport-cc (fixed once chosen)
         self._tapped = False
         self._counted = False
@@ -159,6 +162,10 @@ class PeerTransport:
             if self.bandwidth.ext_id is not None:
                 sub.stamp = self.bandwidth.stamp
         return sub
+
+    def allocate_downlink(self, now: float) -> None:
+        """Share this peer's bandwidth estimate over the simulcast sources it gets (every tick)."""
+        self.downlink.allocate(self._subscriptions, now)
 
     def stop_sending(self, sub: Subscription | None) -> None:
         if sub is None:

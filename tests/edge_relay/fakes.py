@@ -39,6 +39,16 @@ def info(track_id: str, source: str = "camera") -> TrackInfo:
     return TrackInfo(track_id=track_id, participant_id=participant_id, source=source, kind=kind)  # type: ignore[arg-type]
 
 
+class FakeTransport:
+    """A participant's connection as its room's tick uses it (edge_relay/sfu/transport.py)."""
+
+    def __init__(self) -> None:
+        self.allocations: list[float] = []
+
+    def allocate_downlink(self, now: float) -> None:
+        self.allocations.append(now)
+
+
 class FakeParticipant:
     """A participant as its room sees it (edge_relay/rooms/participant.py), without a connection."""
 
@@ -48,6 +58,7 @@ class FakeParticipant:
         self.role = role
         self.generation = 0
         self.signals = Heard()
+        self.transport = FakeTransport()
         self.muted: dict[str, bool] = {}
         self.tracks = [(track(f"{participant_id}/{s}"), info(f"{participant_id}/{s}", s)) for s in sources]
         self.negotiations = 0

@@ -7,6 +7,8 @@ import math
 import pytest
 
 from edge_relay.sfu.allocation import (
+    TRIAL_GRACE_S,
+    TRIAL_HOLD_S,
     UP_HOLD_S,
     UP_MARGIN,
     Allocator,
@@ -162,3 +164,46 @@ def test_a_participant_who_leaves_drops_out_of_the_allocation() -> None:
     allocator.update(3_000_000, [cam("a"), cam("b")], now=0.0)
     allocation = allocator.update(3_000_000, [cam("b")], now=0.1)
     assert list(allocation.layers) == ["b"]
+
+
+def test_without_a_prober_the_allocator_tries_the_next_layer_and_backs_off_after_a_fall() -> None:
+    # A receiver's estimate stays near 1.5x what it gets: it never shows room for 720p by itself.
+    allocator = Allocator(trials=True)
+    sources = [cam("a")]
+    assert picked(allocator.update(600_000, sources, now=0.0), "a") == [360]
+    assert picked(allocator.update(750_000, sources, now=TRIAL_HOLD_S - 0.1), "a") == [360]
+    assert picked(allocator.update(750_000, sources, now=TRIAL_HOLD_S), "a") == [720]  # the trial
+    assert allocator.trial_count == 1
+    # During the grace the estimate has not caught up yet: the trial stands.
+    assert picked(allocator.update(800_000, sources, now=TRIAL_HOLD_S + 1), "a") == [720]
+    # After it the link says no: back down, and the next trial waits twice as long.
+    t = TRIAL_HOLD_S + TRIAL_GRACE_S + 0.1
+    assert picked(allocator.update(800_000, sources, now=t), "a") == [360]
+    assert allocator.falls == 1
+    assert picked(allocator.update(750_000, sources, now=t + 2 * TRIAL_HOLD_S - 0.1), "a") == [360]
+    assert picked(allocator.update(750_000, sources, now=t + 2 * TRIAL_HOLD_S), "a") == [720]
+    assert allocator.trial_count == 2
+
+
+def test_a_trial_that_fits_stays() -> None:
+    allocator = Allocator(trials=True)
+    sources = [cam("a")]
+    allocator.update(600_000, sources, now=0.0)
+    allocator.update(750_000, sources, now=TRIAL_HOLD_S)  # trial to 720p
+    assert picked(allocator.update(2_000_000, sources, now=TRIAL_HOLD_S + 5), "a") == [720]
+    assert allocator.falls == 0
+
+
+def test_a_real_fall_during_the_grace_goes_down_at_once() -> None:
+    allocator = Allocator(trials=True)
+    sources = [cam("a")]
+    allocator.update(600_000, sources, now=0.0)
+    allocator.update(750_000, sources, now=TRIAL_HOLD_S)
+    assert picked(allocator.update(300_000, sources, now=TRIAL_HOLD_S + 0.5), "a") == [180]
+
+
+def test_a_tighter_constraint_is_not_a_fall() -> None:
+    allocator = Allocator(trials=True)
+    allocator.update(3_000_000, [cam("a")], now=0.0)
+    allocator.update(3_000_000, [cam("a", max_height=180)], now=0.1)
+    assert allocator.falls == 0
