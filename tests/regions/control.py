@@ -35,6 +35,11 @@ class ControlPlane:
         return self.info["api_url"]
 
     @property
+    def web_url(self) -> str:
+        """The browser client (web/), served by the API on the control site's address."""
+        return self.info["web_url"]
+
+    @property
     def turn(self) -> dict[str, Any] | None:
         """The control plane's coturn: ``{"urls", "cert_path", "secret"}``, or None (not installed)."""
         return self.info.get("turn")
@@ -131,7 +136,12 @@ def main() -> None:
     stack = LocalStack(host=args.host, relay_regions=[], settings=MANY_USERS_FROM_ONE_ADDRESS).start()
     try:
         aws_env = {k: v for k, v in stack.env.items() if k.startswith("AWS_")}
-        info = {"api_url": stack.api_url, "aws_url": stack.aws_url, "join_public_key": stack.join_public_key}
+        info = {
+            "api_url": stack.api_url,
+            "web_url": stack.web_url,
+            "aws_url": stack.aws_url,
+            "join_public_key": stack.join_public_key,
+        }
         # coturn (where installed) on this site's address: its URLs, its certificate, and its secret (the
         # TURN tests make expired credentials with it; it goes to the parent test only, over this pipe).
         turn = stack.turn_server

@@ -1,0 +1,85 @@
+"""Browsers in a site of the WAN (tests/regions/netns.py): Chromium (Playwright) and Firefox ESR
+(puppeteer-core over WebDriver BiDi, tests/browser/firefox.py), each a ``WebUser`` of
+tests/browser/harness.py, so one test drives both.
+
+Each browser runs inside the site's network namespace, with the site's own address: Firefox never pairs a
+127.0.0.1 candidate (MACHINE.md), so a browser on loopback proves nothing about Firefox. Chromium goes in
+through a wrapper script as its executable (``ip netns exec NS chromium "$@"``; Playwright talks to it over
+a pipe, which crosses namespaces); Firefox's driver process runs in the namespace with it (puppeteer
+reaches Firefox over the namespace's loopback).
+
+The web client is served over plain http from the control site's address, which is not a secure context
+(getUserMedia needs one): Chromium is told to treat that origin as secure, Firefox that host.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from contextlib import AsyncExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests.browser.firefox import FirefoxPage, require_firefox
+from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
+from tests.regions.netns import Wan
+
+BROWSERS = ("firefox", "chromium")
+
+
+class Browsers:
+    """``async with Browsers(wan, web_url, tmp_path) as b: user = await b.open("firefox", 2, "Ann")``."""
+
+    def __init__(self, wan: Wan, web_url: str, tmp_path: Path) -> None:
+        self.wan = wan
+        self.web_url = web_url
+        self.tmp_path = tmp_path
+        self._profiles = itertools.count()
+        self._stack = AsyncExitStack()
+        self._playwright = None
+
+    async def __aenter__(self) -> Browsers:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.__aexit__(*exc)
+
+    async def open(self, browser: str, site: int, name: str) -> WebUser:
+        """A fresh profile of ``browser`` ("firefox" or "chromium") in ``site``, as user ``name``."""
+        profile = self.tmp_path / f"{browser}-{next(self._profiles)}"
+        if browser == "firefox":
+            return WebUser(await self._firefox(site, profile), name)
+        if browser == "chromium":
+            return WebUser(await self._chromium(site, profile), name)
+        raise ValueError(f"no browser {browser!r} (one of {BROWSERS})")
+
+    async def _firefox(self, site: int, profile: Path) -> FirefoxPage:
+        require_firefox()
+        prefix = tuple(self.wan.command_in(site, []))
+        page = await FirefoxPage.launch(
+            profile, prefix, secure_hosts=(urlsplit(self.web_url).hostname or "",)
+        )
+        self._stack.push_async_callback(page.close)
+        return page
+
+    async def _chromium(self, site: int, profile: Path):  # -> playwright.async_api.Page
+        require_chromium()
+        if self._playwright is None:
+            from playwright.async_api import async_playwright
+
+            self._playwright = await self._stack.enter_async_context(async_playwright())
+        wrapper = self.tmp_path / f"chromium-in-site-{site}"
+        argv = shlex.join(self.wan.command_in(site, [CHROMIUM]))
+        wrapper.write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
+        wrapper.chmod(0o755)
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.web_url))
+        context = await self._playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(wrapper),
+            headless=True,
+            args=[*FLAGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"],
+            viewport={"width": 1280, "height": 720},
+        )
+        self._stack.push_async_callback(context.close)
+        return context.pages[0] if context.pages else await context.new_page()

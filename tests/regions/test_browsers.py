@@ -1,0 +1,189 @@
+"""Firefox ESR and Chromium in one meeting with an SDK participant, for real: each browser in a network
+namespace with an address of its own (Firefox never pairs with 127.0.0.1), the relay in another, coturn
+from the local stack on the control site. Each of the three decodes the two others (framesDecoded rising
+in each browser's getStats for every remote track; frames counted by the SDK), directly, and through TURN
+over TCP from a site that drops all outbound UDP; from a site where TURN is blocked too, ICE fails and the
+page says "Media failed", never "Connected".
+
+Sites (2 ms one way between any two): 0 the control plane (API serving web/, moto, coturn), 1 the relay
+and the SDK participant (tests/regions/agent.py), 2 browsers on an open network, 3 browsers whose outbound
+UDP is dropped (iptables), 4 browsers whose UDP and TCP to coturn are dropped (only the web page and the
+relay's signalling get through).
+
+Firefox sends and decodes VP8 only here: H.264 in Firefox is Cisco's OpenH264 plugin, which Firefox
+downloads at run time (offline here, and not in Debian), so ``RTCRtpSender.getCapabilities("video")``
+lists VP8, VP9 and AV1 and no H.264.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.harness import WebUser, poll, video_plays
+from tests.conftest import Api
+from tests.regions.browsers import Browsers
+from tests.regions.control import ControlPlane
+from tests.regions.netns import Wan
+from tests.regions.world import decoded_from, needs_namespaces, start_agent
+
+pytestmark = [
+    needs_namespaces,
+    pytest.mark.skipif(
+        shutil.which("iptables") is None, reason="no iptables (Debian: apt-get install iptables)"
+    ),
+    pytest.mark.skipif(
+        shutil.which("turnserver") is None, reason="no turnserver (Debian: apt-get install coturn)"
+    ),
+]
+
+OPEN, NO_UDP, NOTHING = 2, 3, 4
+#: From joining to both pages showing failed ICE (~12 s for both here, each browser's own ICE timers);
+#: a loaded 2-core machine gets the rest.
+FAILED_BOUND_S = 60
+
+
+@dataclass
+class BrowserWorld:
+    wan: Wan
+    control: ControlPlane
+    api: Api
+    relay: Any
+
+
+def firewall(wan: Wan, site: int, *rule: str) -> None:
+    done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[BrowserWorld]:
+    with ExitStack() as stack:
+        wan = stack.enter_context(Wan(sites=4, delay_ms=2))
+        control = stack.enter_context(ControlPlane(wan))
+        assert control.turn is not None, "the local stack started no coturn"
+        relay = control.add_relay(1, "r1")
+        api = control.api()
+        stack.callback(api.close)
+        for site in (NO_UDP, NOTHING):
+            firewall(wan, site, "-A", "OUTPUT", "-p", "udp", "-j", "DROP")
+        for url in control.turn["urls"]:  # turn:IP:PORT?transport=..., turns:IP:PORT?transport=tcp
+            port = url.split(":")[2].split("?")[0]
+            firewall(wan, NOTHING, "-A", "OUTPUT", "-p", "tcp", "--dport", port, "-j", "DROP")
+        yield BrowserWorld(wan, control, api, relay)
+
+
+async def shown(user: WebUser) -> list[Any]:
+    """What the page says about its media: [mediaState, mediaPath, the status line]."""
+    return await user.page.evaluate(
+        "() => [window.meetup.meeting.mediaState, window.meetup.meeting.mediaPath,"
+        " document.querySelector('#meeting-status').textContent]"
+    )
+
+
+async def enter(browsers: Browsers, kind: str, site: int, meeting: dict) -> tuple[WebUser, str]:
+    """A new user of ``kind`` in ``site``: registers on the web page and joins ``meeting`` (VP8)."""
+    user = await browsers.open(kind, site, kind.capitalize())
+    await user.register(browsers.web_url)
+    return user, await user.join(meeting["meeting_id"], meeting["passcode"])
+
+
+async def all_tracks_flow(user: WebUser, expected: int, timeout_s: float = 20) -> dict[str, Any]:
+    """Every remote track of the page (``expected`` of them) keeps receiving: video frames decoded and
+    audio packets rising between two looks a second apart. Returns the last counters."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+
+    async def flowing() -> bool:
+        nonlocal before, after
+        before, after = after, await user.inbound()
+        return (
+            len(after) == expected
+            and all(
+                (
+                    now["framesDecoded"] > before[t]["framesDecoded"]
+                    if t.endswith(("camera", "screen"))
+                    else now["packetsReceived"] > before[t]["packetsReceived"]
+                )
+                for t, now in after.items()
+                if t in before
+            )
+            and before.keys() == after.keys()
+        )
+
+    assert await poll(flowing, timeout_s), f"{user.name}: {before} -> {after}"
+    return after
+
+
+@pytest.mark.parametrize(
+    ("site", "path", "status"),
+    [(OPEN, "direct", "Connected"), (NO_UDP, "turn/tcp", "Connected via TURN (tcp)")],
+    ids=["direct", "turn-tcp"],
+)
+async def test_firefox_chromium_and_the_sdk_decode_each_other(
+    world: BrowserWorld, tmp_path: Path, site: int, path: str, status: str
+) -> None:
+    host = world.api.new_user("Sdk")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        sdk = start_agent(world, stack, 1, host, meeting, "sdk")
+        sdk_id = sdk.wait_for(lambda s: s["participant_id"], 30)["participant_id"]
+        async with Browsers(world.wan, world.control.web_url, tmp_path) as browsers:
+            (fox, fox_id), (chrome, chrome_id) = await asyncio.gather(
+                enter(browsers, "firefox", site, meeting), enter(browsers, "chromium", site, meeting)
+            )
+            # Each browser plays the two others' cameras (size, advancing time, framesDecoded rising)...
+            for user, others in ((fox, (sdk_id, chrome_id)), (chrome, (sdk_id, fox_id))):
+                for other in others:
+                    played = await video_plays(user, other, timeout_s=30)
+                    assert played["codec"] == "video/VP8", played
+                # ... and every remote track (two cameras, two microphones) keeps flowing.
+                await all_tracks_flow(user, expected=4)
+                assert await shown(user) == ["connected", path, status]
+            # The SDK participant decodes both browsers' camera and microphone.
+            sdk.wait_for(decoded_from([fox_id, chrome_id], video=20, audio=25), 30)
+            for user in (fox, chrome):
+                assert not user.errors, user.errors
+
+
+async def test_failed_ice_shows_as_failed_never_connected(world: BrowserWorld, tmp_path: Path) -> None:
+    """From site 4 the page and the relay's signalling load, but no UDP leaves and coturn is out of
+    reach: ICE fails, and each browser's page says so, never "Connected", while its state is watched."""
+    host = world.api.new_user("Sdk")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        start_agent(world, stack, 1, host, meeting, "sdk").wait_for(lambda s: s["participant_id"], 30)
+        async with Browsers(world.wan, world.control.web_url, tmp_path) as browsers:
+            users = await asyncio.gather(
+                enter(browsers, "firefox", NOTHING, meeting), enter(browsers, "chromium", NOTHING, meeting)
+            )
+            seen: dict[str, set[str]] = {user.name: set() for user, _ in users}
+            started = time.monotonic()
+
+            async def all_failed() -> bool:
+                states = [await shown(user) for user, _ in users]
+                for (user, _), (_, _, line) in zip(users, states, strict=True):
+                    seen[user.name].add(line)
+                return all(state == "failed" for state, _, _ in states)
+
+            assert await poll(all_failed, FAILED_BOUND_S), seen
+            print(f"ICE failed in both browsers within {time.monotonic() - started:.1f} s; shown: {seen}")
+            for user, _ in users:
+                assert await shown(user) == ["failed", None, "Media failed: no network path to the relay"]
+                assert not any(line.startswith("Connected") for line in seen[user.name]), seen
+                assert await user.inbound() and not any(
+                    c["packetsReceived"] for c in (await user.inbound()).values()
+                )
+            # Firefox says why on its console too; nothing else went wrong in either page.
+            fox, chrome = users[0][0], users[1][0]
+            assert all("ICE failed" in e for e in fox.errors), fox.errors
+            assert not chrome.errors, chrome.errors
