@@ -79,6 +79,11 @@ export class Meeting extends Emitter {
   }
 
   /** "direct" or "turn/udp|tcp|tls" while connected. */
+  /** Why media failed, when known (relay.js failureReason), else null. */
+  get mediaError() {
+    return this.connection?.mediaError ?? null;
+  }
+
   get mediaPath() {
     return this.connection?.mediaPath ?? null;
   }
@@ -278,8 +283,8 @@ export class Meeting extends Emitter {
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
     connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
-    connection.on("media_state", ({ state, path }) => {
-      if (this.connection === connection) this.emit("media_state", { state, path });
+    connection.on("media_state", ({ state, path, reason }) => {
+      if (this.connection === connection) this.emit("media_state", { state, path, reason });
     });
     connection.on("closed", ({ reason }) => {
       if (this.connection !== connection || this._leaving || this.ended) return;

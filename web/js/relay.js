@@ -18,6 +18,27 @@ export const PROTOCOL_VERSION = 1;
 export const VIDEO_CODECS = ["video/VP8", "video/H264"];
 const GATHER_TIMEOUT_MS = 2000;
 
+const LOOPBACK = /^(127\.|::1$|0:0:0:0:0:0:0:1$)/;
+
+/** The addresses of an SDP's ICE candidates (`a=candidate:foundation component proto prio ADDRESS ...`). */
+function candidateAddresses(sdp) {
+  return [...(sdp ?? "").matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) /gm)].map((m) => m[1]);
+}
+
+/**
+ * Why ICE failed, where the descriptions show it; null otherwise. A relay that offers only loopback
+ * addresses (the local stack's default, 127.0.0.1) is unreachable from a browser that gathers none:
+ * Firefox never pairs a loopback candidate, Chromium only with a flag.
+ */
+export function failureReason(pc) {
+  const remote = candidateAddresses(pc.remoteDescription?.sdp);
+  const local = candidateAddresses(pc.localDescription?.sdp);
+  if (remote.length && remote.every((a) => LOOPBACK.test(a)) && !local.some((a) => LOOPBACK.test(a))) {
+    return "the relay offers only loopback addresses, which this browser does not use";
+  }
+  return null;
+}
+
 export class RelayError extends Error {
   constructor(code, message) {
     super(message);
@@ -56,6 +77,7 @@ export class RelayConnection extends Emitter {
     // What the media is doing, as the page shows it: never "connected" unless ICE and DTLS are.
     this.mediaState = "new"; // RTCPeerConnection.connectionState: new, connecting, connected, disconnected, failed
     this.mediaPath = null; // once connected: "direct", or "turn/udp" | "turn/tcp" | "turn/tls"
+    this.mediaError = null; // once failed: why, where the SDP tells (e.g. a relay offering only loopback)
     this.pc.addEventListener("connectionstatechange", () => this._onMediaState());
   }
 
@@ -64,7 +86,8 @@ export class RelayConnection extends Emitter {
     if (state === "connected") this.mediaPath = await this._selectedPath();
     if (this.closed || state !== this.pc.connectionState) return; // closed, or changed while we looked
     this.mediaState = state;
-    this.emit("media_state", { state, path: this.mediaPath });
+    this.mediaError = state === "failed" ? failureReason(this.pc) : null;
+    this.emit("media_state", { state, path: this.mediaPath, reason: this.mediaError });
   }
 
   /** How the media goes, from the selected candidate pair: direct, or through a TURN server (and over

@@ -34,12 +34,14 @@ export function mountMeeting(meeting, { onExit }) {
     disconnected: "Media interrupted…",
     failed: "Media failed: no network path to the relay",
   };
-  const showMedia = (state, path) => {
+  // A failure with a known reason (e.g. a relay offering only loopback addresses) says it.
+  const showMedia = (state, path, reason = null) => {
+    status.title = state === "connected" && path ? `media path: ${path}` : "";
+    if (state === "failed" && reason) return setStatus(`Media failed: ${reason}`);
     if (state !== "connected") return setStatus(MEDIA_STATUS[state] ?? "Joined");
     setStatus(path?.startsWith("turn/") ? `Connected via TURN (${path.slice(5)})` : "Connected");
-    status.title = path ? `media path: ${path}` : "";
   };
-  showMedia(meeting.mediaState, meeting.mediaPath);
+  showMedia(meeting.mediaState, meeting.mediaPath, meeting.mediaError);
 
   // --- tiles ---------------------------------------------------------------------------------------
 
@@ -243,8 +245,8 @@ export function mountMeeting(meeting, { onExit }) {
   // --- connection state and the end ----------------------------------------------------------------
 
   on("reconnecting", () => setStatus("Reconnecting…"));
-  on("reconnected", () => showMedia(meeting.mediaState, meeting.mediaPath));
-  on("media_state", ({ state, path }) => showMedia(state, path));
+  on("reconnected", () => showMedia(meeting.mediaState, meeting.mediaPath, meeting.mediaError));
+  on("media_state", ({ state, path, reason }) => showMedia(state, path, reason));
   for (const message of meeting.notices) toast(message); // from joining, before this page existed
   on("notice", ({ message }) => toast(message));
   on("ended", ({ reason }) => {
