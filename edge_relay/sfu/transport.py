@@ -26,6 +26,7 @@ from aiortc.sdp import MediaDescription, SessionDescription
 from edge_relay.sfu import bindings, seams
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
+from edge_relay.sfu.rejected import accept_rejected
 
 log = logging.getLogger("edge_relay.transport")
 Peer = Literal["participant", "link"]
@@ -52,6 +53,8 @@ class PeerTransport:
         #: Called once the connection failed or closed by itself (not by :meth:`close`).
         self.on_lost: Callable[[], Awaitable[None]] | None = None
         self._subscriptions: list[Subscription] = []
+        #: MIDs of the m-lines the peer's last answer rejected (port 0): nothing is sent on them.
+        self.rejected: set[str] = set()
         self._tapped = False
         self._counted = False
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -66,6 +69,12 @@ class PeerTransport:
         return str(self.pc.localDescription.sdp)
 
     async def apply_answer(self, sdp: str) -> SessionDescription:
+        """Apply the peer's answer; m-lines it rejected (a codec it cannot decode) stay inactive and are
+        never forwarded on (edge_relay/sfu/rejected.py)."""
+        sdp, rejected = accept_rejected(sdp, str(self.pc.localDescription.sdp))
+        if rejected:
+            log.warning("m-lines rejected by the peer", extra={"mids": sorted(rejected), "peer": self.peer})
+        self.rejected = rejected
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._tap()
         return SessionDescription.parse(sdp)
@@ -127,6 +136,8 @@ class PeerTransport:
 
     def send(self, transceiver: RTCRtpTransceiver, track: PublishedTrack) -> Subscription | None:
         """Forward ``track`` on a negotiated m-line; None when the peer refused its codec."""
+        if transceiver.mid in self.rejected:
+            return None
         sub = bindings.subscription(self.pc, transceiver, track, self.connected)
         if sub is not None:
             self._subscriptions.append(sub)
