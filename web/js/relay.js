@@ -8,7 +8,8 @@
  * other m-line as a remote track ({track_id, participant_id, source, kind, muted}). Answers carry all of
  * this side's ICE candidates (the protocol has no trickle), so each answer waits for gathering.
  *
- * Events: track {info, track}, participant_joined, participant_left, track_published,
+ * Events: track {info, track}, track_undecodable {info, codec}, media_state {state, path, reason},
+ * participant_joined, participant_left, track_published,
  * track_unpublished, track_muted, chat, reaction, meeting_ended, migrate, error, closed {reason}.
  */
 import { Emitter } from "./emitter.js";
@@ -37,6 +38,12 @@ export function failureReason(pc) {
     return "the relay offers only loopback addresses, which this browser does not use";
   }
   return null;
+}
+
+/** The first codec name (e.g. "H264") the SDP offers on the m-line `mid`, or null. */
+export function offeredCodec(sdp, mid) {
+  const section = (sdp ?? "").split(/\r?\nm=/).find((m) => new RegExp(`^a=mid:${mid}\\s*$`, "m").test(m));
+  return section?.match(/^a=rtpmap:\d+ ([^/\s]+)/m)?.[1] ?? null;
 }
 
 export class RelayError extends Error {
@@ -222,8 +229,23 @@ export class RelayConnection extends Emitter {
       }
     }
     await this.pc.setLocalDescription(await this.pc.createAnswer());
+    this._findUndecodable(offer.sdp);
     await this._gathered();
     this._send({ type: "answer", negotiation: offer.negotiation, sdp: this.pc.localDescription.sdp });
+  }
+
+  /** Remote m-lines this browser's answer rejected: the relay forwards each track in its publisher's
+   * codec (never transcoded), and one this browser cannot decode (H.264 in a Firefox without the
+   * OpenH264 plugin) is stopped by the answer. Each is told once (`track_undecodable {info, codec}`), so the
+   * page can say so instead of showing a black tile. */
+  _findUndecodable(offerSdp) {
+    for (const [mid, remote] of this.remoteTracks) {
+      if (remote.undecodable) continue;
+      const transceiver = this.pc.getTransceivers().find((t) => t.mid === mid);
+      if (transceiver && !transceiver.stopped && transceiver.currentDirection !== "stopped") continue;
+      remote.undecodable = offeredCodec(offerSdp, mid) ?? "a codec";
+      this.emit("track_undecodable", { info: remote.info, codec: remote.undecodable });
+    }
   }
 
   /** Until ICE gathering completes (host candidates only: milliseconds), at most GATHER_TIMEOUT_MS. */

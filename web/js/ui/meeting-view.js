@@ -137,11 +137,24 @@ export function mountMeeting(meeting, { onExit }) {
     else if (cameraTile) showVideo(cameraTile, null);
   }
 
+  /** A track this browser cannot decode: the placeholder, not a black video, and the tile says why. */
+  function markUndecodable({ info, codec }) {
+    if (info.kind !== "video") return;
+    removeRemote({ info });
+    const el = tiles.get(`${info.participant_id}/${info.source === "screen" ? "screen" : "camera"}`);
+    if (!el) return;
+    el.dataset.undecodable = codec;
+    el.title = `Sent in ${codec}, which this browser cannot play`;
+  }
+
   renderLocal();
   for (const participant of meeting.participants.values()) {
     tile(participant.participant_id, "camera", participant.name);
   }
-  for (const remote of meeting.remoteTracks.values()) addRemote(remote);
+  for (const remote of meeting.remoteTracks.values()) {
+    addRemote(remote);
+    if (remote.undecodable) markUndecodable({ info: remote.info, codec: remote.undecodable });
+  }
 
   on("participant_joined", ({ participant }) => tile(participant.participant_id, "camera", participant.name));
   on("participant_left", ({ participant_id }) => {
@@ -150,6 +163,7 @@ export function mountMeeting(meeting, { onExit }) {
   });
   on("track_added", addRemote);
   on("track_removed", removeRemote);
+  on("track_undecodable", markUndecodable);
   on("track_muted", ({ track_id, muted }) => {
     const remote = meeting.remoteTracks.get(track_id);
     if (!remote) return;
