@@ -41,7 +41,8 @@ class ControlPlane:
 
     @property
     def turn(self) -> dict[str, Any] | None:
-        """The control plane's coturn: ``{"urls", "cert_path", "secret"}``, or None (not installed)."""
+        """The control plane's coturn: ``{"urls", "cert_path", "ca_path", "secret"}``, or None (not
+        installed)."""
         return self.info.get("turn")
 
     def start(self) -> ControlPlane:
@@ -146,7 +147,14 @@ def main() -> None:
         # TURN tests make expired credentials with it; it goes to the parent test only, over this pipe).
         turn = stack.turn_server
         info["turn"] = (
-            {"urls": turn.urls, "cert_path": str(turn.cert_path), "secret": turn.secret} if turn else None
+            {
+                "urls": turn.urls,
+                "cert_path": str(turn.cert_path),
+                "ca_path": str(turn.ca_path),
+                "secret": turn.secret,
+            }
+            if turn
+            else None
         )
         print(json.dumps({**info, "aws_env": aws_env}), flush=True)
         for line in sys.stdin:
