@@ -15,10 +15,15 @@ The web client is served over plain http from the control site's address, which 
 from __future__ import annotations
 
 import itertools
+import os
 import shlex
+import shutil
+import subprocess
 from contextlib import AsyncExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from tests.browser.firefox import FirefoxPage, require_firefox
 from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
@@ -30,10 +35,11 @@ BROWSERS = ("firefox", "chromium")
 class Browsers:
     """``async with Browsers(wan, web_url, tmp_path) as b: user = await b.open("firefox", 2, "Ann")``."""
 
-    def __init__(self, wan: Wan, web_url: str, tmp_path: Path) -> None:
+    def __init__(self, wan: Wan, web_url: str, tmp_path: Path, trust: Path | None = None) -> None:
         self.wan = wan
         self.web_url = web_url
         self.tmp_path = tmp_path
+        self.trust = trust  # a CA certificate (PEM) every browser trusts (the stack's TURN/TLS one)
         self._profiles = itertools.count()
         self._stack = AsyncExitStack()
         self._playwright = None
@@ -57,6 +63,8 @@ class Browsers:
     async def _firefox(self, site: int, profile: Path) -> FirefoxPage:
         require_firefox()
         prefix = tuple(self.wan.command_in(site, []))
+        if self.trust is not None:
+            trust_ca(profile, self.trust)  # the profile is Firefox's certificate database
         page = await FirefoxPage.launch(
             profile, prefix, secure_hosts=(urlsplit(self.web_url).hostname or "",)
         )
@@ -74,12 +82,37 @@ class Browsers:
         wrapper.write_text(f'#!/bin/sh\nexec {argv} "$@"\n')
         wrapper.chmod(0o755)
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(self.web_url))
+        env = {}
+        if self.trust is not None:  # Chromium on Linux reads $HOME/.pki/nssdb
+            home = self.tmp_path / f"home-{profile.name}"
+            trust_ca(home / ".pki" / "nssdb", self.trust)
+            env = {**os.environ, "HOME": str(home)}
         context = await self._playwright.chromium.launch_persistent_context(
             str(profile),
             executable_path=str(wrapper),
             headless=True,
             args=[*FLAGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"],
             viewport={"width": 1280, "height": 720},
+            env=env or None,
         )
         self._stack.push_async_callback(context.close)
         return context.pages[0] if context.pages else await context.new_page()
+
+
+def trust_ca(database: Path, cert: Path) -> None:
+    """Make the NSS certificate database in ``database`` (new or not) trust ``cert`` as a CA for TLS
+    servers: how a browser trusts the local stack's self-signed TURN/TLS certificate (certutil, Debian's
+    libnss3-tools). Both browsers verify a ``turns:`` server's certificate and give up on one they do not
+    trust."""
+    certutil = shutil.which("certutil")
+    if certutil is None:
+        pytest.skip("no certutil (Debian: apt-get install libnss3-tools)")
+    database.mkdir(parents=True, exist_ok=True)
+    db = f"sql:{database}"
+    if not (database / "cert9.db").exists():
+        subprocess.run([certutil, "-N", "-d", db, "--empty-password"], check=True, capture_output=True)
+    subprocess.run(
+        [certutil, "-A", "-d", db, "-n", "meetup-edge local TURN", "-t", "C,,", "-i", str(cert)],
+        check=True,
+        capture_output=True,
+    )

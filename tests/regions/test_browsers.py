@@ -46,7 +46,7 @@ pytestmark = [
     ),
 ]
 
-OPEN, NO_UDP, NOTHING = 2, 3, 4
+OPEN, NO_UDP, NOTHING, TLS_ONLY = 2, 3, 4, 5
 #: From joining to both pages showing failed ICE (~12 s for both here, each browser's own ICE timers);
 #: a loaded 2-core machine gets the rest.
 FAILED_BOUND_S = 60
@@ -59,6 +59,11 @@ class BrowserWorld:
     api: Api
     relay: Any
 
+    @property
+    def ca(self) -> Path:
+        """The CA of coturn's TLS certificate, which every browser here trusts."""
+        return Path(self.control.turn["ca_path"])  # type: ignore[index]
+
 
 def firewall(wan: Wan, site: int, *rule: str) -> None:
     done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
@@ -68,7 +73,7 @@ def firewall(wan: Wan, site: int, *rule: str) -> None:
 @pytest.fixture(scope="module")
 def world() -> Iterator[BrowserWorld]:
     with ExitStack() as stack:
-        wan = stack.enter_context(Wan(sites=4, delay_ms=2))
+        wan = stack.enter_context(Wan(sites=5, delay_ms=2))
         control = stack.enter_context(ControlPlane(wan))
         assert control.turn is not None, "the local stack started no coturn"
         relay = control.add_relay(1, "r1")
@@ -79,6 +84,9 @@ def world() -> Iterator[BrowserWorld]:
         for url in control.turn["urls"]:  # turn:IP:PORT?transport=..., turns:IP:PORT?transport=tcp
             port = url.split(":")[2].split("?")[0]
             firewall(wan, NOTHING, "-A", "OUTPUT", "-p", "tcp", "--dport", port, "-j", "DROP")
+        firewall(wan, TLS_ONLY, "-A", "OUTPUT", "-p", "udp", "-j", "DROP")
+        turn_port = control.turn["urls"][1].split(":")[2].split("?")[0]
+        firewall(wan, TLS_ONLY, "-A", "OUTPUT", "-p", "tcp", "--dport", turn_port, "-j", "DROP")
         yield BrowserWorld(wan, control, api, relay)
 
 
@@ -139,7 +147,7 @@ async def test_firefox_chromium_and_the_sdk_decode_each_other(
     with ExitStack() as stack:
         sdk = start_agent(world, stack, 1, host, meeting, "sdk")
         sdk_id = sdk.wait_for(lambda s: s["participant_id"], 30)["participant_id"]
-        async with Browsers(world.wan, world.control.web_url, tmp_path) as browsers:
+        async with Browsers(world.wan, world.control.web_url, tmp_path, trust=world.ca) as browsers:
             (fox, fox_id), (chrome, chrome_id) = await asyncio.gather(
                 enter(browsers, "firefox", site, meeting), enter(browsers, "chromium", site, meeting)
             )
@@ -164,7 +172,7 @@ async def test_failed_ice_shows_as_failed_never_connected(world: BrowserWorld, t
     meeting = world.api.new_meeting(host)
     with ExitStack() as stack:
         start_agent(world, stack, 1, host, meeting, "sdk").wait_for(lambda s: s["participant_id"], 30)
-        async with Browsers(world.wan, world.control.web_url, tmp_path) as browsers:
+        async with Browsers(world.wan, world.control.web_url, tmp_path, trust=world.ca) as browsers:
             users = await asyncio.gather(
                 enter(browsers, "firefox", NOTHING, meeting), enter(browsers, "chromium", NOTHING, meeting)
             )
@@ -201,7 +209,7 @@ async def test_chromium_in_h264_with_firefox_and_the_sdk(world: BrowserWorld, tm
     with ExitStack() as stack:
         sdk = start_agent(world, stack, 1, host, meeting, "sdk")
         sdk_id = sdk.wait_for(lambda s: s["participant_id"], 30)["participant_id"]
-        async with Browsers(world.wan, world.control.web_url, tmp_path) as browsers:
+        async with Browsers(world.wan, world.control.web_url, tmp_path, trust=world.ca) as browsers:
             chrome = await browsers.open("chromium", OPEN, "Chrome")
             if not await chrome.offers_h264():
                 pytest.skip("this Chromium sends no H.264 that aiortc accepts (42e01f, packetization-mode 1)")
@@ -229,3 +237,34 @@ async def test_chromium_in_h264_with_firefox_and_the_sdk(world: BrowserWorld, tm
             for user in (fox, chrome):
                 assert await shown(user) == ["connected", "direct", "Connected"]
                 assert not user.errors, user.errors
+
+
+async def test_only_turn_tls_open_chromium_connects_firefox_cannot_with_an_ip_address(
+    world: BrowserWorld, tmp_path: Path
+) -> None:
+    """Site 5 drops UDP and TCP to coturn's TURN port: only TURN over TLS is left. Chromium (trusting the
+    stack's CA) connects through it and decodes the SDK. Firefox refuses a ``turns:`` server given by IP
+    address (dom/media/webrtc/transport/nricectx.cpp, NrIceStunServer::ToNicerStunStruct: "Refuse to try
+    TLS without an FQDN"; its ICE log lists only the UDP and TCP servers), and the local stack's coturn
+    has only an address: Firefox's page says media failed, never Connected. (A TURN server with a DNS
+    name, as deployed, is what Firefox needs.)"""
+    host = world.api.new_user("Sdk")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        sdk = start_agent(world, stack, 1, host, meeting, "sdk")
+        sdk_id = sdk.wait_for(lambda s: s["participant_id"], 30)["participant_id"]
+        async with Browsers(world.wan, world.control.web_url, tmp_path, trust=world.ca) as browsers:
+            (fox, fox_id), (chrome, chrome_id) = await asyncio.gather(
+                enter(browsers, "firefox", TLS_ONLY, meeting), enter(browsers, "chromium", TLS_ONLY, meeting)
+            )
+            assert (await video_plays(chrome, sdk_id, timeout_s=40))["codec"] == "video/VP8"
+            assert await shown(chrome) == ["connected", "turn/tls", "Connected via TURN (tls)"]
+            sdk.wait_for(decoded_from([chrome_id], video=20, audio=25), 30)
+            assert await poll(lambda: _failed(fox), FAILED_BOUND_S), await shown(fox)
+            assert await shown(fox) == ["failed", None, "Media failed: no network path to the relay"]
+            assert not chrome.errors, chrome.errors
+            assert not decoded_from([fox_id], video=1, audio=1)(sdk.latest())
+
+
+async def _failed(user: WebUser) -> bool:
+    return (await shown(user))[0] == "failed"
