@@ -58,13 +58,13 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def self_signed_certificate(host: str, directory: Path) -> tuple[Path, Path, Path]:
-    """(certificate chain, key, CA certificate) PEM files for ``host`` (an IP address or a name), valid
-    for a day: a throwaway local CA and a server certificate it issued. The chain (server certificate,
-    then the CA) is what coturn serves, and also a file a client can trust as is (``SSL_CERT_FILE``);
-    the CA alone is what a browser imports. Not one self-signed certificate with CA:TRUE: Firefox
-    (mozilla::pkix) refuses a CA certificate used as the server's own (MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_
-    END_ENTITY, checked with Firefox ESR 153 even with it trusted), so TURN/TLS failed there."""
+def self_signed_certificate(host: str, directory: Path, name: str | None = None) -> tuple[Path, Path, Path]:
+    """(certificate chain, key, CA certificate) PEM files for ``host`` (an IP address or a name) and
+    ``name`` (a DNS name of it), valid for a day: a throwaway local CA and a server certificate it
+    issued. The chain (server certificate, then the CA) is what coturn serves, and also a file a client
+    can trust as is (``SSL_CERT_FILE``); the CA alone is what a browser imports. Not one self-signed
+    certificate with CA:TRUE: Firefox (mozilla::pkix) refuses a CA certificate used as the server's own
+    (MOZILLA_PKIX_ERROR_CA_CERT_USED_AS_END_ENTITY, checked with Firefox ESR 153 even with it trusted)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,6 +103,8 @@ def self_signed_certificate(host: str, directory: Path) -> tuple[Path, Path, Pat
         names.append(x509.IPAddress(ipaddress.ip_address(host)))
     except ValueError:
         names.append(x509.DNSName(host))
+    if name:
+        names.append(x509.DNSName(name))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"meetup-edge local TURN ({host})")])
     cert = (
         x509.CertificateBuilder()
@@ -144,8 +146,12 @@ class TurnServer:
         secret: str | None = None,
         allow_loopback_peers: bool = True,
         log_path: str | None = None,
+        tls_name: str | None = None,
     ) -> None:
         self.host = host
+        #: A DNS name for ``host`` in the ``turns:`` URL and the certificate (else the address): Firefox
+        #: refuses TURN over TLS to an address (nricectx.cpp: "Refuse to try TLS without an FQDN").
+        self.tls_name = tls_name
         self.port = port or free_udp_tcp_port(host)
         self.tls_port = tls_port or free_udp_tcp_port(host)
         self.secret = secret or secrets.token_urlsafe(32)
@@ -163,7 +169,7 @@ class TurnServer:
         return [
             f"turn:{host}:{self.port}?transport=udp",
             f"turn:{host}:{self.port}?transport=tcp",
-            f"turns:{host}:{self.tls_port}?transport=tcp",
+            f"turns:{self.tls_name or host}:{self.tls_port}?transport=tcp",
         ]
 
     def command(self, binary: str) -> list[str]:
@@ -198,7 +204,7 @@ class TurnServer:
         if binary is None:
             raise FileNotFoundError("no turnserver (Debian: apt-get install coturn)")
         self._dir = Path(tempfile.mkdtemp(prefix="meetup-turn-"))
-        self.cert_path, _, self.ca_path = self_signed_certificate(self.host, self._dir)
+        self.cert_path, _, self.ca_path = self_signed_certificate(self.host, self._dir, self.tls_name)
         conf = self._dir / "turnserver.conf"
         conf.touch(mode=0o600)
         conf.write_text(f"static-auth-secret={self.secret}\n")

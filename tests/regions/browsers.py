@@ -35,11 +35,19 @@ BROWSERS = ("firefox", "chromium")
 class Browsers:
     """``async with Browsers(wan, web_url, tmp_path) as b: user = await b.open("firefox", 2, "Ann")``."""
 
-    def __init__(self, wan: Wan, web_url: str, tmp_path: Path, trust: Path | None = None) -> None:
+    def __init__(
+        self,
+        wan: Wan,
+        web_url: str,
+        tmp_path: Path,
+        trust: Path | None = None,
+        hosts: dict[str, str] | None = None,
+    ) -> None:
         self.wan = wan
         self.web_url = web_url
         self.tmp_path = tmp_path
         self.trust = trust  # a CA certificate (PEM) every browser trusts (the stack's TURN/TLS one)
+        self.hosts = hosts or {}  # name -> address, resolved in the browsers' sites (the TURN name)
         self._profiles = itertools.count()
         self._stack = AsyncExitStack()
         self._playwright = None
@@ -54,11 +62,26 @@ class Browsers:
     async def open(self, browser: str, site: int, name: str) -> WebUser:
         """A fresh profile of ``browser`` ("firefox" or "chromium") in ``site``, as user ``name``."""
         profile = self.tmp_path / f"{browser}-{next(self._profiles)}"
+        self._resolve_names(site)
         if browser == "firefox":
             return WebUser(await self._firefox(site, profile), name)
         if browser == "chromium":
             return WebUser(await self._chromium(site, profile), name)
         raise ValueError(f"no browser {browser!r} (one of {BROWSERS})")
+
+    def _resolve_names(self, site: int) -> None:
+        """``ip netns exec`` mounts /etc/netns/NS/hosts over /etc/hosts: the site resolves ``hosts``
+        with no DNS server. Written once per site, removed on exit."""
+        ns = self.wan.netns(site)
+        if not self.hosts or ns is None:
+            return
+        folder = Path("/etc/netns") / ns
+        if (folder / "hosts").exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        lines = ["127.0.0.1 localhost", *(f"{ip} {name}" for name, ip in self.hosts.items())]
+        (folder / "hosts").write_text("\n".join(lines) + "\n")
+        self._stack.callback(shutil.rmtree, folder, ignore_errors=True)
 
     async def _firefox(self, site: int, profile: Path) -> FirefoxPage:
         require_firefox()
