@@ -71,6 +71,8 @@ class PeerTransport:
     async def apply_answer(self, sdp: str) -> SessionDescription:
         """Apply the peer's answer; m-lines it rejected (a codec it cannot decode) stay inactive and are
         never forwarded on (edge_relay/sfu/rejected.py)."""
+        if self.pc.localDescription is None:
+            raise ValueError("no offer is waiting for an answer")
         sdp, rejected = accept_rejected(sdp, str(self.pc.localDescription.sdp))
         if rejected:
             log.warning("m-lines rejected by the peer", extra={"mids": sorted(rejected), "peer": self.peer})

@@ -83,3 +83,12 @@ def test_hostile_answers_are_clear_errors() -> None:
     nameless = FIREFOX_REJECTION.format(mid="0").replace("a=mid:0\r\n", "")
     with pytest.raises(ValueError, match="no mid"):
         accept_rejected("v=0\r\n" + nameless + live, offer.replace("a=mid:0\r\n", "") + live)
+
+
+async def test_an_answer_with_no_offer_out_is_a_clear_error() -> None:
+    relay = PeerTransport()
+    try:
+        with pytest.raises(ValueError, match="no offer"):
+            await relay.apply_answer("v=0\r\n" + FIREFOX_REJECTION.format(mid="0"))
+    finally:
+        await relay.close()
