@@ -94,12 +94,19 @@ def tap_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
     transport._handle_rtp_data = handle  # type: ignore[method-assign]
 
 
+def nominated_remote_candidate(pc: RTCPeerConnection) -> Any | None:
+    """The peer's candidate (an ``aioice.Candidate``: ``type``, ``host``, ``port``) in the pair ICE
+    nominated; None before ICE has nominated one."""
+    connection = bundled_transport(pc).transport._connection
+    pair = connection._nominated.get(1)
+    return None if pair is None else pair.remote_candidate
+
+
 def remote_candidate_type(pc: RTCPeerConnection) -> str | None:
     """The type of the peer's candidate in the pair ICE nominated (``host``, ``srflx``, ``prflx``, or
     ``relay`` when the peer comes through a TURN server); None before ICE has nominated one."""
-    connection = bundled_transport(pc).transport._connection
-    pair = connection._nominated.get(1)
-    return None if pair is None else str(pair.remote_candidate.type)
+    candidate = nominated_remote_candidate(pc)
+    return None if candidate is None else str(candidate.type)
 
 
 def send_rtp(transport: RTCDtlsTransport, data: bytes) -> Awaitable[None]:

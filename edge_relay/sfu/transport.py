@@ -38,6 +38,21 @@ CONNECTED: Counter[tuple[str, str]] = Counter()
 NEVER_CONNECTED: Counter[str] = Counter()
 
 
+def media_path(candidate: Any | None, remote_relays: set[tuple[str, int]]) -> str:
+    """``turn`` when the peer's nominated candidate is a TURN relay one, else ``direct``.
+
+    A browser answers only once it has gathered (the protocol does not trickle), but starts its checks
+    at once: through TURN they arrive from the relayed address before the answer does, aioice learns
+    that address as peer-reflexive, and ignores the relay candidate the answer then brings for the same
+    address. So a ``prflx`` candidate at an address the peer announced as ``relay`` is TURN too (seen
+    with Firefox ESR and Chromium behind a UDP-dropping firewall: counted as direct before)."""
+    if candidate is None:
+        return "direct"
+    if candidate.type == "relay" or (candidate.host, candidate.port) in remote_relays:
+        return "turn"
+    return "direct"
+
+
 class PeerTransport:
     """A max-bundle peer connection, its RTP demux and its bindings to the forwarder."""
 
@@ -55,6 +70,8 @@ class PeerTransport:
         self._subscriptions: list[Subscription] = []
         #: MIDs of the m-lines the peer's last answer rejected (port 0): nothing is sent on them.
         self.rejected: set[str] = set()
+        #: (address, port) of every TURN relay candidate the peer's descriptions announced.
+        self._remote_relays: set[tuple[str, int]] = set()
         self._tapped = False
         self._counted = False
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -79,12 +96,19 @@ class PeerTransport:
         self.rejected = rejected
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._tap()
-        return SessionDescription.parse(sdp)
+        return self._remember_relays(SessionDescription.parse(sdp))
 
     async def apply_offer(self, sdp: str) -> SessionDescription:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self._tap()
-        return SessionDescription.parse(sdp)
+        return self._remember_relays(SessionDescription.parse(sdp))
+
+    def _remember_relays(self, description: SessionDescription) -> SessionDescription:
+        """Keep the addresses of the peer's TURN relay candidates (see :func:`media_path`)."""
+        self._remote_relays |= {
+            (c.ip, c.port) for m in description.media for c in m.ice_candidates if c.type == "relay"
+        }
+        return description
 
     async def create_answer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -159,7 +183,7 @@ class PeerTransport:
         state = self.pc.connectionState
         if state == "connected" and not self.connected:
             self.connected = True
-            self.path = "turn" if seams.remote_candidate_type(self.pc) == "relay" else "direct"
+            self.path = media_path(seams.nominated_remote_candidate(self.pc), self._remote_relays)
             CONNECTED[self.peer, self.path] += 1
             for sub in list(self._subscriptions):  # media may flow now: start each with a keyframe
                 sub.ready = True

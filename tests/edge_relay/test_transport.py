@@ -107,3 +107,19 @@ async def test_a_negotiated_connection_that_ends_before_media_flows_is_counted_o
     idle = PeerTransport()  # never negotiated: nothing to count
     await idle.close()
     assert transport.NEVER_CONNECTED - before == {"participant": 2}
+
+
+def test_the_media_path_counts_a_turn_address_learnt_as_peer_reflexive_as_turn() -> None:
+    """A browser's checks through TURN arrive before its answer: aioice learns the relayed address as
+    ``prflx`` and ignores the answer's ``relay`` candidate there. The path is still TURN."""
+    from aioice import Candidate
+
+    def candidate(kind: str, host: str, port: int) -> Candidate:
+        return Candidate("f", 1, "udp", 1, host, port, kind)
+
+    announced = {("10.77.0.1", 52249)}
+    assert transport.media_path(candidate("relay", "10.77.0.1", 60000), set()) == "turn"
+    assert transport.media_path(candidate("prflx", "10.77.0.1", 52249), announced) == "turn"
+    assert transport.media_path(candidate("prflx", "10.77.3.1", 52249), announced) == "direct"
+    assert transport.media_path(candidate("host", "10.77.1.1", 7000), announced) == "direct"
+    assert transport.media_path(None, announced) == "direct"

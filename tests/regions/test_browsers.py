@@ -33,8 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from meetup_protocol.metrics import parse as parse_metrics
 from tests.browser.harness import WebUser, poll, video_plays
 from tests.conftest import Api
 from tests.regions.browsers import Browsers
@@ -66,6 +68,14 @@ class BrowserWorld:
     control: ControlPlane
     api: Api
     relay: Any
+
+    def connected(self) -> dict[str, float]:
+        """The relay's count of participants whose media came up, by path ("direct", "turn")."""
+        metrics = parse_metrics(httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text)
+        return {
+            path: metrics.get(f'relay_media_connected_total{{peer="participant",path="{path}"}}', 0.0)
+            for path in ("direct", "turn")
+        }
 
     def browsers(self, tmp_path: Path) -> Browsers:
         """Browsers that trust coturn's CA and resolve its TLS name."""
@@ -158,6 +168,7 @@ async def test_firefox_chromium_and_the_sdk_decode_each_other(
 ) -> None:
     host = world.api.new_user("Sdk")
     meeting = world.api.new_meeting(host)
+    before = world.connected()
     with ExitStack() as stack:
         sdk = start_agent(world, stack, 1, host, meeting, "sdk")
         sdk_id = sdk.wait_for(lambda s: s["participant_id"], 30)["participant_id"]
@@ -175,6 +186,10 @@ async def test_firefox_chromium_and_the_sdk_decode_each_other(
                 assert await shown(user) == ["connected", path, status]
             # The SDK participant decodes both browsers' camera and microphone.
             sdk.wait_for(decoded_from([fox_id, chrome_id], video=20, audio=25), 30)
+            # The relay saw the browsers come the same way (the SDK, in the relay's site, directly).
+            after = world.connected()
+            grew = {p: after[p] - before[p] for p in after}
+            assert grew == ({"direct": 3, "turn": 0} if path == "direct" else {"direct": 1, "turn": 2}), grew
             for user in (fox, chrome):
                 assert not user.errors, user.errors
 
