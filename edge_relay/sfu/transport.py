@@ -121,6 +121,7 @@ class PeerTransport:
         """Take the connection's decrypted RTP before aiortc's router (once its transport exists)."""
         if not self._tapped:
             seams.tap_rtp(seams.bundled_transport(self.pc), bindings.rtp_tap(self.demux))
+            seams.keep_best_nominated_pair(seams.ice_connection(self.pc))
             self._tapped = True
 
     # --- media coming in -------------------------------------------------------------------------------

@@ -98,3 +98,10 @@ def test_a_wrong_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiortc, "__version__", "9.9.9")
     with pytest.raises(RuntimeError, match=r"1\.16\.0"):
         seams.check_aiortc_version()
+
+
+def test_aioice_makes_the_last_nominated_pair_the_one_it_sends_on() -> None:
+    # seams.keep_best_nominated_pair wraps Connection.check_complete, reached through self.
+    assert "self._nominated[pair.component] = pair" in inspect.getsource(aioice.ice.Connection.check_complete)
+    assert "self.check_complete(pair)" in inspect.getsource(aioice.ice.Connection.check_start)
+    assert params(aioice.ice.candidate_pair_priority) == ["local", "remote", "ice_controlling"]
