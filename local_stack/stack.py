@@ -75,6 +75,9 @@ class LocalStack:
     #: TURN's UDP+TCP and TLS ports; 0: free ones (tests run several stacks on one machine).
     turn_port: int = 0
     turn_tls_port: int = 0
+    #: A DNS name of ``host`` for TURN over TLS (the ``turns:`` URL and its certificate), which the
+    #: clients must resolve themselves; None: the address (Firefox then skips TURN over TLS).
+    turn_tls_name: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     relays: list[RelayProcess] = field(default_factory=list)
     turn_server: TurnServer | None = None
@@ -129,7 +132,9 @@ class LocalStack:
             self.turn_note = "not installed (Debian: apt-get install coturn): clients get no TURN servers"
             return {}
         try:
-            self.turn_server = TurnServer(self.host, self.turn_port, self.turn_tls_port).start()
+            self.turn_server = TurnServer(
+                self.host, self.turn_port, self.turn_tls_port, tls_name=self.turn_tls_name
+            ).start()
         except (OSError, RuntimeError, TimeoutError) as exc:
             if self.turn:
                 raise

@@ -18,7 +18,8 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
 * ``RTCDtlsTransport._rtp_router.ssrc_table``: which receiver gets the RTCP SRs of an SSRC (a simulcast
   layer's SSRC is learnt from its packets, not from the SDP).
 * ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
-* ``aioice.ice.Connection._nominated``: the candidate pair ICE chose (whether the peer came through TURN).
+* ``aioice.ice.Connection._nominated``: the candidate pair ICE chose (whether the peer came through TURN);
+  ``Connection.check_complete(pair)``: where a nominated pair becomes it (wrapped: the best one stays).
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
 * ``aioice.ice.server_reflexive_candidate(protocol, stun_server)``: the srflx candidate; replaced by one
   made from the public address the relay learnt once (no STUN query per connection).
@@ -114,12 +115,51 @@ def tap_rtcp(transport: RTCDtlsTransport, handler: Callable[[bytes], bytes]) -> 
     transport._handle_rtcp_data = handle  # type: ignore[method-assign]
 
 
+def keep_best_nominated_pair(connection: aioice.ice.Connection) -> None:
+    """Send on the highest-priority nominated pair, as RFC 8445 (8.1.1, aggressive nomination) says.
+
+    aioice, controlling, nominates aggressively (USE-CANDIDATE on every check), and ``check_complete``
+    makes whichever nominated pair succeeds *last* the one it sends on. A browser that also gathered a
+    TURN candidate answers checks on both its direct and its TURN pair; the TURN one, a hop longer, often
+    completes last, so the relay sent through coturn to a browser that had a direct path (and counted it
+    as TURN), while the browser itself used the direct pair (seen ~2 runs in 3 with Firefox and Chromium
+    in tests/regions/test_browsers.py). A later success only replaces the pair if it ranks higher."""
+    original = connection.check_complete
+
+    def check_complete(pair: aioice.ice.CandidatePair) -> None:
+        before = connection._nominated.get(pair.component)
+        original(pair)
+        replaced = before is not None and connection._nominated.get(pair.component) is pair
+        if replaced and _pair_priority(connection, before) > _pair_priority(connection, pair):
+            connection._nominated[pair.component] = before
+
+    connection.check_complete = check_complete  # type: ignore[method-assign]
+
+
+def _pair_priority(connection: aioice.ice.Connection, pair: aioice.ice.CandidatePair) -> int:
+    return aioice.ice.candidate_pair_priority(
+        pair.local_candidate, pair.remote_candidate, connection.ice_controlling
+    )
+
+
+def ice_connection(pc: RTCPeerConnection) -> aioice.ice.Connection:
+    """The aioice connection under a max-bundle peer connection (exists once a description is set)."""
+    return bundled_transport(pc).transport._connection
+
+
+def nominated_remote_candidate(pc: RTCPeerConnection) -> Any | None:
+    """The peer's candidate (an ``aioice.Candidate``: ``type``, ``host``, ``port``) in the pair ICE
+    nominated; None before ICE has nominated one."""
+    connection = bundled_transport(pc).transport._connection
+    pair = connection._nominated.get(1)
+    return None if pair is None else pair.remote_candidate
+
+
 def remote_candidate_type(pc: RTCPeerConnection) -> str | None:
     """The type of the peer's candidate in the pair ICE nominated (``host``, ``srflx``, ``prflx``, or
     ``relay`` when the peer comes through a TURN server); None before ICE has nominated one."""
-    connection = bundled_transport(pc).transport._connection
-    pair = connection._nominated.get(1)
-    return None if pair is None else str(pair.remote_candidate.type)
+    candidate = nominated_remote_candidate(pc)
+    return None if candidate is None else str(candidate.type)
 
 
 def send_rtp(transport: RTCDtlsTransport, data: bytes) -> Awaitable[None]:

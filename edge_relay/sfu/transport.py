@@ -28,6 +28,7 @@ from edge_relay.sfu.bwe import SubscriberBandwidth
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.downlink import Downlink
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
+from edge_relay.sfu.rejected import accept_rejected
 
 log = logging.getLogger("edge_relay.transport")
 Peer = Literal["participant", "link"]
@@ -37,6 +38,21 @@ Peer = Literal["participant", "link"]
 #: (edge_relay/ops/metrics.py).
 CONNECTED: Counter[tuple[str, str]] = Counter()
 NEVER_CONNECTED: Counter[str] = Counter()
+
+
+def media_path(candidate: Any | None, remote_relays: set[tuple[str, int]]) -> str:
+    """``turn`` when the peer's nominated candidate is a TURN relay one, else ``direct``.
+
+    A browser answers only once it has gathered (the protocol does not trickle), but starts its checks
+    at once: through TURN they arrive from the relayed address before the answer does, aioice learns
+    that address as peer-reflexive, and ignores the relay candidate the answer then brings for the same
+    address. So a ``prflx`` candidate at an address the peer announced as ``relay`` is TURN too (seen
+    with Firefox ESR and Chromium behind a UDP-dropping firewall: counted as direct before)."""
+    if candidate is None:
+        return "direct"
+    if candidate.type == "relay" or (candidate.host, candidate.port) in remote_relays:
+        return "turn"
+    return "direct"
 
 
 class PeerTransport:
@@ -59,6 +75,10 @@ class PeerTransport:
         #: Which layer of each simulcast source this peer gets, from that estimate (participants only).
         self.downlink = Downlink(self.bandwidth)
         self._twcc_id: int | None = None  # the id our offers give transport-cc (fixed once chosen)
+        #: MIDs of the m-lines the peer's last answer rejected (port 0): nothing is sent on them.
+        self.rejected: set[str] = set()
+        #: (address, port) of every TURN relay candidate the peer's descriptions announced.
+        self._remote_relays: set[tuple[str, int]] = set()
         self._tapped = False
         self._counted = False
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -76,6 +96,14 @@ class PeerTransport:
         return sdp if self._twcc_id is None else twcc.offer_transport_cc(sdp, self._twcc_id)
 
     async def apply_answer(self, sdp: str) -> SessionDescription:
+        """Apply the peer's answer; m-lines it rejected (a codec it cannot decode) stay inactive and are
+        never forwarded on (edge_relay/sfu/rejected.py)."""
+        if self.pc.localDescription is None:
+            raise ValueError("no offer is waiting for an answer")
+        sdp, rejected = accept_rejected(sdp, str(self.pc.localDescription.sdp))
+        if rejected:
+            log.warning("m-lines rejected by the peer", extra={"mids": sorted(rejected), "peer": self.peer})
+        self.rejected = rejected
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._tap()
         ext_id = twcc.answered_transport_cc(sdp)
@@ -85,12 +113,19 @@ class PeerTransport:
             self.bandwidth.enable(ext_id)
             for sub in self._subscriptions:
                 sub.stamp = self.bandwidth.stamp
-        return SessionDescription.parse(sdp)
+        return self._remember_relays(SessionDescription.parse(sdp))
 
     async def apply_offer(self, sdp: str) -> SessionDescription:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         self._tap()
-        return SessionDescription.parse(sdp)
+        return self._remember_relays(SessionDescription.parse(sdp))
+
+    def _remember_relays(self, description: SessionDescription) -> SessionDescription:
+        """Keep the addresses of the peer's TURN relay candidates (see :func:`media_path`)."""
+        self._remote_relays |= {
+            (c.ip, c.port) for m in description.media for c in m.ice_candidates if c.type == "relay"
+        }
+        return description
 
     async def create_answer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -104,6 +139,7 @@ class PeerTransport:
         if not self._tapped:
             seams.tap_rtp(seams.bundled_transport(self.pc), bindings.rtp_tap(self.demux))
             seams.tap_rtcp(seams.bundled_transport(self.pc), self.bandwidth.on_rtcp)
+            seams.keep_best_nominated_pair(seams.ice_connection(self.pc))
             self._tapped = True
 
     # --- media coming in -------------------------------------------------------------------------------
@@ -156,6 +192,8 @@ class PeerTransport:
 
     def send(self, transceiver: RTCRtpTransceiver, track: PublishedTrack) -> Subscription | None:
         """Forward ``track`` on a negotiated m-line; None when the peer refused its codec."""
+        if transceiver.mid in self.rejected:
+            return None
         sub = bindings.subscription(self.pc, transceiver, track, self.connected)
         if sub is not None:
             self._subscriptions.append(sub)
@@ -181,7 +219,7 @@ class PeerTransport:
         state = self.pc.connectionState
         if state == "connected" and not self.connected:
             self.connected = True
-            self.path = "turn" if seams.remote_candidate_type(self.pc) == "relay" else "direct"
+            self.path = media_path(seams.nominated_remote_candidate(self.pc), self._remote_relays)
             CONNECTED[self.peer, self.path] += 1
             for sub in list(self._subscriptions):  # media may flow now: start each with a keyframe
                 sub.ready = True

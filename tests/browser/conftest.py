@@ -1,4 +1,5 @@
-"""Browser fixtures: ``launch(name)`` opens a fresh Chromium profile on the web client's origin."""
+"""Browser fixtures: ``launch(name)`` opens a fresh Chromium profile, ``launch_firefox(name)`` a fresh
+Firefox ESR one (tests/browser/firefox.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.firefox import FirefoxPage
 from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
 
 #: ``launch(name, extra_flags=(), executable=CHROMIUM)``: extra Chromium flags (e.g.
@@ -43,3 +45,21 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         yield open_browser
         for context in contexts:
             await context.close()
+
+
+@pytest.fixture
+async def launch_firefox(tmp_path: Path) -> AsyncIterator[Launch]:
+    """Open one Firefox per participant (own profile under tmp_path), in this namespace; all closed
+    afterwards. (Firefox never pairs with the local stack's 127.0.0.1: see tests/regions/test_browsers.py
+    for media.)"""
+    pages: list[FirefoxPage] = []
+    profiles = itertools.count()
+
+    async def open_browser(name: str) -> WebUser:
+        page = await FirefoxPage.launch(tmp_path / f"firefox-{next(profiles)}")
+        pages.append(page)
+        return WebUser(page, name)
+
+    yield open_browser
+    for page in pages:
+        await page.close()

@@ -79,6 +79,24 @@ _REMOTE_VIDEO_JS = """async ([participantId, source]) => {
   };
 }"""
 
+# In the page: every remote track's inbound-rtp counters (the receiver of a rejected m-line has none).
+_INBOUND_JS = """async () => {
+  const meeting = window.meetup.meeting;
+  const out = {};
+  for (const remote of meeting.remoteTracks.values()) {
+    let inbound = null;
+    try {
+      (await meeting.connection.pc.getStats(remote.track)).forEach((r) => {
+        if (r.type === "inbound-rtp") inbound = r;
+      });
+    } catch {}
+    out[remote.info.track_id] = {
+      framesDecoded: inbound?.framesDecoded ?? 0, packetsReceived: inbound?.packetsReceived ?? 0,
+    };
+  }
+  return out;
+}"""
+
 _OUTBOUND_JS = """async (source) => {
   const transceiver = window.meetup.meeting?.connection?.publishing.get(source);
   if (!transceiver) return null;
@@ -168,6 +186,10 @@ class WebUser:
 
     async def remote_video(self, participant_id: str, source: str = "camera") -> dict[str, Any] | None:
         return await self.page.evaluate(_REMOTE_VIDEO_JS, [participant_id, source])
+
+    async def inbound(self) -> dict[str, dict[str, int]]:
+        """``{track_id: {framesDecoded, packetsReceived}}`` for every remote track of the meeting."""
+        return await self.page.evaluate(_INBOUND_JS)
 
     async def outbound(self, source: str) -> dict[str, Any] | None:
         return await self.page.evaluate(_OUTBOUND_JS, source)

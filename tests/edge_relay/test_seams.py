@@ -131,3 +131,10 @@ def test_ice_datagrams_pass_through_stun_protocol_and_pairs_name_their_socket() 
     finally:
         undo()
     assert aioice.ice.StunProtocol.datagram_received.__module__ == "aioice.ice"
+
+
+def test_aioice_makes_the_last_nominated_pair_the_one_it_sends_on() -> None:
+    # seams.keep_best_nominated_pair wraps Connection.check_complete, reached through self.
+    assert "self._nominated[pair.component] = pair" in inspect.getsource(aioice.ice.Connection.check_complete)
+    assert "self.check_complete(pair)" in inspect.getsource(aioice.ice.Connection.check_start)
+    assert params(aioice.ice.candidate_pair_priority) == ["local", "remote", "ice_controlling"]

@@ -107,3 +107,48 @@ async def test_a_negotiated_connection_that_ends_before_media_flows_is_counted_o
     idle = PeerTransport()  # never negotiated: nothing to count
     await idle.close()
     assert transport.NEVER_CONNECTED - before == {"participant": 2}
+
+
+def test_the_media_path_counts_a_turn_address_learnt_as_peer_reflexive_as_turn() -> None:
+    """A browser's checks through TURN arrive before its answer: aioice learns the relayed address as
+    ``prflx`` and ignores the answer's ``relay`` candidate there. The path is still TURN."""
+    from aioice import Candidate
+
+    def candidate(kind: str, host: str, port: int) -> Candidate:
+        return Candidate("f", 1, "udp", 1, host, port, kind)
+
+    announced = {("10.77.0.1", 52249)}
+    assert transport.media_path(candidate("relay", "10.77.0.1", 60000), set()) == "turn"
+    assert transport.media_path(candidate("prflx", "10.77.0.1", 52249), announced) == "turn"
+    assert transport.media_path(candidate("prflx", "10.77.3.1", 52249), announced) == "direct"
+    assert transport.media_path(candidate("host", "10.77.1.1", 7000), announced) == "direct"
+    assert transport.media_path(None, announced) == "direct"
+
+
+async def test_the_relay_sends_on_the_best_nominated_pair_not_the_last() -> None:
+    """A browser's direct pair and its TURN pair both succeed under aggressive nomination: whichever
+    completes last, the relay keeps sending on the direct one (the higher priority); a better pair that
+    completes later still takes over. Real aioice connection and candidates."""
+    from types import SimpleNamespace
+
+    from aioice import Candidate
+    from aioice.ice import CandidatePair, Connection
+
+    from edge_relay.sfu import seams
+
+    local = SimpleNamespace(local_candidate=Candidate("L", 1, "udp", 2122260223, "10.77.1.1", 7000, "host"))
+    direct = Candidate("D", 1, "udp", 2122260223, "10.77.2.1", 50000, "host")
+    turn = Candidate("T", 1, "udp", 8331263, "10.77.0.1", 52249, "relay")
+
+    def succeeded(remote: Candidate) -> CandidatePair:
+        pair = CandidatePair(local, remote)  # type: ignore[arg-type]
+        pair.state, pair.nominated = CandidatePair.State.SUCCEEDED, True
+        return pair
+
+    for order in ((direct, turn), (turn, direct)):
+        connection = Connection(ice_controlling=True)
+        seams.keep_best_nominated_pair(connection)
+        for remote in order:
+            connection.check_complete(succeeded(remote))
+        assert connection._nominated[1].remote_candidate is direct, order
+        await connection.close()

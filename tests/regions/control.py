@@ -23,10 +23,14 @@ from tests.regions.netns import REPO, Wan
 class ControlPlane:
     """``with ControlPlane(wan) as cp: cp.add_relay(1, "r1"); api = cp.api()``."""
 
-    def __init__(self, wan: Wan, timeout_s: float = 60.0, turn_tls_port: int = 0) -> None:
+    def __init__(
+        self, wan: Wan, timeout_s: float = 60.0, turn_tls_port: int = 0, turn_tls_name: str | None = None
+    ) -> None:
         self.wan = wan
         #: coturn's TLS port (0: a free one); 443, as deployed, where a test needs it.
         self.turn_tls_port = turn_tls_port
+        #: coturn's DNS name for TURN over TLS (clients in the sites resolve it: tests/regions/browsers.py)
+        self.turn_tls_name = turn_tls_name
         self.timeout_s = timeout_s
         self.info: dict[str, Any] = {}
         self.relays: list[Any] = []  # local_stack.relays.RelayProcess
@@ -37,13 +41,21 @@ class ControlPlane:
         return self.info["api_url"]
 
     @property
+    def web_url(self) -> str:
+        """The browser client (web/), served by the API on the control site's address."""
+        return self.info["web_url"]
+
+    @property
     def turn(self) -> dict[str, Any] | None:
-        """The control plane's coturn: ``{"urls", "cert_path", "secret"}``, or None (not installed)."""
+        """The control plane's coturn: ``{"urls", "cert_path", "ca_path", "secret"}``, or None (not
+        installed)."""
         return self.info.get("turn")
 
     def start(self) -> ControlPlane:
         argv = [sys.executable, "-m", "tests.regions.control", "--host", self.wan.site_ip(0)]
         argv += ["--turn-tls-port", str(self.turn_tls_port)]
+        if self.turn_tls_name:
+            argv += ["--turn-tls-name", self.turn_tls_name]
         self.proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the stack starts in a few seconds, or the child exits
@@ -129,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="The local stack (API, moto) for multi-region tests.")
     parser.add_argument("--host", required=True)
     parser.add_argument("--turn-tls-port", type=int, default=0, help="coturn's TLS port (0: a free one)")
+    parser.add_argument("--turn-tls-name", default=None)
     args = parser.parse_args()
     from local_stack.stack import MANY_USERS_FROM_ONE_ADDRESS, LocalStack
 
@@ -137,15 +150,28 @@ def main() -> None:
         relay_regions=[],
         settings=MANY_USERS_FROM_ONE_ADDRESS,
         turn_tls_port=args.turn_tls_port,
+        turn_tls_name=args.turn_tls_name,
     ).start()
     try:
         aws_env = {k: v for k, v in stack.env.items() if k.startswith("AWS_")}
-        info = {"api_url": stack.api_url, "aws_url": stack.aws_url, "join_public_key": stack.join_public_key}
+        info = {
+            "api_url": stack.api_url,
+            "web_url": stack.web_url,
+            "aws_url": stack.aws_url,
+            "join_public_key": stack.join_public_key,
+        }
         # coturn (where installed) on this site's address: its URLs, its certificate, and its secret (the
         # TURN tests make expired credentials with it; it goes to the parent test only, over this pipe).
         turn = stack.turn_server
         info["turn"] = (
-            {"urls": turn.urls, "cert_path": str(turn.cert_path), "secret": turn.secret} if turn else None
+            {
+                "urls": turn.urls,
+                "cert_path": str(turn.cert_path),
+                "ca_path": str(turn.ca_path),
+                "secret": turn.secret,
+            }
+            if turn
+            else None
         )
         print(json.dumps({**info, "aws_env": aws_env}), flush=True)
         for line in sys.stdin:

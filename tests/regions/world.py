@@ -152,7 +152,12 @@ def agent(
 
 def receiving(a: Agent, others: list[Agent], video: int = 5, audio: int = 10) -> Callable[[dict], bool]:
     """Predicate: ``a`` has decoded at least that many frames of each of ``others``."""
-    ids = [o.latest()["participant_id"] for o in others]
+    return decoded_from([o.latest()["participant_id"] for o in others], video, audio)
+
+
+def decoded_from(ids: list[str], video: int = 5, audio: int = 10) -> Callable[[dict], bool]:
+    """Predicate on an agent's status: it has decoded that many frames of each of participants ``ids``
+    (agents or browsers)."""
 
     def check(status: dict) -> bool:
         frames = status["frames"]

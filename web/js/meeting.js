@@ -6,6 +6,7 @@
  * events (`meeting.on(type, fn)`):
  *   participant_joined {participant}, participant_left {participant_id, reason},
  *   track_added {info, track}, track_removed {track_id}, track_muted {track_id, muted},
+ *   track_undecodable {info, codec} (sent in a codec this browser cannot decode: it never plays),
  *   chat {message_id, sender_name, text, created_at, own, participant_id?},
  *   reaction {participant_id, name, emoji}, local_tracks {}, reconnecting {}, reconnected {},
  *   notice {message}, ended {reason}.
@@ -86,6 +87,11 @@ export class Meeting extends Emitter {
   }
 
   /** "direct" or "turn/udp|tcp|tls" while connected. */
+  /** Why media failed, when known (relay.js failureReason), else null. */
+  get mediaError() {
+    return this.connection?.mediaError ?? null;
+  }
+
   get mediaPath() {
     return this.connection?.mediaPath ?? null;
   }
@@ -296,6 +302,13 @@ export class Meeting extends Emitter {
       this.remoteTracks.set(info.track_id, { info, track });
       this.emit("track_added", { info, track });
     });
+    connection.on("track_undecodable", ({ info, codec }) => {
+      const remote = this.remoteTracks.get(info.track_id);
+      if (remote) remote.undecodable = codec; // for a page that shows the meeting later
+      const name = this.participants.get(info.participant_id)?.name ?? "Someone";
+      this._notice(`${name}'s ${info.source} is sent in ${codec}, which this browser cannot play.`);
+      this.emit("track_undecodable", { info, codec });
+    });
     connection.on("participant_joined", ({ participant }) => {
       const info = participantInfo(participant);
       this.participants.set(info.participant_id, info);
@@ -334,8 +347,8 @@ export class Meeting extends Emitter {
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
     connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
-    connection.on("media_state", ({ state, path }) => {
-      if (this.connection === connection) this.emit("media_state", { state, path });
+    connection.on("media_state", ({ state, path, reason }) => {
+      if (this.connection === connection) this.emit("media_state", { state, path, reason });
     });
     connection.on("closed", ({ reason }) => {
       if (this.connection !== connection || this._leaving || this.ended) return;

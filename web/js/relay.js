@@ -8,7 +8,8 @@
  * other m-line as a remote track ({track_id, participant_id, source, kind, muted}). Answers carry all of
  * this side's ICE candidates (the protocol has no trickle), so each answer waits for gathering.
  *
- * Events: track {info, track}, participant_joined, participant_left, track_published,
+ * Events: track {info, track}, track_undecodable {info, codec}, media_state {state, path, reason},
+ * participant_joined, participant_left, track_published,
  * track_unpublished, track_muted, chat, reaction, meeting_ended, migrate, error, closed {reason}.
  */
 import { Emitter } from "./emitter.js";
@@ -19,6 +20,33 @@ export const VIDEO_CODECS = ["video/VP8", "video/H264"];
 const GATHER_TIMEOUT_MS = 2000;
 /** Send the camera as simulcast layers (VP8) when the relay offers it: Chromium does, as answerer. */
 const SIMULCAST = /Chrome\//.test(navigator.userAgent);
+
+const LOOPBACK = /^(127\.|::1$|0:0:0:0:0:0:0:1$)/;
+
+/** The addresses of an SDP's ICE candidates (`a=candidate:foundation component proto prio ADDRESS ...`). */
+function candidateAddresses(sdp) {
+  return [...(sdp ?? "").matchAll(/^a=candidate:\S+ \d+ \S+ \d+ (\S+) /gm)].map((m) => m[1]);
+}
+
+/**
+ * Why ICE failed, where the descriptions show it; null otherwise. A relay that offers only loopback
+ * addresses (the local stack's default, 127.0.0.1) is unreachable from a browser that gathers none:
+ * Firefox never pairs a loopback candidate, Chromium only with a flag.
+ */
+export function failureReason(pc) {
+  const remote = candidateAddresses(pc.remoteDescription?.sdp);
+  const local = candidateAddresses(pc.localDescription?.sdp);
+  if (remote.length && remote.every((a) => LOOPBACK.test(a)) && !local.some((a) => LOOPBACK.test(a))) {
+    return "the relay offers only loopback addresses, which this browser does not use";
+  }
+  return null;
+}
+
+/** The first codec name (e.g. "H264") the SDP offers on the m-line `mid`, or null. */
+export function offeredCodec(sdp, mid) {
+  const section = (sdp ?? "").split(/\r?\nm=/).find((m) => new RegExp(`^a=mid:${mid}\\s*$`, "m").test(m));
+  return section?.match(/^a=rtpmap:\d+ ([^/\s]+)/m)?.[1] ?? null;
+}
 
 export class RelayError extends Error {
   constructor(code, message) {
@@ -58,6 +86,7 @@ export class RelayConnection extends Emitter {
     // What the media is doing, as the page shows it: never "connected" unless ICE and DTLS are.
     this.mediaState = "new"; // RTCPeerConnection.connectionState: new, connecting, connected, disconnected, failed
     this.mediaPath = null; // once connected: "direct", or "turn/udp" | "turn/tcp" | "turn/tls"
+    this.mediaError = null; // once failed: why, where the SDP tells (e.g. a relay offering only loopback)
     this.pc.addEventListener("connectionstatechange", () => this._onMediaState());
   }
 
@@ -66,7 +95,8 @@ export class RelayConnection extends Emitter {
     if (state === "connected") this.mediaPath = await this._selectedPath();
     if (this.closed || state !== this.pc.connectionState) return; // closed, or changed while we looked
     this.mediaState = state;
-    this.emit("media_state", { state, path: this.mediaPath });
+    this.mediaError = state === "failed" ? failureReason(this.pc) : null;
+    this.emit("media_state", { state, path: this.mediaPath, reason: this.mediaError });
   }
 
   /** How the media goes, from the selected candidate pair: direct, or through a TURN server (and over
@@ -202,8 +232,23 @@ export class RelayConnection extends Emitter {
       }
     }
     await this.pc.setLocalDescription(await this.pc.createAnswer());
+    this._findUndecodable(offer.sdp);
     await this._gathered();
     this._send({ type: "answer", negotiation: offer.negotiation, sdp: this.pc.localDescription.sdp });
+  }
+
+  /** Remote m-lines this browser's answer rejected: the relay forwards each track in its publisher's
+   * codec (never transcoded), and one this browser cannot decode (H.264 in a Firefox without the
+   * OpenH264 plugin) is stopped by the answer. Each is told once (`track_undecodable {info, codec}`), so the
+   * page can say so instead of showing a black tile. */
+  _findUndecodable(offerSdp) {
+    for (const [mid, remote] of this.remoteTracks) {
+      if (remote.undecodable) continue;
+      const transceiver = this.pc.getTransceivers().find((t) => t.mid === mid);
+      if (transceiver && !transceiver.stopped && transceiver.currentDirection !== "stopped") continue;
+      remote.undecodable = offeredCodec(offerSdp, mid) ?? "a codec";
+      this.emit("track_undecodable", { info: remote.info, codec: remote.undecodable });
+    }
   }
 
   /** Until ICE gathering completes (host candidates only: milliseconds), at most GATHER_TIMEOUT_MS. */

@@ -36,12 +36,14 @@ export function mountMeeting(meeting, { onExit }) {
     disconnected: "Media interrupted…",
     failed: "Media failed: no network path to the relay",
   };
-  const showMedia = (state, path) => {
+  // A failure with a known reason (e.g. a relay offering only loopback addresses) says it.
+  const showMedia = (state, path, reason = null) => {
+    status.title = state === "connected" && path ? `media path: ${path}` : "";
+    if (state === "failed" && reason) return setStatus(`Media failed: ${reason}`);
     if (state !== "connected") return setStatus(MEDIA_STATUS[state] ?? "Joined");
     setStatus(path?.startsWith("turn/") ? `Connected via TURN (${path.slice(5)})` : "Connected");
-    status.title = path ? `media path: ${path}` : "";
   };
-  showMedia(meeting.mediaState, meeting.mediaPath);
+  showMedia(meeting.mediaState, meeting.mediaPath, meeting.mediaError);
 
   // --- tiles ---------------------------------------------------------------------------------------
 
@@ -137,11 +139,24 @@ export function mountMeeting(meeting, { onExit }) {
     else if (cameraTile) showVideo(cameraTile, null);
   }
 
+  /** A track this browser cannot decode: the placeholder, not a black video, and the tile says why. */
+  function markUndecodable({ info, codec }) {
+    if (info.kind !== "video") return;
+    removeRemote({ info });
+    const el = tiles.get(`${info.participant_id}/${info.source === "screen" ? "screen" : "camera"}`);
+    if (!el) return;
+    el.dataset.undecodable = codec;
+    el.title = `Sent in ${codec}, which this browser cannot play`;
+  }
+
   renderLocal();
   for (const participant of meeting.participants.values()) {
     tile(participant.participant_id, "camera", participant.name);
   }
-  for (const remote of meeting.remoteTracks.values()) addRemote(remote);
+  for (const remote of meeting.remoteTracks.values()) {
+    addRemote(remote);
+    if (remote.undecodable) markUndecodable({ info: remote.info, codec: remote.undecodable });
+  }
 
   on("participant_joined", ({ participant }) => tile(participant.participant_id, "camera", participant.name));
   on("participant_left", ({ participant_id }) => {
@@ -150,6 +165,7 @@ export function mountMeeting(meeting, { onExit }) {
   });
   on("track_added", addRemote);
   on("track_removed", removeRemote);
+  on("track_undecodable", markUndecodable);
   on("track_muted", ({ track_id, muted }) => {
     const remote = meeting.remoteTracks.get(track_id);
     if (!remote) return;
@@ -255,8 +271,8 @@ export function mountMeeting(meeting, { onExit }) {
   // --- connection state and the end ----------------------------------------------------------------
 
   on("reconnecting", () => setStatus("Reconnecting…"));
-  on("reconnected", () => showMedia(meeting.mediaState, meeting.mediaPath));
-  on("media_state", ({ state, path }) => showMedia(state, path));
+  on("reconnected", () => showMedia(meeting.mediaState, meeting.mediaPath, meeting.mediaError));
+  on("media_state", ({ state, path, reason }) => showMedia(state, path, reason));
   for (const message of meeting.notices) toast(message); // from joining, before this page existed
   on("notice", ({ message }) => toast(message));
   on("ended", ({ reason }) => {
