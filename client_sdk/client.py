@@ -27,7 +27,13 @@ from client_sdk.errors import (
 from meetup_protocol.schemas.auth import TokenResponse, UserOut
 from meetup_protocol.schemas.base import Page
 from meetup_protocol.schemas.chat import ChatMessageOut, ChatMessagePosted, ReactionOut, ReactionPosted
-from meetup_protocol.schemas.meetings import JoinResponse, MeetingCreated, MeetingOut, ParticipantOut
+from meetup_protocol.schemas.meetings import (
+    HostAction,
+    JoinResponse,
+    MeetingCreated,
+    MeetingOut,
+    ParticipantOut,
+)
 from meetup_protocol.schemas.recordings import RecordingOut, UploadPlan
 from meetup_protocol.schemas.settings import ImageUploadResponse, SettingsOut
 
@@ -213,6 +219,35 @@ class Client:
 
     async def end_meeting(self, meeting_id: str) -> MeetingOut:
         return await self._json(MeetingOut, "POST", f"/meetings/{meeting_id}/end", retry=True)
+
+    # --- host controls (host and co-hosts; others get NotAllowed) -------------------------------------
+
+    async def remove_participant(self, meeting_id: str, participant_id: str) -> HostAction:
+        """Remove a participant: the relays drop it at once and the API refuses its joins from now on."""
+        path = f"/meetings/{meeting_id}/participants/{participant_id}/remove"
+        return await self._json(HostAction, "POST", path, retry=True)
+
+    async def set_role(self, meeting_id: str, participant_id: str, role: str) -> HostAction:
+        """Promote to ``co_host`` or demote to ``guest``."""
+        path = f"/meetings/{meeting_id}/participants/{participant_id}/role"
+        return await self._json(HostAction, "POST", path, json={"role": role}, retry=True)
+
+    async def hand_over(self, meeting_id: str, participant_id: str) -> HostAction:
+        """Give the host role to another participant (the host becomes a co-host)."""
+        body = {"participant_id": participant_id}
+        return await self._json(HostAction, "POST", f"/meetings/{meeting_id}/host", json=body, retry=True)
+
+    async def mute_participant(
+        self, meeting_id: str, participant_id: str | None, source: str = "microphone", muted: bool = True
+    ) -> HostAction:
+        """Mute one participant's source, or (``participant_id=None``) every guest's; ``muted=False``
+        lets the participant unmute itself again."""
+        body = {"participant_id": participant_id, "source": source, "muted": muted}
+        return await self._json(HostAction, "POST", f"/meetings/{meeting_id}/mute", json=body, retry=True)
+
+    async def lock_meeting(self, meeting_id: str, locked: bool = True) -> MeetingOut:
+        body = {"locked": locked}
+        return await self._json(MeetingOut, "POST", f"/meetings/{meeting_id}/lock", json=body, retry=True)
 
     # --- chat and reactions -------------------------------------------------------------------------------
 

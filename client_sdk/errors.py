@@ -31,12 +31,29 @@ class WrongPasscode(Forbidden):
     pass
 
 
+class NotAllowed(Forbidden):
+    """A host control asked by someone whose role does not allow it (a guest; a co-host acting on the
+    host, or ending the meeting)."""
+
+
+class RemovedByHost(Forbidden):
+    """A host removed this user from the meeting: it cannot join again."""
+
+
+class MeetingLocked(Forbidden):
+    """The meeting is locked: nobody new is admitted, passcode or not."""
+
+
 class NotFound(MeetupError):
     pass
 
 
 class MeetingNotFound(NotFound):
     pass
+
+
+class ParticipantNotFound(NotFound):
+    """No participant with that id in this meeting."""
 
 
 class WrongMeetingOrPasscode(WrongPasscode, MeetingNotFound):
@@ -93,6 +110,11 @@ _BY_CODE: dict[str, type[MeetupError]] = {
     "meeting_full": MeetingFull,
     "meeting_ended": MeetingEnded,
     "recording_quota_exceeded": RecordingQuotaExceeded,
+    "not_allowed": NotAllowed,
+    "not_host": NotAllowed,
+    "removed_by_host": RemovedByHost,
+    "meeting_locked": MeetingLocked,
+    "participant_not_found": ParticipantNotFound,
 }
 _BY_STATUS: dict[int, type[MeetupError]] = {
     401: AuthError,

@@ -21,7 +21,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.client import Client
-from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
+from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError, NotAllowed
+from client_sdk.host_controls import HostControls
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
@@ -130,6 +131,10 @@ class Meeting:
         #: dominant speaker, kept through pauses), as the relay detects them from the audio levels.
         self.speakers: dict[str, float] = {}
         self.dominant_speaker: str | None = None
+        #: Whether a host's mute also stops this client sending (the relay drops it either way).
+        self.stop_sending_when_muted = True
+        #: Sources a host muted -> whether we may unmute them ourselves.
+        self.host_muted: dict[str, bool] = {}
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -321,8 +326,9 @@ class Meeting:
             if event.type == "meeting_ended":
                 await self._finish(event.data.get("reason", "ended"))
                 return
-            if event.type == "removed":  # left through the API (e.g. another device): do not come back
-                await self._finish("left")
+            if event.type == "removed":  # left through the API (another device), or removed: stay out
+                reason = event.data.get("reason")
+                await self._finish("removed_by_host" if reason == "removed_by_host" else "left")
                 return
             if event.type == "migrate":
                 reconnect_from = connection.url
@@ -350,10 +356,29 @@ class Meeting:
             self.speakers = {s["participant_id"]: s["level"] for s in data.get("speakers", [])}
             self.dominant_speaker = data.get("dominant")
             await self._emit(MeetingEvent(kind, data))
+        elif kind in ("role_changed", "muted_by_host"):
+            await self._on_host_control(kind, data)
         elif kind == "chat_ack":
             self._unacked.pop(str(data.get("message_id")), None)
         elif kind == "error":
             log.warning("relay error", extra={"code": data.get("code")})
+
+    async def _on_host_control(self, kind: str, data: dict[str, Any]) -> None:
+        """Our role changed, or a host muted us: the relay forwards nothing of that source meanwhile
+        (whatever we send), so we stop sending it too; ``data["can_unmute"]`` says whether
+        ``mute(source, False)`` will be accepted."""
+        if kind == "role_changed" and data.get("participant_id") == self.participant_id:
+            self.role = str(data.get("role", self.role))
+        if kind == "muted_by_host":
+            if data.get("muted"):
+                self.host_muted[str(data.get("source"))] = bool(data.get("can_unmute"))
+            else:
+                self.host_muted.pop(str(data.get("source")), None)
+        if kind == "muted_by_host" and data.get("muted") and self.connection is not None:
+            source = str(data.get("source"))
+            if source in self.local_tracks and self.stop_sending_when_muted:
+                await self.connection.set_muted(source, True)
+        await self._emit(MeetingEvent(kind, data))
 
     async def _emit(self, event: MeetingEvent) -> None:
         await self._queue.put(event)
@@ -413,8 +438,17 @@ class Meeting:
         if self.connection:
             await self.connection.unpublish(source)
 
+    @property
+    def host_controls(self) -> HostControls:
+        """Remove, mute others, roles, lock (host and co-hosts): client_sdk/host_controls.py."""
+        return HostControls(self.client, self.meeting_id)
+
     async def mute(self, source: str, muted: bool = True) -> None:
-        """Stop (or resume) sending ``source``'s media; the others are told it is muted."""
+        """Stop (or resume) sending ``source``'s media; the others are told it is muted. Unmuting what
+        a host muted raises NotAllowed unless the meeting lets participants unmute themselves."""
+        if not muted and self.host_muted.get(source) is False:
+            raise NotAllowed(f"a host muted your {source}: a host must allow it", code="not_allowed")
+        self.host_muted.pop(source, None)
         if self.connection is not None and source in self.local_tracks:
             await self.connection.set_muted(source, muted)
 

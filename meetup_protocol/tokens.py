@@ -5,7 +5,8 @@ Access tokens are HS256 (the API alone signs and verifies them). Join tokens are
 holds the private key, relays get the public key only, so a compromised relay cannot mint tokens.
 
 *Notices* are what else the API tells relays, signed with the same key: a meeting ended, a participant's
-tokens revoked (they left), and each chat message or reaction the API stored. A relay acts only on a
+tokens revoked (they left, or a host removed them), a host muted someone, a role changed, and each chat
+message or reaction the API stored. A relay acts only on a
 notice it verified, so what it fans out or enforces is exactly what the API accepted, whoever carries it
 (the API itself, or the sender's client).
 """
@@ -27,7 +28,10 @@ ISSUER = "meetup-edge"
 CLOCK_LEEWAY_S = 60
 ACCESS_AUDIENCE = "meetup-api"
 JOIN_AUDIENCE = "meetup-relay"
-Role = Literal["host", "guest"]
+Role = Literal["host", "co_host", "guest"]
+ROLES: tuple[str, ...] = ("host", "co_host", "guest")
+#: Roles that may moderate (remove, mute others, lock): the host and its co-hosts.
+MODERATORS: tuple[str, ...] = ("host", "co_host")
 
 
 class TokenError(Exception):
@@ -58,8 +62,15 @@ class JoinClaims:
     generation: int = 0
 
 
-NoticeKind = Literal["meeting_ended", "participant_revoked", "chat", "reaction"]
-NOTICE_KINDS: tuple[str, ...] = ("meeting_ended", "participant_revoked", "chat", "reaction")
+NoticeKind = Literal["meeting_ended", "participant_revoked", "chat", "reaction", "muted", "role_changed"]
+NOTICE_KINDS: tuple[str, ...] = (
+    "meeting_ended",
+    "participant_revoked",
+    "chat",
+    "reaction",
+    "muted",
+    "role_changed",
+)
 
 
 @dataclass(frozen=True)
@@ -147,7 +158,7 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenError("token_invalid", "the join token lacks required claims") from exc
-    if claims.role not in ("host", "guest"):
+    if claims.role not in ROLES:
         raise TokenError("token_invalid", "the join token has an unknown role")
     if meeting_id is not None and claims.meeting_id != meeting_id:
         raise TokenError("token_wrong_meeting", "the join token is for another meeting")

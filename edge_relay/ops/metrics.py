@@ -110,6 +110,7 @@ def render(
             s.keyframe_requests_sent,
         ),
         ("relay_sender_reports_total", "Sender reports rewritten for subscribers.", s.sender_reports_sent),
+        ("relay_rtp_blocked_total", "Packets of tracks a host muted (not forwarded).", s.packets_blocked),
         ("relay_joins_total", "Participants admitted.", COUNTERS.joins),
         ("relay_connections_total", "WebSocket connections accepted.", COUNTERS.connections),
     ):

@@ -60,6 +60,15 @@ class Participant(OfferingPeer):
         self.wanted_sources: set[str] = set()
         self.video_codecs: dict[str, str] = {}  # source -> the codec the publisher asked for
         self.muted: dict[str, bool] = {}
+        #: Sources a host muted -> whether this participant may unmute them itself: the relay forwards
+        #: none of their packets meanwhile (edge_relay/rooms/moderation.py).
+        self.host_muted: dict[str, bool] = {}
+
+    def block(self, source: str, blocked: bool) -> None:
+        """Forward (or stop forwarding) ``source``'s packets, now and for a track published later."""
+        for track, info in self.tracks:
+            if info.source == source:
+                track.blocked = blocked
 
     def info(self) -> ParticipantInfo:
         return ParticipantInfo(
@@ -109,6 +118,8 @@ class Participant(OfferingPeer):
         return self.room.tracks_for(self)
 
     async def published(self, infos: list[TrackInfo]) -> None:
+        for source in self.host_muted:
+            self.block(source, True)
         await self.room.on_tracks_changed(self, published=infos)
 
     async def _lost(self) -> None:

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
+from edge_relay.rooms.bounded import BoundedDict
 from edge_relay.rooms.link import Link
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.signals import Event, ParticipantSignals
@@ -59,6 +60,10 @@ class RoomListener(Protocol):
         """One of our participants sent a chat message."""
 
 
+#: Leaves whose reason the other relays are told (a plain leave or a lost connection says ``left``).
+RELAYED_LEAVE_REASONS = ("removed_by_host",)
+LEAVE_REASONS_KEPT = 1000
+
 #: Chat message ids remembered per room, so a message arriving by two paths (a link and the gossip)
 #: reaches our participants once.
 CHAT_IDS_KEPT = 2000
@@ -78,6 +83,8 @@ class Room:
         self.listener: RoomListener | None = None
         self.speakers = SpeakerDetector()
         self._chat_seen: OrderedDict[str, None] = OrderedDict()
+        #: Why a participant of another relay left (a removal), told before its link's state drops it.
+        self.leave_reasons: BoundedDict = BoundedDict(LEAVE_REASONS_KEPT)
         self._on_empty = on_empty
         self._deadline = asyncio.get_running_loop().call_at(
             asyncio.get_running_loop().time() + max(0.0, ends_at - time.time()),
@@ -120,7 +127,8 @@ class Room:
             if pid not in before:
                 await self.tell(lambda peer: peer.participant_joined(info))  # noqa: B023 (awaited at once)
         for pid in before.keys() - after.keys():
-            await self.tell(lambda peer: peer.participant_left(pid, "left"))  # noqa: B023 (awaited at once)
+            why = self.leave_reasons.pop(pid, "left")
+            await self.tell(lambda peer: peer.participant_left(pid, why))  # noqa: B023 (awaited at once)
 
     async def add(self, participant: Participant) -> None:
         self.check_admission(participant.id)
@@ -140,6 +148,9 @@ class Room:
         await participant.close()
         if notify and participant.id not in self.visible():  # not: moved to a linked relay already
             await self.tell(lambda peer: peer.participant_left(participant.id, reason))
+            if reason in RELAYED_LEAVE_REASONS:  # ahead of the state without it: the links say why
+                event = {"type": "participant_left", "participant_id": participant.id, "reason": reason}
+                await self._to_links(lambda link: link.send_relayed(event))
         if gone:
             await self._tracks_changed(participant, (), gone)
         await self.sync_links()
@@ -341,6 +352,8 @@ class Room:
             await self.deliver_chat(event)
         elif event.get("type") in ("reaction", "track_muted"):
             await self.tell(lambda peer: peer.event(event))
+        elif event.get("type") == "participant_left":
+            self.leave_reasons[str(event.get("participant_id"))] = str(event.get("reason", "left"))
 
     async def deliver_chat(self, event: Event) -> bool:
         """A chat message of another relay's participant, by a link or by gossip: to ours, once."""

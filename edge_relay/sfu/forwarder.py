@@ -61,6 +61,7 @@ class ForwardingStats:
         self.keyframe_requests_received = 0
         self.keyframe_requests_sent = 0
         self.sender_reports_sent = 0
+        self.packets_blocked = 0  # of tracks a host muted
 
 
 STATS = ForwardingStats()
@@ -108,12 +109,17 @@ class PublishedTrack:
         self.subscriptions: list[Subscription] = []
         self.sender_reports = SenderReportMapper(clock_rate)  # the publisher's NTP <-> RTP mapping
         self._last_keyframe_request = -1e9
+        #: A host muted it: the relay forwards nothing of it, whatever the publisher keeps sending.
+        self.blocked = False
 
     async def on_packet(self, data: bytes, header: RtpHeader, arrival_ms: int) -> None:
         """The hot path: store, detect loss, forward to every subscription."""
         stats = STATS
         stats.packets_in += 1
         stats.bytes_in += len(data)
+        if self.blocked:  # nothing leaves, nor waits in the history for a subscriber's NACK
+            stats.packets_blocked += 1
+            return
         self.history.put(header.seq, data)
         if self.audio_level is not None:
             value = find_extension(data, header, self._level_id)  # type: ignore[arg-type]

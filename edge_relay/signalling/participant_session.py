@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_relay.config import RelayConfig
 from edge_relay.ops.clock import ClockCheck
 from edge_relay.ops.metrics import COUNTERS
-from edge_relay.rooms import notices
+from edge_relay.rooms import moderation, notices
 from edge_relay.rooms.directory import Rooms
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.room import JoinRefused, Room
@@ -148,6 +148,9 @@ class ParticipantSession(Session):
         await self.participant.negotiate()
 
     async def on_mute(self, msg: p.Mute) -> None:
+        if not msg.muted and moderation.self_unmute_refused(self.participant, msg.source):
+            await self.wire.error("not_allowed", f"a host muted your {msg.source}: a host must allow it")
+            return
         self.participant.muted[msg.source] = msg.muted
         track_id = f"{self.participant.id}/{msg.source}"
         event = {"type": "track_muted", "track_id": track_id, "muted": msg.muted}

@@ -1,4 +1,10 @@
-"""Meetings: create, get, join (passcode -> join token + relays), participants, leave, end."""
+"""Meetings: create, get, join (passcode -> join token + relays), participants, leave, end.
+
+The host controls (remove, mute, roles, lock) live in functions/routes/host_controls.py, on this router.
+When the host leaves, the meeting goes on without a host (co-hosts keep their powers); the host role
+stays with the host's account, which gets it back on rejoining. To leave the meeting to someone else
+for good, the host hands the role over first (``POST /meetings/{id}/host``).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from functions.core.security import (
 from functions.core.throttle import Attempt, Bucket, count_meeting_failure, meeting_failures
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
+from functions.routes import host_controls
 from functions.services import relay_notices
 from functions.services.meetings import (
     find_meeting,
@@ -47,9 +54,10 @@ from meetup_protocol.schemas.meetings import (
     MeetingOut,
     ParticipantOut,
 )
-from meetup_protocol.tokens import JoinClaims, issue_join_token
+from meetup_protocol.tokens import MODERATORS, JoinClaims, issue_join_token
 
 router = APIRouter(prefix="/meetings", tags=["meetings"], responses=error_responses(400, 401, 404, 422))
+router.include_router(host_controls.router)  # remove, mute, roles, lock: same concern, same Lambda
 
 
 @router.post("", status_code=201)
@@ -65,6 +73,7 @@ def create_meeting(body: MeetingCreate, user: CurrentUser) -> MeetingCreated:
         max_duration_minutes=body.max_duration_minutes,
         created_at=now,
         ends_at=now + timedelta(minutes=body.max_duration_minutes),
+        allow_self_unmute=body.allow_self_unmute,
     )
     for _ in range(5):  # ids are random; a collision is rare and simply retried
         meeting.meeting_id = new_meeting_id()
@@ -161,6 +170,12 @@ def join_meeting(
         # Guessing meeting ids costs attempts like guessing passcodes does, and is answered the same.
         meeting = _check_passcode(meeting_id, meeting, body.passcode, user.user_id, client_address(request))
     require_active(meeting)
+    if participant is not None and participant.removed:
+        raise ApiError(403, "removed_by_host", "a host removed you from this meeting")
+    if meeting.locked and not (
+        participant is not None and (participant.active or participant.role in MODERATORS)
+    ):
+        raise ApiError(403, "meeting_locked", "the meeting is locked: nobody new is admitted")
     if participant is None:
         participant = ParticipantModel(
             meeting.meeting_id,

@@ -25,7 +25,8 @@ Client -> relay
 Relay <-> relay (cascade; the joining relay is the client, the other makes the offers)
     cascade_join   {token, state}    state: LinkState, this relay's participants and tracks (with codecs)
     cascade_update {state}           either way, whenever a side's own participants or tracks change
-    relayed        {event}           either way: chat, reaction, track_muted, meeting_ended of its people
+    relayed        {event}           either way: chat, reaction, track_muted, meeting_ended of its people,
+                                     participant_left (why one of them left, e.g. removed_by_host)
     offer tracks: mid -> {publish_track: track_id} for the joining relay's tracks
 
 Relay -> client
@@ -37,6 +38,8 @@ Relay -> client
     meeting_ended {reason}                   then the relay closes the connection
     removed     {reason}                     this participant left (through the API): do not reconnect
     chat_ack    {message_id}                 the relay has this participant's chat notice: no resend
+    role_changed {participant_id, role}      host | co_host | guest (a host promoted, demoted, handed over)
+    muted_by_host {source, muted, can_unmute} to the muted participant: the relay forwards none of it
     error       {code, message}              a bad message is answered and otherwise ignored
     pong        {}
 """
@@ -82,6 +85,7 @@ from meetup_protocol.signalling.relay import (
     Error,
     MeetingEnded,
     Migrate,
+    MutedByHost,
     Offer,
     ParticipantJoined,
     ParticipantLeft,
@@ -89,6 +93,7 @@ from meetup_protocol.signalling.relay import (
     ReactionEvent,
     RelayMessage,
     Removed,
+    RoleChanged,
     ServerMessage,
     SpeakerLevel,
     SpeakersChanged,
@@ -142,6 +147,7 @@ __all__ = [
     "Message",
     "Migrate",
     "Mute",
+    "MutedByHost",
     "Notice",
     "Offer",
     "ParticipantInfo",
@@ -158,6 +164,7 @@ __all__ = [
     "RelayMessage",
     "Relayed",
     "Removed",
+    "RoleChanged",
     "Sdp",
     "ServerMessage",
     "Source",

@@ -37,7 +37,7 @@ class PublishSlot(BaseModel):
 class ParticipantInfo(BaseModel):
     participant_id: str
     name: str
-    role: Literal["host", "guest"]
+    role: Literal["host", "co_host", "guest"]
     tracks: list[TrackInfo] = []
 
 

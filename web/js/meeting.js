@@ -8,7 +8,8 @@
  *   track_added {info, track}, track_removed {track_id}, track_muted {track_id, muted},
  *   chat {message_id, sender_name, text, created_at, own, participant_id?},
  *   reaction {participant_id, name, emoji}, local_tracks {}, reconnecting {}, reconnected {},
- *   notice {message}, ended {reason}.
+ *   role_changed {participant_id, role}, muted_by_host {source, muted, can_unmute} (a host muted us),
+ *   notice {message}, ended {reason} (removed_by_host: a host removed us).
  *
  * Chat and reactions go to the API first (stored once, idempotency key, retried from an outbox), then
  * live through the relay; receivers drop duplicates by message id. The same flow as the Python SDK
@@ -281,10 +282,28 @@ export class Meeting extends Emitter {
       this.dominantSpeaker = dominant ?? null;
       this.emit("speakers_changed", { speakers: this.speakers, dominant: this.dominantSpeaker });
     });
+    connection.on("role_changed", ({ participant_id, role }) => {
+      const info = this.participants.get(participant_id);
+      if (info) info.role = role;
+      if (participant_id === this.participantId) {
+        this.role = role;
+        this._notice(`You are now ${role === "co_host" ? "a co-host" : `the ${role}`}.`);
+      }
+      this.emit("role_changed", { participant_id, role });
+    });
+    connection.on("muted_by_host", ({ source, muted, can_unmute }) => {
+      // The relay forwards nothing of it meanwhile; stop sending too, and say whether we may unmute.
+      if (muted && source === "microphone") this.setMicrophoneMuted(true);
+      else if (muted && source === "camera") this.setCameraOn(false);
+      const may = can_unmute ? "you can unmute yourself" : "a host must allow you to unmute";
+      this._notice(muted ? `A host muted your ${source}: ${may}.` : `A host lets you unmute your ${source}.`);
+      this.emit("muted_by_host", { source, muted, can_unmute });
+    });
     connection.on("chat_ack", ({ message_id }) => this.unacked.delete(message_id));
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
-    connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
+    // Left through the API elsewhere, or removed by a host: stay out either way.
+    connection.on("removed", ({ reason }) => this._finish(reason === "removed_by_host" ? reason : "left"));
     connection.on("media_state", ({ state, path }) => {
       if (this.connection === connection) this.emit("media_state", { state, path });
     });
