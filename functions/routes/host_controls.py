@@ -13,7 +13,6 @@ demote, or mute it) nor end the meeting; only the host hands the host role over.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pynamodb.exceptions import TransactWriteError
 
 from functions.core.deps import UserId
@@ -22,6 +21,7 @@ from functions.core.observability import count
 from functions.core.security import normalize_meeting_id
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
+from functions.routes.meetings_router import router
 from functions.services import relay_notices
 from functions.services.meetings import meeting_for_member, meeting_out, require_active
 from meetup_protocol.schemas.base import MeetingIdPath
@@ -36,7 +36,7 @@ from meetup_protocol.schemas.meetings import (
 )
 from meetup_protocol.tokens import MODERATORS
 
-router = APIRouter(responses=error_responses(403, 404, 410))
+RESPONSES = error_responses(403, 404, 410)
 
 
 def _moderator(meeting_id: str, user_id: str) -> tuple[MeetingModel, ParticipantModel]:
@@ -61,7 +61,7 @@ def _target(meeting: MeetingModel, caller: ParticipantModel, participant_id: str
     return target
 
 
-@router.post("/{meeting_id}/participants/{participant_id}/remove")
+@router.post("/{meeting_id}/participants/{participant_id}/remove", responses=RESPONSES)
 def remove_participant(
     meeting_id: MeetingIdPath, participant_id: ParticipantId, user_id: UserId
 ) -> HostAction:
@@ -93,7 +93,7 @@ def remove_participant(
     return HostAction(meeting_id=meeting.meeting_id, participant_id=participant_id, relays_told=told)
 
 
-@router.post("/{meeting_id}/participants/{participant_id}/role")
+@router.post("/{meeting_id}/participants/{participant_id}/role", responses=RESPONSES)
 def change_role(
     meeting_id: MeetingIdPath, participant_id: ParticipantId, body: RoleChange, user_id: UserId
 ) -> HostAction:
@@ -108,7 +108,7 @@ def change_role(
     return HostAction(meeting_id=meeting.meeting_id, participant_id=participant_id, relays_told=told)
 
 
-@router.post("/{meeting_id}/host")
+@router.post("/{meeting_id}/host", responses=RESPONSES)
 def hand_over(meeting_id: MeetingIdPath, body: HostHandover, user_id: UserId) -> HostAction:
     """The host gives the host role to another participant and becomes a co-host (e.g. before leaving,
     so that someone can end the meeting for all)."""
@@ -128,7 +128,7 @@ def hand_over(meeting_id: MeetingIdPath, body: HostHandover, user_id: UserId) ->
     return HostAction(meeting_id=meeting.meeting_id, participant_id=target.participant_id, relays_told=told)
 
 
-@router.post("/{meeting_id}/mute")
+@router.post("/{meeting_id}/mute", responses=RESPONSES)
 def mute(meeting_id: MeetingIdPath, body: MuteRequest, user_id: UserId) -> HostAction:
     """Mute one participant's source, or every guest's microphone (no ``participant_id``; hosts and
     co-hosts are spared, as in Zoom's "mute all"). The relay holding the track stops forwarding it; the
@@ -150,7 +150,7 @@ def mute(meeting_id: MeetingIdPath, body: MuteRequest, user_id: UserId) -> HostA
     return HostAction(meeting_id=meeting.meeting_id, participant_id=body.participant_id, relays_told=told)
 
 
-@router.post("/{meeting_id}/lock")
+@router.post("/{meeting_id}/lock", responses=RESPONSES)
 def lock(meeting_id: MeetingIdPath, body: LockRequest, user_id: UserId) -> MeetingOut:
     """Lock the meeting (nobody new is admitted, not even with the passcode) or unlock it. Who is in
     stays in; hosts and co-hosts can always come back."""

@@ -12,7 +12,7 @@ import secrets
 import time
 from datetime import timedelta
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from functions.core.client_address import client_address, throttle_subject
@@ -34,6 +34,7 @@ from functions.core.throttle import Attempt, Bucket, count_meeting_failure, meet
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
 from functions.routes import host_controls
+from functions.routes.meetings_router import router
 from functions.services import relay_notices
 from functions.services.meetings import (
     find_meeting,
@@ -56,8 +57,7 @@ from meetup_protocol.schemas.meetings import (
 )
 from meetup_protocol.tokens import MODERATORS, JoinClaims, issue_join_token
 
-router = APIRouter(prefix="/meetings", tags=["meetings"], responses=error_responses(400, 401, 404, 422))
-router.include_router(host_controls.router)  # remove, mute, roles, lock: same concern, same Lambda
+__all__ = ["host_controls", "router"]  # host_controls: its routes are on this router too
 
 
 @router.post("", status_code=201)
