@@ -36,12 +36,12 @@ def _mute_fields(data: dict[str, Any]) -> tuple[str, str, bool, bool, str]:
     return target, str(source), muted, allow, by
 
 
-async def apply_mute(room: Room, data: dict[str, Any]) -> int:
+async def apply_mute(room: Room | None, data: dict[str, Any]) -> int:
     """A host muted (or let unmute) a participant's source, or every guest's (``participant_id`` "*":
     hosts, co-hosts and the one who asked are spared). Returns how many of ours it touched."""
     target, source, muted, allow, by = _mute_fields(data)
     touched = 0
-    for participant in list(room.participants.values()):
+    for participant in list(room.participants.values()) if room else []:
         if target == "*" and (participant.role in MODERATORS or participant.id == by):
             continue
         if target not in ("*", participant.id):
@@ -90,10 +90,12 @@ def _roles(data: dict[str, Any]) -> dict[str, str]:
     return roles
 
 
-async def apply_roles(room: Room, data: dict[str, Any]) -> int:
+async def apply_roles(room: Room | None, data: dict[str, Any]) -> int:
     """Participants' roles changed: ours take them (the host's ``end`` is checked against it), and our
     participants hear of each one in the meeting, here or behind a link. Returns how many were told."""
     roles = _roles(data)
+    if room is None:
+        return 0
     changed = False
     for pid, role in roles.items():
         participant = room.participants.get(pid)

@@ -56,7 +56,7 @@ async def apply_pushed(rooms: Rooms, notice: Notice) -> bool:
         room = rooms.rooms.get(notice.meeting_id)
         try:
             apply = moderation.apply_mute if notice.kind == "muted" else moderation.apply_roles
-            changed = room is not None and await apply(room, data) > 0
+            changed = await apply(room, data) > 0  # checked whether or not the meeting is here
         except moderation.BadNotice as exc:
             raise NoticeRefused("token_invalid", str(exc)) from None
     else:
