@@ -356,12 +356,15 @@ class Meeting:
             self.speakers = {s["participant_id"]: s["level"] for s in data.get("speakers", [])}
             self.dominant_speaker = data.get("dominant")
             await self._emit(MeetingEvent(kind, data))
+        elif kind == "hand_changed":
+            await self._emit(MeetingEvent(kind, data))
         elif kind in ("role_changed", "muted_by_host"):
             await self._on_host_control(kind, data)
         elif kind == "chat_ack":
             self._unacked.pop(str(data.get("message_id")), None)
-        elif kind == "error":
+        elif kind == "error":  # a refused message (e.g. not_allowed): the meeting goes on
             log.warning("relay error", extra={"code": data.get("code")})
+            await self._emit(MeetingEvent(kind, data))
 
     async def _on_host_control(self, kind: str, data: dict[str, Any]) -> None:
         """Our role changed, or a host muted us: the relay forwards nothing of that source meanwhile
@@ -437,6 +440,28 @@ class Meeting:
         self.local_tracks.pop(source, None)
         if self.connection:
             await self.connection.unpublish(source)
+
+    @property
+    def hands(self) -> list[str]:
+        """Participant ids with a raised hand (ours included), first raised first."""
+        if self.connection is None:
+            return []
+        raised = {pid: info.get("hand_raised_at") for pid, info in self.participants.items()}
+        raised[self.participant_id] = self.connection.hand_raised_at
+        return [pid for pid, at in sorted(raised.items(), key=lambda item: item[1] or 0) if at is not None]
+
+    async def raise_hand(self, raised: bool = True) -> None:
+        """Raise (or lower) our hand; everyone gets ``hand_changed``, and ``hands`` keeps raise order."""
+        if self.connection is not None:
+            await self.connection.set_hand(raised)
+
+    async def lower_hand(self, participant_id: str | None = None) -> None:
+        """Lower our hand, or (a host or co-host) another participant's: the relay answers a guest's try
+        with an ``error`` event (``not_allowed``); this client refuses it first with NotAllowed."""
+        if participant_id not in (None, self.participant_id) and self.role not in ("host", "co_host"):
+            raise NotAllowed("only hosts and co-hosts lower others' hands", code="not_allowed")
+        if self.connection is not None:
+            await self.connection.set_hand(False, participant_id)
 
     @property
     def host_controls(self) -> HostControls:

@@ -63,6 +63,7 @@ class Participant(OfferingPeer):
         #: Sources a host muted -> whether this participant may unmute them itself: the relay forwards
         #: none of their packets meanwhile (edge_relay/rooms/moderation.py).
         self.host_muted: dict[str, bool] = {}
+        self.hand_raised_at: float | None = None  # edge_relay/rooms/hands.py
 
     def block(self, source: str, blocked: bool) -> None:
         """Forward (or stop forwarding) ``source``'s packets, now and for a track published later."""
@@ -76,6 +77,7 @@ class Participant(OfferingPeer):
             name=self.name,
             role=self.role,  # type: ignore[arg-type]
             tracks=[info for _, info in self.tracks],
+            hand_raised_at=self.hand_raised_at,
         )
 
     def track_info(self, key: str, track: PublishedTrack) -> TrackInfo:

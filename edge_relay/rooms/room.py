@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
+from edge_relay.rooms import hands
 from edge_relay.rooms.bounded import BoundedDict
 from edge_relay.rooms.link import Link
 from edge_relay.rooms.participant import Participant
@@ -327,6 +328,7 @@ class Room:
         before = {**{i.participant_id: i for i in old.participants}, **others}
         after = {**{i.participant_id: i for i in new.participants}, **others}
         await self._announce(before, after)
+        await hands.announce(self, old, new)
 
     async def relay_event(self, event: Event, source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
@@ -342,6 +344,10 @@ class Room:
         await self.tell(lambda peer: peer.event(event), exclude=source)
         await self._to_links(lambda link: link.send_relayed(event))
 
+    async def relay_to_links(self, event: Event) -> None:
+        """Pass an event to every linked relay only (what their participants hear comes from them)."""
+        await self._to_links(lambda link: link.send_relayed(event))
+
     async def on_relayed(self, link: Link, event: Event) -> None:
         """An event from a linked relay's participant: to ours only (never relayed on)."""
         if not self.is_current(link):
@@ -352,6 +358,8 @@ class Room:
             await self.deliver_chat(event)
         elif event.get("type") in ("reaction", "track_muted"):
             await self.tell(lambda peer: peer.event(event))
+        elif event.get("type") == "hand_changed":
+            await hands.on_relayed(self, event)
         elif event.get("type") == "participant_left":
             self.leave_reasons[str(event.get("participant_id"))] = str(event.get("reason", "left"))
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_relay.config import RelayConfig
 from edge_relay.ops.clock import ClockCheck
 from edge_relay.ops.metrics import COUNTERS
-from edge_relay.rooms import moderation, notices
+from edge_relay.rooms import hands, moderation, notices
 from edge_relay.rooms.directory import Rooms
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.room import JoinRefused, Room
@@ -117,6 +117,7 @@ class ParticipantSession(Session):
             p.Mute: self.on_mute,
             p.Reaction: self.on_reaction,
             p.Chat: self.on_chat,
+            p.Hand: self.on_hand,
             p.End: self.on_end,
             p.Leave: self.on_leave,
             p.Ping: self.on_ping,
@@ -186,6 +187,11 @@ class ParticipantSession(Session):
             # The sender keeps announcing it (after a reconnect) until this: confirmed chat reaches
             # everyone live even when the first announcement died with a connection.
             await self.wire.send(p.message("chat_ack", message_id=data.get("message_id")))
+
+    async def on_hand(self, msg: p.Hand) -> None:
+        refused = await hands.on_hand(self.room, self.participant, msg.participant_id, msg.raised)
+        if refused is not None:
+            await self.wire.error(*refused)
 
     async def on_end(self, _: p.End) -> None:
         if self.participant.role != "host":

@@ -18,6 +18,7 @@ Client -> relay
     mute        {source, muted}
     reaction    {notice}                     the API's signed notice of the stored reaction; fanned out
     chat        {notice}                     the API's signed notice of the stored message; fanned out
+    hand        {raised, participant_id?}    raise/lower one's hand; hosts and co-hosts lower others'
     end         {}                           host only: the meeting ends for everyone
     leave       {}
     ping        {}
@@ -40,6 +41,7 @@ Relay -> client
     chat_ack    {message_id}                 the relay has this participant's chat notice: no resend
     role_changed {participant_id, role}      host | co_host | guest (a host promoted, demoted, handed over)
     muted_by_host {source, muted, can_unmute} to the muted participant: the relay forwards none of it
+    hand_changed {participant_id, raised, raised_at, by}  hands in raise order (raised_at)
     error       {code, message}              a bad message is answered and otherwise ignored
     pong        {}
 """
@@ -62,6 +64,7 @@ from meetup_protocol.signalling.client import (
     Chat,
     ClientMessage,
     End,
+    Hand,
     Join,
     Leave,
     Mute,
@@ -83,6 +86,7 @@ from meetup_protocol.signalling.relay import (
     ChatAck,
     ChatEvent,
     Error,
+    HandChanged,
     MeetingEnded,
     Migrate,
     MutedByHost,
@@ -135,6 +139,8 @@ __all__ = [
     "CodecInfo",
     "End",
     "Error",
+    "Hand",
+    "HandChanged",
     "Join",
     "Kind",
     "Leave",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 from meetup_protocol.signalling.json_text import ProtocolError, parse_message
 from meetup_protocol.signalling.relay import (
     ChatEvent,
+    HandChanged,
     MeetingEnded,
     ParticipantLeft,
     ReactionEvent,
@@ -46,9 +47,11 @@ class CascadeUpdate(Message):
 
 
 #: What one relay passes on to another for its participants: events the relay -> client protocol defines.
+#: ``hand_changed`` (lowered): a host or co-host there lowers the hand of one of ours.
 #: ``participant_left`` carries why (e.g. ``removed_by_host``) ahead of the state that drops them.
 RelayedEvent = Annotated[
-    ChatEvent | ReactionEvent | TrackMuted | MeetingEnded | ParticipantLeft, Field(discriminator="type")
+    ChatEvent | ReactionEvent | TrackMuted | MeetingEnded | ParticipantLeft | HandChanged,
+    Field(discriminator="type"),
 ]
 _relayed_events: TypeAdapter[Any] = TypeAdapter(RelayedEvent)
 

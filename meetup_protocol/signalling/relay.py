@@ -62,6 +62,17 @@ class RoleChanged(RelayMessage):
     role: Literal["host", "co_host", "guest"]
 
 
+class HandChanged(RelayMessage):
+    """A hand went up or down (``by``: who lowered it, when not its owner). Order hands by
+    ``raised_at``; a joiner finds the raised ones in its welcome (``hand_raised_at``)."""
+
+    type: Literal["hand_changed"] = "hand_changed"
+    participant_id: str
+    raised: bool
+    raised_at: float | None = None
+    by: str | None = None
+
+
 class MutedByHost(RelayMessage):
     """To the muted participant only: a host muted ``source``; the relay forwards none of it until it
     is unmuted. ``can_unmute``: the meeting lets participants unmute themselves (else only after a host
@@ -188,7 +199,8 @@ ServerMessage = Annotated[
     | Pong
     | SpeakersChanged
     | RoleChanged
-    | MutedByHost,
+    | MutedByHost
+    | HandChanged,
     Field(discriminator="type"),
 ]
 #: Every relay -> client message, by type.

@@ -23,7 +23,19 @@ SOURCES = {"relay.js": RELAY_JS, "meeting.js": MEETING_JS}
 
 CLIENT_MESSAGES: dict[str, type[p.Message]] = {
     get_args(m.model_fields["type"].annotation)[0]: m
-    for m in (p.Join, p.Publish, p.Unpublish, p.Answer, p.Mute, p.Reaction, p.Chat, p.End, p.Leave, p.Ping)
+    for m in (
+        p.Join,
+        p.Publish,
+        p.Unpublish,
+        p.Answer,
+        p.Mute,
+        p.Reaction,
+        p.Chat,
+        p.Hand,
+        p.End,
+        p.Leave,
+        p.Ping,
+    )
 }
 #: Events relay.js makes itself (not relay messages): a remote track bound to its m-line, the socket
 #: closed, the media connection changing state.

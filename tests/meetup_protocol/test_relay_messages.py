@@ -31,6 +31,7 @@ def test_every_relay_message_round_trips() -> None:
         "speakers_changed": dict(speakers=[{"participant_id": "a", "level": 0.25}], dominant="a"),
         "role_changed": dict(participant_id="a", role="co_host"),
         "muted_by_host": dict(source="microphone", muted=True, can_unmute=False),
+        "hand_changed": dict(participant_id="a", raised=True, raised_at=1.5, by=None),
     }
     assert set(samples) == set(p.RELAY_MESSAGES)
     for type_, fields in samples.items():

@@ -8,7 +8,7 @@
  *   track_added {info, track}, track_removed {track_id}, track_muted {track_id, muted},
  *   chat {message_id, sender_name, text, created_at, own, participant_id?},
  *   reaction {participant_id, name, emoji}, local_tracks {}, reconnecting {}, reconnected {},
- *   role_changed {participant_id, role}, muted_by_host {source, muted, can_unmute} (a host muted us),
+ *   hands_changed {hands} (ids in raise order), role_changed {participant_id, role}, muted_by_host {source, muted, can_unmute} (a host muted us),
  *   notice {message}, ended {reason} (removed_by_host: a host removed us).
  *
  * Chat and reactions go to the API first (stored once, idempotency key, retried from an outbox), then
@@ -37,6 +37,8 @@ export class Meeting extends Emitter {
     this.region = region;
     this.info = null; // the API's MeetingOut
     this.role = "guest";
+    /** Raised hands: participant id -> raised_at (the relay's clock), shown in raise order. */
+    this.hands = new Map();
     this.participantId = "";
     this.connection = null;
     this.relayUrl = "";
@@ -119,6 +121,16 @@ export class Meeting extends Emitter {
       }
     }
     this._notice("No camera or microphone available: you join to watch and listen.");
+  }
+
+  /** Participant ids with a raised hand, first raised first. */
+  raisedHands() {
+    return [...this.hands.entries()].sort((a, b) => a[1] - b[1]).map(([id]) => id);
+  }
+
+  /** Raise or lower one's own hand; a host or co-host may lower another's (`participantId`). */
+  setHand(raised, participantId = null) {
+    this.connection?.setHand(raised, participantId);
   }
 
   _notice(message) {
@@ -241,7 +253,9 @@ export class Meeting extends Emitter {
     this.participants = new Map(
       [...connection.participants.values()].map((p) => [p.participant_id, participantInfo(p)]),
     );
+    this.hands = new Map();
     for (const participant of this.participants.values()) {
+      if (participant.hand_raised_at != null) this.hands.set(participant.participant_id, participant.hand_raised_at);
       this.emit("participant_joined", { participant });
     }
     connection.on("track", ({ info, track }) => {
@@ -255,6 +269,7 @@ export class Meeting extends Emitter {
     });
     connection.on("participant_left", (msg) => {
       this.participants.delete(msg.participant_id);
+      this.hands.delete(msg.participant_id);
       this._dropTracks((info) => info.participant_id === msg.participant_id);
       this.emit("participant_left", msg);
     });
@@ -290,6 +305,13 @@ export class Meeting extends Emitter {
         this._notice(`You are now ${role === "co_host" ? "a co-host" : `the ${role}`}.`);
       }
       this.emit("role_changed", { participant_id, role });
+    });
+    connection.on("hand_changed", ({ participant_id, raised, raised_at }) => {
+      const info = this.participants.get(participant_id);
+      if (info) info.hand_raised_at = raised ? raised_at : null;
+      if (raised) this.hands.set(participant_id, raised_at);
+      else this.hands.delete(participant_id);
+      this.emit("hands_changed", { hands: this.raisedHands() });
     });
     connection.on("muted_by_host", ({ source, muted, can_unmute }) => {
       // The relay forwards nothing of it meanwhile; stop sending too, and say whether we may unmute.
@@ -428,5 +450,10 @@ export class Meeting extends Emitter {
 }
 
 function participantInfo(participant) {
-  return { participant_id: participant.participant_id, name: participant.name, role: participant.role };
+  return {
+    participant_id: participant.participant_id,
+    name: participant.name,
+    role: participant.role,
+    hand_raised_at: participant.hand_raised_at ?? null,
+  };
 }
