@@ -14,6 +14,8 @@ import time
 import httpx
 
 from functions.core.security import join_signing_key
+from functions.models import RelayModel
+from local_stack.relays import RelayProcess
 from meetup_protocol.tokens import issue_notice
 from tests.conftest import Api
 from tests.edge_relay.media import Peer, wait_until
@@ -162,9 +164,30 @@ async def test_removal_drops_the_session_everywhere_across_relays_and_its_tokens
             replies, code = await exchange(relay.url, join_frame(old_token))
             assert replies[0]["code"] == "token_revoked" and code == 4403, relay.region
         assert api.join(meeting, guest).json()["error"]["code"] == "removed_by_host"
+        # A relay that was not there (cut off, or started since), which the API never tells: the
+        # cluster's state brings it the removal, and it refuses the old token too.
+        assert await refused_by_a_late_relay(stack, old_token)
     finally:
         await g.close(leave=False)
         await w.close()
+
+
+async def refused_by_a_late_relay(stack, token: str) -> bool:
+    """Whether a relay started now, seeded with the cluster and unknown to the API, comes to refuse
+    ``token`` as revoked (within ~10 s: the cluster's push-pull)."""
+    seeds = ",".join(r.gossip for r in RelayModel.scan(consistent_read=True) if r.gossip)
+    env = {"MEETUP_RELAY_REGISTRY": "false", "MEETUP_RELAY_CLUSTER_SEEDS": seeds}
+    late = RelayProcess("late", stack.join_public_key, env=env)
+    late.start()
+    try:
+        for _ in range(40):
+            replies, _ = await exchange(late.url, join_frame(token))
+            if replies and replies[0].get("code") == "token_revoked":
+                return True
+            await asyncio.sleep(0.25)
+        return False
+    finally:
+        late.stop()
 
 
 async def test_a_guest_over_the_relay_and_a_notice_of_the_wrong_shape_change_nothing(api: Api, stack) -> None:
