@@ -41,7 +41,9 @@ async def apply_mute(room: Room | None, data: dict[str, Any]) -> int:
     hosts, co-hosts and the one who asked are spared). Returns how many of ours it touched."""
     target, source, muted, allow, by = _mute_fields(data)
     touched = 0
-    for participant in list(room.participants.values()) if room else []:
+    if room is None:
+        return touched  # checked all the same: a bad notice is refused whether or not the meeting is here
+    for participant in list(room.participants.values()):
         if target == "*" and (participant.role in MODERATORS or participant.id == by):
             continue
         if target not in ("*", participant.id):

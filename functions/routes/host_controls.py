@@ -14,6 +14,7 @@ demote, or mute it) nor end the meeting; only the host hands the host role over.
 from __future__ import annotations
 
 from pynamodb.exceptions import TransactWriteError
+from pynamodb.expressions.update import Action
 
 from functions.core.deps import UserId
 from functions.core.errors import ApiError, error_responses
@@ -73,11 +74,14 @@ def remove_participant(
         raise ApiError(403, "not_allowed", "leave the meeting instead of removing yourself")
     if target.role == "host":
         raise ApiError(403, "not_allowed", "the host cannot be removed")
-    actions = [ParticipantModel.removed.set(True), ParticipantModel.active.set(False)]
+    actions: list[Action] = [ParticipantModel.removed.set(True), ParticipantModel.active.set(False)]
     try:
         with transaction() as tx:
-            if target.active:
-                tx.update(target, actions=[*actions, ParticipantModel.left_at.set(utcnow())])
+            if target.active:  # its seat frees once: not if a concurrent leave freed it already
+                still_in = ParticipantModel.active == True  # noqa: E712
+                tx.update(
+                    target, actions=[*actions, ParticipantModel.left_at.set(utcnow())], condition=still_in
+                )
                 tx.update(meeting, actions=[MeetingModel.active_count.add(-1)])
             else:
                 tx.update(target, actions=actions)
