@@ -148,6 +148,17 @@ async def test_removal_drops_the_session_everywhere_across_relays_and_its_tokens
             "role": "co_host",
         }
 
+        # A mute of the far relay's participant: the far relay drops it, so nothing crosses the link.
+        gmic = f"{gid}/microphone"
+        took = await timed(
+            lambda: api.post(f"/meetings/{mid}/mute", host, json={"participant_id": gid}),
+            lambda: any(e["track_id"] == gmic for e in events(w, "track_muted")),
+        )
+        print(f"host mute -> track_muted across the cascade: {took * 1000:.0f} ms")
+        assert took < 3.0
+        assert await still(w, gmic) == 0
+        assert relay_metrics(stack, "eu-west-1")["relay_rtp_blocked_total"] > 0
+
         def left() -> bool:
             return any(e["participant_id"] == gid for e in events(w, "participant_left"))
 
@@ -159,7 +170,7 @@ async def test_removal_drops_the_session_everywhere_across_relays_and_its_tokens
         assert gone["reason"] == "removed_by_host"
         assert await wait_until(lambda: g.conn.closed.is_set(), 3)
         assert events(g, "removed") == [{"type": "removed", "reason": "removed_by_host"}]
-        assert await still(w, f"{gid}/microphone", 1.0) == 0
+        assert await still(w, f"{gid}/camera", 1.0) == 0
         for relay in running(stack):  # its tokens are dead at every relay, and the API refuses it
             replies, code = await exchange(relay.url, join_frame(old_token))
             assert replies[0]["code"] == "token_revoked" and code == 4403, relay.region
