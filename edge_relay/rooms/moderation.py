@@ -59,6 +59,7 @@ async def _mute_one(room: Room, participant: Participant, source: str, muted: bo
     else:
         participant.host_muted.pop(source, None)
     participant.block(source, muted)
+    room.host_mutes[participant.id] = dict(participant.host_muted)
     told = {"type": "muted_by_host", "source": source, "muted": muted, "can_unmute": allow or not muted}
     await participant.signals.event(told)
     if muted and not participant.muted.get(source, False):
@@ -71,7 +72,7 @@ async def _mute_one(room: Room, participant: Participant, source: str, muted: bo
                 await track.request_keyframe(force=True)  # subscribers resume at a keyframe
 
 
-def self_unmute_refused(participant: Participant, source: str) -> bool:
+def self_unmute_refused(room: Room, participant: Participant, source: str) -> bool:
     """Whether a participant's own unmute of ``source`` is refused (a host muted it, and the meeting
     does not let participants unmute themselves); an allowed one lifts the host's mute."""
     if source not in participant.host_muted:
@@ -79,8 +80,17 @@ def self_unmute_refused(participant: Participant, source: str) -> bool:
     if not participant.host_muted[source]:
         return True
     del participant.host_muted[source]
+    room.host_mutes[participant.id] = dict(participant.host_muted)
     participant.block(source, False)
     return False
+
+
+def restore(room: Room, participant: Participant) -> None:
+    """A participant (re)joining here keeps what a host muted of it: reconnecting unmutes nothing.
+    (The mutes live with the room on this relay: a reconnect to another relay starts unmuted.)"""
+    for source, may_unmute in room.host_mutes.get(participant.id, {}).items():
+        participant.host_muted[source] = may_unmute
+        participant.muted[source] = True
 
 
 def _roles(data: dict[str, Any]) -> dict[str, str]:

@@ -86,6 +86,8 @@ class Room:
         self._chat_seen: OrderedDict[str, None] = OrderedDict()
         #: Why a participant of another relay left (a removal), told before its link's state drops it.
         self.leave_reasons: BoundedDict = BoundedDict(LEAVE_REASONS_KEPT)
+        #: Participant id -> {source: may unmute itself} of host mutes, so a reconnect keeps them.
+        self.host_mutes: BoundedDict = BoundedDict(LEAVE_REASONS_KEPT)
         self._on_empty = on_empty
         self._deadline = asyncio.get_running_loop().call_at(
             asyncio.get_running_loop().time() + max(0.0, ends_at - time.time()),

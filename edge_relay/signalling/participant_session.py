@@ -78,6 +78,7 @@ async def join(
     )
     for source in msg.publish:
         participant.want(source, msg.video_codec)
+    moderation.restore(room, participant)
     await room.add(participant)
     COUNTERS.joins += 1
     log.info("joined", extra={"meeting_id": room.meeting_id, "participant_id": participant.id})
@@ -149,7 +150,7 @@ class ParticipantSession(Session):
         await self.participant.negotiate()
 
     async def on_mute(self, msg: p.Mute) -> None:
-        if not msg.muted and moderation.self_unmute_refused(self.participant, msg.source):
+        if not msg.muted and moderation.self_unmute_refused(self.room, self.participant, msg.source):
             await self.wire.error("not_allowed", f"a host muted your {msg.source}: a host must allow it")
             return
         self.participant.muted[msg.source] = msg.muted

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -81,8 +82,15 @@ async def test_a_host_mute_is_enforced_at_the_relay_and_self_unmute_follows_the_
         await a.send_raw({"type": "mute", "source": "microphone", "muted": False})
         assert await wait_until(lambda: "not_allowed" in {e["code"] for e in events(a, "error")}, 2)
         assert await still(w, mic, 0.8) == 0
+        # Reconnecting (a new session of the same participant) unmutes nothing.
+        await a.close(leave=False)
+        a = await join_on(stack, loud, meeting, "local")
+        await a.send_raw({"type": "mute", "source": "microphone", "muted": False})
+        assert await wait_until(lambda: "not_allowed" in {e["code"] for e in events(a, "error")}, 2)
+        assert await wait_until(lambda: w.frames(cam) > 0 and mic in w.received, 10)
+        assert await still(w, mic, 0.8) == 0
         # The host allows it again: the relay forwards it (A never muted itself, so it flows at once).
-        took = await timed(lambda: mute(False), lambda: w.frames(mic) > 0 and still_growing(w, mic))
+        took = await timed(lambda: mute(False), growing(w, mic))
         print(f"host unmute -> media again at another participant: {took * 1000:.0f} ms")
         assert events(a, "muted_by_host")[-1]["muted"] is False
         assert not a.conn.closed.is_set() and not w.conn.closed.is_set()
@@ -91,14 +99,16 @@ async def test_a_host_mute_is_enforced_at_the_relay_and_self_unmute_follows_the_
         await w.close()
 
 
-_last: dict[str, int] = {}
+def growing(peer: Peer, track_id: str) -> Callable[[], bool]:
+    """A polling condition: whether ``track_id``'s frame count grew since the previous poll."""
+    last = [peer.frames(track_id)]
 
+    def grew() -> bool:
+        now, before = peer.frames(track_id), last[0]
+        last[0] = now
+        return now > before
 
-def still_growing(peer: Peer, track_id: str) -> bool:
-    """Whether ``track_id``'s frame count grew since the last call (for polling conditions)."""
-    now, before = peer.frames(track_id), _last.get(track_id, peer.frames(track_id))
-    _last[track_id] = now
-    return now > before
+    return grew
 
 
 async def test_mute_all_spares_moderators_and_self_unmute_is_allowed_by_default(api: Api, stack) -> None:
@@ -119,7 +129,7 @@ async def test_mute_all_spares_moderators_and_self_unmute_is_allowed_by_default(
         assert await still(c, gmic) == 0
         assert await still(g, cmic, 0.5) > 0 and not events(c, "muted_by_host")  # moderators spared
         await g.send_raw({"type": "mute", "source": "microphone", "muted": False})  # allowed: flows
-        assert await wait_until(lambda: still_growing(c, gmic), 5)
+        assert await wait_until(growing(c, gmic), 5)
         assert not events(g, "error")
     finally:
         await c.close()
