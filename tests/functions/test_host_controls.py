@@ -152,3 +152,16 @@ def test_a_locked_meeting_admits_nobody_new_even_with_the_passcode(api: Api, rol
     assert api.join(meeting, host).status_code == 200  # the host too
     api.post(f"/meetings/{mid}/lock", host, json={"locked": False})
     assert api.join(meeting, newcomer).status_code == 200
+
+
+def test_when_the_host_leaves_the_meeting_goes_on_and_the_host_comes_back_as_host(api: Api) -> None:
+    meeting, host, (co, guest) = api.joined_meeting(2)
+    mid, ids = meeting["meeting_id"], pids(api, meeting, host)
+    api.post(f"/meetings/{mid}/participants/{ids['Guest 0']}/role", host, json={"role": "co_host"})
+    assert api.post(f"/meetings/{mid}/leave", host).status_code == 204
+    assert api.get(f"/meetings/{mid}", guest).json()["status"] == "active"  # no host, still on
+    r = api.post(f"/meetings/{mid}/mute", co, json={"participant_id": ids["Guest 1"]})
+    assert r.status_code == 200  # co-hosts keep moderating
+    assert error_code(api.post(f"/meetings/{mid}/end", co)) == "not_host"
+    back = api.join(meeting, host)
+    assert back.status_code == 200 and back.json()["role"] == "host"
