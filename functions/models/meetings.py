@@ -36,6 +36,9 @@ class MeetingModel(Model):
     locked = BooleanAttribute(default=False)
     #: Whether a participant muted by a host may unmute itself (Zoom's setting of the same name).
     allow_self_unmute = BooleanAttribute(default=True)
+    #: Guests who pass the passcode wait for a host's admission (functions/services/waiting_room.py).
+    waiting_room = BooleanAttribute(default=False)
+    waiting = UnicodeAttribute(null=True)  # the waiting room's entries, JSON
 
 
 class ParticipantModel(Model):

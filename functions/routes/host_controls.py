@@ -1,4 +1,5 @@
-"""Host controls: remove a participant, mute others, promote and demote co-hosts, hand over, lock.
+"""Host controls: remove a participant, mute others, promote and demote co-hosts, hand over, lock, and
+admit or deny the waiting room's guests (functions/services/waiting_room.py).
 
 The API is the authority on who may do what (roles live in the participants table) and on admission
 (removal and the lock are enforced at ``POST /join``); what must take effect at once in the media plane
@@ -13,6 +14,8 @@ demote, or mute it) nor end the meeting; only the host hands the host role over.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.expressions.update import Action
 
@@ -23,7 +26,7 @@ from functions.core.security import normalize_meeting_id
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
 from functions.routes.meetings_router import router
-from functions.services import relay_notices
+from functions.services import relay_notices, waiting_room
 from functions.services.meetings import meeting_for_member, meeting_out, require_active
 from meetup_protocol.schemas.base import MeetingIdPath
 from meetup_protocol.schemas.meetings import (
@@ -34,6 +37,7 @@ from meetup_protocol.schemas.meetings import (
     MuteRequest,
     ParticipantId,
     RoleChange,
+    WaitingOut,
 )
 from meetup_protocol.tokens import MODERATORS
 
@@ -161,3 +165,32 @@ def lock(meeting_id: MeetingIdPath, body: LockRequest, user_id: UserId) -> Meeti
     meeting, _ = _moderator(meeting_id, user_id)
     meeting.update(actions=[MeetingModel.locked.set(body.locked)])
     return meeting_out(meeting)
+
+
+@router.get("/{meeting_id}/waiting", responses=RESPONSES)
+def waiting_list(meeting_id: MeetingIdPath, user_id: UserId) -> list[WaitingOut]:
+    """Who waits for admission, first come first (hosts and co-hosts)."""
+    meeting, _ = _moderator(meeting_id, user_id)
+    waiting = [e for e in waiting_room.entries(meeting).values() if e.get("state") == "waiting"]
+    return [
+        WaitingOut(
+            participant_id=str(e["participant_id"]),
+            display_name=str(e.get("display_name", "")),
+            since=float(e.get("since", 0)),
+        )
+        for e in sorted(waiting, key=lambda e: float(e.get("since", 0)))
+    ]
+
+
+@router.post("/{meeting_id}/waiting/{participant_id}/{decision}", responses=RESPONSES)
+def admit_or_deny(
+    meeting_id: MeetingIdPath,
+    participant_id: ParticipantId,
+    decision: Literal["admit", "deny"],
+    user_id: UserId,
+) -> HostAction:
+    """Admit a waiting guest (its next join gets a join token, no passcode asked) or deny it (told so)."""
+    meeting, _ = _moderator(meeting_id, user_id)
+    waiting_room.decide(meeting, participant_id, "admitted" if decision == "admit" else "denied")
+    count("WaitingDecisions")
+    return HostAction(meeting_id=meeting.meeting_id, participant_id=participant_id, relays_told=0)

@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from functions.core.client_address import client_address, throttle_subject
@@ -35,7 +36,7 @@ from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
 from functions.routes import host_controls
 from functions.routes.meetings_router import router
-from functions.services import relay_notices
+from functions.services import relay_notices, waiting_room
 from functions.services.meetings import (
     find_meeting,
     find_participant,
@@ -54,6 +55,7 @@ from meetup_protocol.schemas.meetings import (
     MeetingCreated,
     MeetingOut,
     ParticipantOut,
+    Waiting,
 )
 from meetup_protocol.tokens import MODERATORS, JoinClaims, issue_join_token
 
@@ -74,6 +76,7 @@ def create_meeting(body: MeetingCreate, user: CurrentUser) -> MeetingCreated:
         created_at=now,
         ends_at=now + timedelta(minutes=body.max_duration_minutes),
         allow_self_unmute=body.allow_self_unmute,
+        waiting_room=body.waiting_room,
     )
     for _ in range(5):  # ids are random; a collision is rare and simply retried
         meeting.meeting_id = new_meeting_id()
@@ -157,30 +160,43 @@ def _admit(meeting: MeetingModel, participant: ParticipantModel) -> None:
         raise ApiError(409, "join_conflict", "the meeting changed during the join; try again") from exc
 
 
-@router.post("/{meeting_id}/join", responses=error_responses(403, 409, 410, 429))
+_WAITING = {202: {"model": Waiting, "description": "in the waiting room: ask again after retry_after_s"}}
+
+
+@router.post("/{meeting_id}/join", responses={**error_responses(403, 409, 410, 429), **_WAITING})
 def join_meeting(
     meeting_id: MeetingIdPath, body: JoinRequest, user: CurrentUser, request: Request
 ) -> JoinResponse:
-    """Join with the passcode (the host and returning participants need none) and get a join token."""
+    """Join with the passcode (the host and returning participants need none) and get a join token. In a
+    meeting with a waiting room a new guest gets 202 until a host admits it (it asks again without the
+    passcode), or 403 ``denied_by_host`` once."""
     settings = get_settings()
     meeting_id = normalize_meeting_id(meeting_id)
     meeting = find_meeting(meeting_id)
     participant = find_participant(meeting_id, user.user_id)  # asked for a missing meeting too: same cost
-    if meeting is None or participant is None:
+    knocked = waiting_room.entries(meeting).get(user.user_id) if meeting and participant is None else None
+    if meeting is None or (participant is None and knocked is None):
         # Guessing meeting ids costs attempts like guessing passcodes does, and is answered the same.
         meeting = _check_passcode(meeting_id, meeting, body.passcode, user.user_id, client_address(request))
     require_active(meeting)
     if participant is not None and participant.removed:
         raise ApiError(403, "removed_by_host", "a host removed you from this meeting")
-    if meeting.locked and not (
-        participant is not None and (participant.active or participant.role in MODERATORS)
-    ):
+    present = participant is not None and (participant.active or participant.role in MODERATORS)
+    if meeting.locked and not (present or (knocked or {}).get("state") == "admitted"):
         raise ApiError(403, "meeting_locked", "the meeting is locked: nobody new is admitted")
+    participant_id = f"p_{secrets.token_hex(8)}"
+    if participant is None and meeting.waiting_room:
+        state, participant_id = waiting_room.knock(meeting, user.user_id, user.display_name)
+        if state == "waiting":
+            waiting = Waiting(participant_id=participant_id)
+            return JSONResponse(waiting.model_dump(), status_code=202)  # type: ignore[return-value]
+        if state == "denied":
+            raise ApiError(403, "denied_by_host", "a host denied you entry; join again to ask anew")
     if participant is None:
         participant = ParticipantModel(
             meeting.meeting_id,
             user.user_id,
-            participant_id=f"p_{secrets.token_hex(8)}",
+            participant_id=participant_id,
             role="guest",
             display_name=user.display_name,
             joined_at=utcnow(),

@@ -27,6 +27,7 @@ class MeetingCreate(StrictRequest):
     allow_self_unmute: bool = Field(
         default=True, description="whether a participant a host muted may unmute itself"
     )
+    waiting_room: bool = Field(default=False, description="guests wait for a host's admission")
 
 
 class MeetingOut(BaseModel):
@@ -43,6 +44,7 @@ class MeetingOut(BaseModel):
     participant_count: int
     locked: bool = Field(default=False, description="a locked meeting admits nobody new")
     allow_self_unmute: bool = True
+    waiting_room: bool = False
     failed_join_attempts: int | None = Field(
         default=None,
         description="host only: wrong passcodes tried against this meeting so far (none refuse anyone)",
@@ -132,3 +134,17 @@ class HostAction(BaseModel):
     meeting_id: str
     participant_id: str | None = None
     relays_told: int = Field(description="relays that accepted the notice (gossip carries it further)")
+
+
+class Waiting(BaseModel):
+    """``POST /join`` in a meeting with a waiting room: wait, then ask again (no passcode needed)."""
+
+    status: Literal["waiting"] = "waiting"
+    participant_id: str = Field(description="the id it will have once a host admits it")
+    retry_after_s: float = 2.0
+
+
+class WaitingOut(BaseModel):
+    participant_id: str
+    display_name: str
+    since: float = Field(description="Unix seconds")

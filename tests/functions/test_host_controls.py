@@ -165,3 +165,42 @@ def test_when_the_host_leaves_the_meeting_goes_on_and_the_host_comes_back_as_hos
     assert error_code(api.post(f"/meetings/{mid}/end", co)) == "not_host"
     back = api.join(meeting, host)
     assert back.status_code == 200 and back.json()["role"] == "host"
+
+
+def test_waiting_room_admit_and_deny(api: Api) -> None:
+    host = api.new_user("Host")
+    meeting = api.new_meeting(host, waiting_room=True)
+    mid = meeting["meeting_id"]
+    assert meeting["waiting_room"] is True
+    assert api.join(meeting, host).status_code == 200  # the host never waits
+    ann, bob = api.new_user("Ann"), api.new_user("Bob")
+    assert error_code(api.join(meeting, ann, "WRONGPASS")) == "wrong_meeting_or_passcode"
+    r = api.join(meeting, ann)
+    assert r.status_code == 202 and r.json()["status"] == "waiting", r.text
+    ann_pid = r.json()["participant_id"]
+    # Waiting is not membership: nothing of the meeting to see yet.
+    assert error_code(api.get(f"/meetings/{mid}/participants", ann)) == "meeting_not_found"
+    again = api.post(f"/meetings/{mid}/join", ann, json={})  # asking again needs no passcode
+    assert again.status_code == 202 and again.json()["participant_id"] == ann_pid
+    bob_pid = api.join(meeting, bob).json()["participant_id"]
+    listed = api.get(f"/meetings/{mid}/waiting", host).json()
+    assert [(w["participant_id"], w["display_name"]) for w in listed] == [(ann_pid, "Ann"), (bob_pid, "Bob")]
+    assert error_code(api.get(f"/meetings/{mid}/waiting", ann)) == "meeting_not_found"
+    r = api.post(f"/meetings/{mid}/waiting/{ann_pid}/admit", ann)
+    assert error_code(r) == "meeting_not_found"  # not a member, so not a moderator either
+    r = api.post(f"/meetings/{mid}/waiting/p_0123456789abcdef/admit", host)
+    assert error_code(r) == "participant_not_found"
+    assert api.post(f"/meetings/{mid}/waiting/{ann_pid}/bless", host).status_code == 422
+
+    assert api.post(f"/meetings/{mid}/waiting/{ann_pid}/admit", host).status_code == 200
+    admitted = api.post(f"/meetings/{mid}/join", ann, json={})  # the token, without a passcode round
+    assert admitted.status_code == 200 and admitted.json()["participant_id"] == ann_pid
+    assert admitted.json()["role"] == "guest"
+
+    assert api.post(f"/meetings/{mid}/waiting/{bob_pid}/deny", host).status_code == 200
+    r = api.post(f"/meetings/{mid}/join", bob, json={})
+    assert r.status_code == 403 and error_code(r) == "denied_by_host"
+    # Told once; from then on it is a stranger again: the passcode, and the wait, anew.
+    assert error_code(api.post(f"/meetings/{mid}/join", bob, json={})) == "wrong_meeting_or_passcode"
+    assert api.join(meeting, bob).status_code == 202
+    assert [w["display_name"] for w in api.get(f"/meetings/{mid}/waiting", host).json()] == ["Bob"]
