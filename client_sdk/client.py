@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from client_sdk.errors import (
     MeetupError,
     ServerError,
     UploadInterrupted,
+    WaitingForHost,
     error_from_response,
 )
 from meetup_protocol.schemas.auth import TokenResponse, UserOut
@@ -33,6 +35,8 @@ from meetup_protocol.schemas.meetings import (
     MeetingCreated,
     MeetingOut,
     ParticipantOut,
+    Waiting,
+    WaitingOut,
 )
 from meetup_protocol.schemas.recordings import RecordingOut, UploadPlan
 from meetup_protocol.schemas.settings import ImageUploadResponse, SettingsOut
@@ -205,11 +209,23 @@ class Client:
         return await self._json(MeetingOut, "GET", f"/meetings/{meeting_id}")
 
     async def join_meeting(
-        self, meeting_id: str, passcode: str | None = None, region: str | None = None
+        self, meeting_id: str, passcode: str | None = None, region: str | None = None, wait_s: float = 0
     ) -> JoinResponse:
-        """Admission to a meeting: a join token and the relays to present it to."""
+        """Admission to a meeting: a join token and the relays to present it to. In a waiting room, ask
+        again (no passcode needed) for up to ``wait_s`` seconds: WaitingForHost when no host admitted us
+        by then, DeniedByHost when one denied us."""
         body = {k: v for k, v in {"passcode": passcode, "region": region}.items() if v is not None}
-        return await self._json(JoinResponse, "POST", f"/meetings/{meeting_id}/join", json=body, retry=True)
+        deadline = time.monotonic() + wait_s
+        while True:
+            response = await self._request("POST", f"/meetings/{meeting_id}/join", json=body, retry=True)
+            if response.status_code != 202:
+                return JoinResponse.model_validate(response.json())
+            waiting = Waiting.model_validate(response.json())
+            pause = min(5.0, max(0.5, waiting.retry_after_s))
+            if time.monotonic() + pause > deadline:
+                raise WaitingForHost(waiting.participant_id)
+            await asyncio.sleep(pause)
+            body.pop("passcode", None)
 
     async def participants(self, meeting_id: str) -> list[ParticipantOut]:
         return await self._json(list[ParticipantOut], "GET", f"/meetings/{meeting_id}/participants")
@@ -244,6 +260,15 @@ class Client:
         lets the participant unmute itself again."""
         body = {"participant_id": participant_id, "source": source, "muted": muted}
         return await self._json(HostAction, "POST", f"/meetings/{meeting_id}/mute", json=body, retry=True)
+
+    async def waiting(self, meeting_id: str) -> list[WaitingOut]:
+        """Who waits in the waiting room, first come first."""
+        return await self._json(list[WaitingOut], "GET", f"/meetings/{meeting_id}/waiting")
+
+    async def admit(self, meeting_id: str, participant_id: str, admit: bool = True) -> HostAction:
+        """Admit (or with ``admit=False`` deny) a guest from the waiting room."""
+        path = f"/meetings/{meeting_id}/waiting/{participant_id}/{'admit' if admit else 'deny'}"
+        return await self._json(HostAction, "POST", path, retry=True)
 
     async def lock_meeting(self, meeting_id: str, locked: bool = True) -> MeetingOut:
         body = {"locked": locked}

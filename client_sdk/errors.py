@@ -44,6 +44,18 @@ class MeetingLocked(Forbidden):
     """The meeting is locked: nobody new is admitted, passcode or not."""
 
 
+class DeniedByHost(Forbidden):
+    """A host denied this user entry from the waiting room (joining again asks anew)."""
+
+
+class WaitingForHost(MeetupError):
+    """In the meeting's waiting room and no host admitted us (yet, or within the wait asked for)."""
+
+    def __init__(self, participant_id: str) -> None:
+        super().__init__("waiting for a host to admit you", code="waiting_for_host")
+        self.participant_id = participant_id
+
+
 class NotFound(MeetupError):
     pass
 
@@ -114,6 +126,7 @@ _BY_CODE: dict[str, type[MeetupError]] = {
     "not_host": NotAllowed,
     "removed_by_host": RemovedByHost,
     "meeting_locked": MeetingLocked,
+    "denied_by_host": DeniedByHost,
     "participant_not_found": ParticipantNotFound,
 }
 _BY_STATUS: dict[int, type[MeetupError]] = {

@@ -44,5 +44,9 @@ class HostControls:
         """Make another participant the host (e.g. before leaving); we become a co-host."""
         return await self.client.hand_over(self.meeting_id, participant_id)
 
+    async def admit(self, participant_id: str, admit: bool = True) -> HostAction:
+        """Admit (or deny) a guest waiting in the waiting room (``client.waiting`` lists them)."""
+        return await self.client.admit(self.meeting_id, participant_id, admit)
+
     async def lock(self, locked: bool = True) -> MeetingOut:
         return await self.client.lock_meeting(self.meeting_id, locked)

@@ -151,6 +151,7 @@ class Meeting:
         background: bool = True,
         pin_region: bool = False,
         ice_servers: list[IceServer] | None = None,
+        admission_wait_s: float = 300,
     ) -> Meeting:
         """Join and publish. With ``background`` the user's background setting (blur, or an image) is
         applied to the camera before it leaves this machine. ``region`` ranks the relays (the nearest by
@@ -159,18 +160,23 @@ class Meeting:
         Media goes direct to the relay when it can, else through the TURN servers the API hands out
         (``ice_servers`` replaces them): TURN over UDP, then TCP, then TLS, each attempt bounded
         (client_sdk/rtc/paths.py). ``media_path`` says which one carries it; :class:`TurnRefused` or
-        :class:`MediaPathFailed` say why none did."""
+        :class:`MediaPathFailed` say why none did. In a meeting with a waiting room this waits up to
+        ``admission_wait_s`` for a host to admit us (WaitingForHost, DeniedByHost otherwise)."""
         publish = dict(publish or {})
         if background and "camera" in publish:
             publish["camera"] = await apply_background_setting(client, publish["camera"])
         meeting = cls(client, meeting_id, publish, region, video_codec, pin_region)
         meeting.ice_servers = ice_servers
-        await meeting._connect(passcode)
+        await meeting._connect(passcode, wait_s=admission_wait_s)
         return meeting
 
-    async def _connect(self, passcode: str | None = None, avoid: str | None = None) -> None:
+    async def _connect(
+        self, passcode: str | None = None, avoid: str | None = None, wait_s: float = 0
+    ) -> None:
         started = time.monotonic()
-        admission = await self.client.join_meeting(self.meeting_id, passcode, region=self.region)
+        admission = await self.client.join_meeting(
+            self.meeting_id, passcode, region=self.region, wait_s=wait_s
+        )
         self.role = admission.role
         self.participant_id = admission.participant_id
         offered = [(r.url, r.region) for r in admission.relays]

@@ -4,9 +4,18 @@ the removed one's meeting for good."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from client_sdk.errors import MeetingLocked, NotAllowed, ParticipantNotFound, RemovedByHost
+from client_sdk.errors import (
+    DeniedByHost,
+    MeetingLocked,
+    NotAllowed,
+    ParticipantNotFound,
+    RemovedByHost,
+    WaitingForHost,
+)
 from client_sdk.media.sources import ToneAudioTrack
 from client_sdk.meeting import Meeting
 from tests.client_sdk.test_meeting import Watcher, new_client
@@ -88,4 +97,54 @@ async def test_host_controls_through_the_sdk(stack) -> None:
         for m in (host, guest, other):
             await m.leave()
         for c in (host_api, guest_api, other_api):
+            await c.aclose()
+
+
+async def test_waiting_room_through_the_sdk(stack) -> None:
+    host_api, ann_api, bob_api = [await new_client(stack.api_url, n) for n in ("Host", "Ann", "Bob")]
+    created = await host_api.create_meeting("Waiting room", waiting_room=True)
+    mid = created.meeting_id
+    host = await Meeting.join(host_api, mid, publish={"microphone": ToneAudioTrack()})
+    wh = Watcher(host)
+    joining = asyncio.ensure_future(
+        Meeting.join(ann_api, mid, created.passcode, publish={"microphone": ToneAudioTrack()})
+    )
+    denied = asyncio.ensure_future(Meeting.join(bob_api, mid, created.passcode, publish={}))
+    ann: Meeting | None = None
+    try:
+        waiting: list = []
+
+        async def both_wait() -> bool:
+            waiting[:] = await host_api.waiting(mid)
+            return len(waiting) == 2
+
+        for _ in range(50):
+            if await both_wait():
+                break
+            await asyncio.sleep(0.2)
+        assert sorted(w.display_name for w in waiting) == ["Ann", "Bob"], waiting
+        by_name = {w.display_name: w.participant_id for w in waiting}
+        assert not joining.done()
+        await host.host_controls.admit(by_name["Ann"])
+        await host.host_controls.admit(by_name["Bob"], admit=False)
+        ann = await asyncio.wait_for(joining, 20)
+        assert ann.participant_id == by_name["Ann"]
+        with pytest.raises(DeniedByHost):
+            await asyncio.wait_for(denied, 20)
+        # Admitted: it hears the host (its join returned with media flowing), and is heard.
+        assert await wait_until(lambda: wh.frames.get((ann.participant_id, "microphone"), 0) >= 10, 20)
+        remote = next(r for r in ann.remote_tracks.values() if r.info.participant_id == host.participant_id)
+        heard = ann.media(remote)
+        for _ in range(10):
+            await asyncio.wait_for(heard.recv(), 5)
+        with pytest.raises(WaitingForHost):  # Bob asks anew: he waits again, nobody admits him
+            await bob_api.join_meeting(mid, created.passcode, wait_s=1)
+    finally:
+        wh.stop()
+        for task in (joining, denied):
+            task.cancel()
+        for m in (host, ann):
+            if m is not None:
+                await m.leave()
+        for c in (host_api, ann_api, bob_api):
             await c.aclose()
