@@ -1,4 +1,5 @@
-"""``meet remove``, ``meet mute``, ``meet promote``, ``meet lock``: a host's or co-host's controls.
+"""``meet remove``, ``meet mute``, ``meet promote``, ``meet lock``, ``meet admit``: a host's or co-host's
+controls.
 
 A participant is named by its display name (as ``meet info`` lists them) or its participant id. Raised
 hands live with a participant's relay session, so they are part of ``meet join --hand`` (raise it while
@@ -30,7 +31,8 @@ MaybeWho = Annotated[
     list[str],
     typer.Argument(
         metavar="MEETING_ID [PARTICIPANT]",
-        help=f"{ID_RULE} Then the participant (display name or id); left out: every guest.",
+        help=f"{ID_RULE} Then the participant (display name or id); left out: every guest (mute) or "
+        "the list of who waits (admit).",
         callback=_id_then("PARTICIPANT", optional=True),
         show_default=False,
     ),
@@ -126,5 +128,29 @@ def lock(
         async with credentials.client(api) as client:
             meeting = await client.lock_meeting(mid, not unlock)
         console.print(user_text(f"meeting {meeting.meeting_id} {'locked' if meeting.locked else 'unlocked'}"))
+
+    run(go())
+
+
+def admit(meeting_and_who: MaybeWho, deny: bool = False, api: ApiOption = None) -> None:
+    """Admit a guest from the waiting room (or --deny it); without one, list who waits."""
+    meeting_id, rest = split_meeting_id(meeting_and_who)
+
+    async def go() -> None:
+        async with credentials.client(api) as client:
+            waiting = await client.waiting(meeting_id)
+            if not rest:
+                for w in waiting:
+                    console.print(user_text(f"  {w.display_name} ({w.participant_id})"))
+                console.print(user_text(f"{len(waiting)} waiting"))
+                return
+            who = rest[0]
+            named = [w.participant_id for w in waiting if who in (w.participant_id, w.display_name)]
+            if len(named) != 1:
+                raise ParticipantNotFound(
+                    f"{who!r} is not (only once) in the waiting room", code="participant_not_found"
+                )
+            await client.admit(meeting_id, named[0], not deny)
+        console.print(user_text(f"{'denied' if deny else 'admitted'} {who}"))
 
     run(go())

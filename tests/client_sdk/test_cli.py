@@ -62,6 +62,7 @@ def test_help_everywhere() -> None:
         "mute",
         "promote",
         "lock",
+        "admit",
         "demo",
         "local",
         "load-test",

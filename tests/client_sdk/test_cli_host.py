@@ -44,3 +44,22 @@ def test_host_commands(api: Api, stack, tmp_path: Path) -> None:
     info = run("info", mid, env=as_host).stdout
     assert "Guest 0 (host)" in info and "Host (co_host)" in info, info
     assert "--hand" in run("join", "--help").stdout
+
+
+def test_admit_command(api: Api, stack, tmp_path: Path) -> None:
+    host = api.new_user("Host")
+    meeting = api.new_meeting(host, waiting_room=True)
+    mid = meeting["meeting_id"]
+    ann, bob = api.new_user("Ann"), api.new_user("Bob")
+    assert api.join(meeting, ann).status_code == 202 and api.join(meeting, bob).status_code == 202
+    as_host = logged_in(tmp_path / "host", stack.api_url, host)
+    listed = run("admit", mid, env=as_host)
+    assert listed.returncode == 0 and "Ann (p_" in listed.stdout and "2 waiting" in listed.stdout, (
+        listed.stderr
+    )
+    assert "admitted Ann" in run("admit", mid, "Ann", env=as_host).stdout
+    assert "denied Bob" in run("admit", mid, "Bob", "--deny", env=as_host).stdout
+    assert api.post(f"/meetings/{mid}/join", ann, json={}).status_code == 200
+    assert error_code(api.post(f"/meetings/{mid}/join", bob, json={})) == "denied_by_host"
+    r = run("admit", mid, "Carol", env=as_host)
+    assert r.returncode == 1 and "participant_not_found" in r.stderr
