@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import timedelta
+from typing import Any
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -160,7 +161,9 @@ def _admit(meeting: MeetingModel, participant: ParticipantModel) -> None:
         raise ApiError(409, "join_conflict", "the meeting changed during the join; try again") from exc
 
 
-_WAITING = {202: {"model": Waiting, "description": "in the waiting room: ask again after retry_after_s"}}
+_WAITING: dict[int | str, dict[str, Any]] = {
+    202: {"model": Waiting, "description": "in the waiting room: ask again after retry_after_s"}
+}
 
 
 @router.post("/{meeting_id}/join", responses={**error_responses(403, 409, 410, 429), **_WAITING})
