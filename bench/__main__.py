@@ -1,9 +1,11 @@
-"""``python -m bench [--api | --relay] [--quick]``: control-plane and media-relay benchmarks, tables + JSON.
+"""``python -m bench [--api | --relay | --cluster | --turn] [--quick]``: the benchmarks, as tables + JSON.
 
 ``--api``: API load and Lambda cold starts on the local stack, to ``bench/results/latest.json``.
 ``--relay``: the edge relay's media plane (``bench.relay_bench``), to ``bench/results/relay.json``.
 ``--cluster``: the relays as one cluster: gossip detection, healing and load at 3/10/30 relays against
 SWIM's expectations (``bench.cluster_gossip``), and a cascade against one relay (``bench.relay_cascade``).
+``--turn``: each media path (direct, TURN over UDP, TCP, TLS through coturn): join to first decoded frame,
+delay and CPU per stream against direct (``bench.turn_paths``), to ``bench/results/turn-paths.json``.
 No flag runs the API and relay benchmarks. Every figure comes with a ratio against a baseline measured
 in the same run (``GET /healthz`` for load, a warm invocation for cold starts, aiortc's MediaRelay and a
 direct aiortc path for the relay, one relay for the cascade), since absolute numbers on a shared 2-core
@@ -231,6 +233,13 @@ def main(argv: list[str] | None = None) -> None:
         "--cluster", action="store_true", help="only the cluster benchmarks (gossip, cascade)"
     )
     parser.add_argument(
+        "--turn", action="store_true", help="only the TURN benchmark: each media path against direct"
+    )
+    parser.add_argument(
+        "--turn-out", type=Path, help="where to write the TURN JSON (default bench/results/turn-paths.json)"
+    )
+    parser.add_argument("--compare", type=Path, help="with --turn: an earlier run's JSON to set beside")
+    parser.add_argument(
         "--concurrency", help="comma-separated client counts, e.g. 1,8 (default: 1,8; quick: 8)"
     )
     parser.add_argument("--skip-load", action="store_true", help="skip the API load benchmark")
@@ -253,6 +262,14 @@ def main(argv: list[str] | None = None) -> None:
 
         cluster_gossip.main(["--sizes", "3,10"] if args.quick else [])
         relay_cascade.main(["--quick"] if args.quick else [])
+        return
+    if args.turn:
+        from bench import turn_paths
+
+        turn_args = ["--quick"] if args.quick else []
+        turn_args += ["--out", str(args.turn_out)] if args.turn_out else []
+        turn_args += ["--compare", str(args.compare)] if args.compare else []
+        turn_paths.main(turn_args)
         return
     if args.api or not args.relay:
         api_main(args, console)

@@ -29,6 +29,7 @@ from bench.common import _CLK_TCK, ROOT, percentile, proc_cpu_seconds
 from bench.rtp_media import Clip, OutStream, Scheduler
 from bench.rtp_sink import CountingSink, SinkPool, Totals
 from client_sdk.rtc.connection import RelayConnection
+from client_sdk.rtc.paths import PathPlan
 from local_stack.aws import free_port
 from meetup_protocol.metrics import parse as parse_metrics
 from meetup_protocol.signalling import Offer, PublishSlot
@@ -222,13 +223,19 @@ async def join(
     sink: CountingSink | None = None,
     scheduler: Scheduler | None = None,
     timeout_s: float = 20.0,
+    path: PathPlan | None = None,
 ) -> Participant:
-    """Join with the real signalling; publish ``clips`` (source -> clip) and count what arrives."""
+    """Join with the real signalling; publish ``clips`` (source -> clip) and count what arrives.
+    ``path``: how its media goes (client_sdk/rtc/paths.py; default direct)."""
     clips = clips or {}
     tracks: dict[str, MediaStreamTrack] = {source: SilentSource(SOURCE_KIND[source]) for source in clips}
     holder: dict[str, Participant] = {}
     conn = BenchConnection(
-        relay.url, relay.token(meeting_id, participant_id), tracks, on_answered=lambda c: holder["p"].bind(c)
+        relay.url,
+        relay.token(meeting_id, participant_id),
+        tracks,
+        on_answered=lambda c: holder["p"].bind(c),
+        path=path,
     )
     participant = holder["p"] = Participant(conn, sink, clips)
     await conn.connect()

@@ -27,6 +27,7 @@ from bench.relay_harness import RelayUnderTest, wait_until
 from bench.rtp_media import Clip, OutStream, Scheduler
 from bench.rtp_sink import CountingSink
 from client_sdk.rtc.connection import RelayConnection
+from client_sdk.rtc.paths import PathPlan
 from edge_relay.sfu.seams import SilentTrack, use_ice_host_addresses
 
 
@@ -51,10 +52,13 @@ async def direct_pair(
     return pub, sub, OutStream(transceiver, clip)
 
 
-async def relay_join(relay: RelayUnderTest, meeting_id: str, participant_id: str) -> dict[str, float]:
-    """One real client joining through the relay: ms to welcome, to media connected, to first frame."""
+async def relay_join(
+    relay: RelayUnderTest, meeting_id: str, participant_id: str, path: PathPlan | None = None
+) -> dict[str, float]:
+    """One real client joining through the relay: ms to welcome, to media connected, to first frame.
+    ``path``: how its media goes (client_sdk/rtc/paths.py; default direct)."""
     started = time.monotonic()
-    conn = RelayConnection(relay.url, relay.token(meeting_id, participant_id), {})
+    conn = RelayConnection(relay.url, relay.token(meeting_id, participant_id), {}, path=path)
     try:
         await conn.connect()
         welcome = time.monotonic()

@@ -29,7 +29,7 @@ from aiortc.sdp import SessionDescription
 from bench.rtp_media import abs_delay_ms, abs_send_time
 from edge_relay.sfu import seams
 from edge_relay.sfu.rtcp import build_nack, build_remb, build_rr
-from edge_relay.sfu.rtp import EXT_ABS_SEND_TIME
+from edge_relay.sfu.rtp import EXT_ABS_SEND_TIME, MalformedPacket, find_extension, parse_header
 
 NACK_RETRY_S = 0.1
 NACK_TRIES = 3
@@ -187,21 +187,12 @@ async def _send(transport: object, data: bytes) -> None:
 
 
 def _abs_value(data: bytes, abs_id: int) -> int | None:
-    """The abs-send-time value in a one-byte-profile extension block, or None."""
-    off = 12 + 4 * (data[0] & 0x0F)
-    if data[off : off + 2] != b"\xbe\xde":
+    """The abs-send-time value of the packet, or None."""
+    try:
+        value = find_extension(data, parse_header(data), abs_id)
+    except MalformedPacket:
         return None
-    i, end = off + 4, off + 4 + 4 * int.from_bytes(data[off + 2 : off + 4], "big")
-    while i < end:
-        b = data[i]
-        if b == 0:
-            i += 1
-            continue
-        eid, length = b >> 4, (b & 0x0F) + 1
-        if eid == abs_id and length == 3:
-            return int.from_bytes(data[i + 1 : i + 4], "big")
-        i += 1 + length
-    return None
+    return int.from_bytes(value, "big") if value is not None and len(value) == 3 else None
 
 
 @dataclass

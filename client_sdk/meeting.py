@@ -27,18 +27,34 @@ from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
 from client_sdk.rtc.paths import (
+    DIRECT_TIMEOUT_S,
     PROBE_DELAY_S,
     PROBE_TIMEOUT_S,
+    TURN_TIMEOUT_S,
     PathPlan,
+    force_path,
     plan_paths,
     probe_turn,
     refused,
 )
+from client_sdk.rtc.watchdog import MEDIA_SILENCE_S
 from meetup_protocol import signalling as p
 from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
 from meetup_protocol.schemas.meetings import IceServer
+from meetup_protocol.turn import PATH_ORDER
 
 log = logging.getLogger("client_sdk.meeting")
+
+#: After a media path went quiet: how long the relay has to answer a WebSocket ping for the SDK to
+#: keep it (and walk the paths to it again) rather than move to the next relay.
+SIGNALLING_CHECK_S = 2.0
+#: How long a reconnection waits for the old connection to close before it goes ahead anyway.
+CLOSE_WAIT_S = 1.0
+#: The SDK's bound from a media path failing (a TURN server dying, a firewall closing its port) to media
+#: flowing again through another path to the same relay, when one works: the silence that tells it, the
+#: ping, direct tried again (it may work now), then a TURN path (its allocation checks run meanwhile),
+#: plus the join through the API and the relay's RTT probe (2 s at most).
+PATH_SWITCH_BOUND_S = MEDIA_SILENCE_S + SIGNALLING_CHECK_S + DIRECT_TIMEOUT_S + TURN_TIMEOUT_S + 2.0
 
 
 async def apply_background_setting(client: Client, camera: MediaStreamTrack) -> MediaStreamTrack:
@@ -75,7 +91,8 @@ class TurnRefused(MediaPathFailed):
 @dataclass
 class MeetingEvent:
     """``type``: participant_joined, participant_left, track_added, track_removed, track_muted, chat,
-    reaction, chat_failed, reconnecting, reconnected, ended."""
+    reaction, chat_failed, reconnecting (``{"relay", "reason"}``), reconnected, media_path_changed
+    (``{"path", "previous", "relay"}``), ended."""
 
     type: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -121,11 +138,14 @@ class Meeting:
         self._feeds = MediaRelay()  # copies of local tracks, one per relay connection
         #: TURN servers to use instead of the API's (None: the join's own).
         self.ice_servers: list[IceServer] | None = None
+        #: The only media path to try ("direct", "turn/udp", "turn/tcp", "turn/tls"; None: each in turn).
+        self.forced_path: str | None = None
         #: Seconds from asking the API to join until media flowed, for the last (re)connection.
         self.connect_time_s: float | None = None
         #: Each path tried by the last (re)connection and why it failed, in order.
         self.path_errors: dict[str, str] = {}
         self._probes: set[asyncio.Task[str | None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()  # old connections still closing
         self._watch: asyncio.Task[None] | None = None
         #: Who speaks now, loudest first (participant id -> level 0..1), and who holds the stage (the
         #: dominant speaker, kept through pauses), as the relay detects them from the audio levels.
@@ -135,6 +155,10 @@ class Meeting:
         self.stop_sending_when_muted = True
         #: Sources a host muted -> whether we may unmute them ourselves.
         self.host_muted: dict[str, bool] = {}
+        #: Why the next reconnection happens, when it is not the signalling dropping.
+        self._reconnect_reason = ""
+        #: The media path last reported (``media_path_changed`` says when it moves).
+        self._reported_path: str | None = None
 
     # --- joining and reconnecting ----------------------------------------------------------------------
 
@@ -152,6 +176,7 @@ class Meeting:
         pin_region: bool = False,
         ice_servers: list[IceServer] | None = None,
         admission_wait_s: float = 300,
+        path: str | None = None,
     ) -> Meeting:
         """Join and publish. With ``background`` the user's background setting (blur, or an image) is
         applied to the camera before it leaves this machine. ``region`` ranks the relays (the nearest by
@@ -161,13 +186,20 @@ class Meeting:
         (``ice_servers`` replaces them): TURN over UDP, then TCP, then TLS, each attempt bounded
         (client_sdk/rtc/paths.py). ``media_path`` says which one carries it; :class:`TurnRefused` or
         :class:`MediaPathFailed` say why none did. In a meeting with a waiting room this waits up to
-        ``admission_wait_s`` for a host to admit us (WaitingForHost, DeniedByHost otherwise)."""
+        ``admission_wait_s`` for a host to admit us (WaitingForHost, DeniedByHost otherwise).
+        ``path`` forces one path, also when reconnecting
+        (ValueError for a name that is no path; MediaPathFailed ``path_not_offered`` when the join
+        offers no TURN server for it)."""
+        if path is not None and path not in PATH_ORDER:  # before the API admits us
+            raise ValueError(f"no such media path: {path!r} (choose from {', '.join(PATH_ORDER)})")
         publish = dict(publish or {})
         if background and "camera" in publish:
             publish["camera"] = await apply_background_setting(client, publish["camera"])
         meeting = cls(client, meeting_id, publish, region, video_codec, pin_region)
         meeting.ice_servers = ice_servers
+        meeting.forced_path = path
         await meeting._connect(passcode, wait_s=admission_wait_s)
+        meeting._reported_path = meeting.media_path
         return meeting
 
     async def _connect(
@@ -187,6 +219,13 @@ class Meeting:
         candidates = await rank_relays(offered)
         urls = [c.url for c in candidates if c.url != avoid] + [c.url for c in candidates if c.url == avoid]
         plans = plan_paths(self.ice_servers if self.ice_servers is not None else admission.ice_servers)
+        if self.forced_path is not None:
+            try:
+                plans = force_path(plans, self.forced_path)
+            except ValueError as exc:
+                raise MediaPathFailed(
+                    str(exc), code="path_not_offered", attempts={self.forced_path: str(exc)}
+                ) from exc
         # Once direct has not connected within PROBE_DELAY_S (where it works it mostly has), the TURN
         # servers are asked for an allocation while direct goes on (as a browser gathers relay
         # candidates): a path whose server refuses or does not answer is skipped, and a refused
@@ -303,7 +342,8 @@ class Meeting:
         return task
 
     async def _reconnect(self, avoid: str | None) -> None:
-        await self._emit(MeetingEvent("reconnecting", {"relay": self.relay_url}))
+        reason, self._reconnect_reason = self._reconnect_reason or "signalling closed", ""
+        await self._emit(MeetingEvent("reconnecting", {"relay": self.relay_url, "reason": reason}))
         delay = 0.2
         while not self._leaving and not self.ended.is_set():
             try:
@@ -317,9 +357,20 @@ class Meeting:
                 delay = min(5.0, delay * 2)
                 continue
             await self._emit(MeetingEvent("reconnected", {"relay": self.relay_url}))
+            await self._report_path()
             await self._announce_unacked()
             await self._catch_up_chat()
             return
+
+    async def _report_path(self) -> None:
+        """``media_path_changed`` (``{"path", "previous", "relay"}``) when media now flows through
+        another path than it last did: after a path failed and the SDK moved to the next one."""
+        path = self.media_path
+        if path is not None and path != self._reported_path:
+            previous, self._reported_path = self._reported_path, path
+            if previous is not None:
+                data = {"path": path, "previous": previous, "relay": self.relay_url}
+                await self._emit(MeetingEvent("media_path_changed", data))
 
     # --- events ----------------------------------------------------------------------------------------
 
@@ -339,12 +390,29 @@ class Meeting:
             if event.type == "migrate":
                 reconnect_from = connection.url
                 continue
+            if event.type == "media_lost":  # ICE failed or went silent; signalling may still be up
+                reason = f"{event.data['path']}: {event.data['reason']}"
+                self.path_errors = {event.data["path"]: event.data["reason"]}
+                self._reconnect_reason = f"media path lost ({reason})"
+                # A relay that still answers has only lost this path: walk the paths to it again
+                # (direct first, then each TURN transport). One that does not is avoided, as when
+                # its signalling drops.
+                if not await connection.signalling_alive(SIGNALLING_CHECK_S):
+                    reconnect_from = connection.url
+                break
             await self._translate(event)
         if self._leaving or self.ended.is_set():
             return
-        with contextlib.suppress(Exception):
-            await connection.close(leave=False)
-        self._reconnecting = asyncio.ensure_future(self._reconnect(avoid=reconnect_from or connection.url))
+        # The old connection's signalling closes at once (the relay lets its session go), but closing
+        # its peer connection may wait on a dead path (a TURN allocation's release over a connection
+        # nothing answers any more): that finishes in the background, not before reconnecting.
+        closing = asyncio.ensure_future(connection.close(leave=False))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+        await asyncio.wait({closing}, timeout=CLOSE_WAIT_S)
+        if reconnect_from is None and not self._reconnect_reason:
+            reconnect_from = connection.url  # the signalling dropped: try another relay first
+        self._reconnecting = asyncio.ensure_future(self._reconnect(avoid=reconnect_from))
 
     async def _translate(self, event: Event) -> None:
         kind, data = event.type, event.data
@@ -483,6 +551,14 @@ class Meeting:
         if self.connection is not None and source in self.local_tracks:
             await self.connection.set_muted(source, muted)
 
+    async def set_video_quality(self, track_id: str, quality: p.VideoQuality) -> None:
+        """The best quality wanted of a remote video (``low`` for a thumbnail): the relay sends at most
+        that layer of a simulcast publisher (and less when this side's link says so)."""
+        if self.connection is not None and not self.connection.closed.is_set():
+            await self.connection.send_message(
+                p.SetVideoQuality(type="video_quality", track_id=track_id, quality=quality)
+            )
+
     def send_chat(self, text: str) -> OutboxItem:
         """Queue a message: stored by the API exactly once (retried while offline), then sent live.
         Await ``item.done`` for the stored message."""
@@ -555,8 +631,8 @@ class Meeting:
         if reason != "left":
             await self._emit(MeetingEvent("ended", {"reason": reason}))
         self.ended.set()
-        if self._probes:  # TURN allocation checks release what they got within their bound
-            await asyncio.wait(set(self._probes), timeout=PROBE_TIMEOUT_S + 1)
+        if self._probes or self._closing:  # TURN allocations are released within their bound
+            await asyncio.wait({*self._probes, *self._closing}, timeout=PROBE_TIMEOUT_S + 1)
         await self.outbox.close()
         if self.connection is not None:
             await self.connection.close(leave=False)

@@ -18,7 +18,7 @@ from edge_relay.cluster.public_address import learn_public_ip
 from edge_relay.cluster.registry import Registrar
 from edge_relay.config import RelayConfig
 from edge_relay.ops import logs
-from edge_relay.sfu import seams
+from edge_relay.sfu import ice_guard, seams
 from edge_relay.signalling.server import Relay
 from meetup_protocol.signalling import MAX_MESSAGE_BYTES
 
@@ -29,6 +29,7 @@ async def serve(config: RelayConfig) -> None:
     seams.check_aiortc_version()
     census = seams.CodecCensus()
     census.install()
+    ice_guard.install()
     if config.ice_addresses:
         seams.use_ice_host_addresses(a.strip() for a in config.ice_addresses.split(",") if a.strip())
     relay = Relay(config, census)

@@ -5,6 +5,8 @@ Stacks, for regions ``[primary, *others]`` from ``meetup:regions``:
 * ``<Name>-Data`` (primary): global tables replicated to every region, media bucket, backups.
 * ``<Name>-Api`` (primary): HTTP API, one Lambda per concern, secrets (join public key replicated).
 * ``<Name>-Relays-<region>`` (each region): VPC, Fargate relays behind a TLS NLB, regional DNS name.
+* ``<Name>-Turn-<region>`` (each region): coturn on Fargate in the relays' VPC, behind its own NLB
+  (UDP/TCP 3478, TLS 443), ``turn-<region>.<domain>``.
 * ``<Name>-Routing`` (primary; Route 53 is global): latency-routed ``relay.<domain>``.
 * ``<Name>-Web`` (us-east-1, CloudFront's certificate region): the browser client on ``app.<domain>``,
   with the API's paths forwarded to the API (same origin).
@@ -28,6 +30,7 @@ from infra.stacks.api import ApiStack
 from infra.stacks.data import DataStack
 from infra.stacks.relays import RelayStack
 from infra.stacks.routing import RoutingStack
+from infra.stacks.turn import TurnStack
 from infra.stacks.web import WEB_REGION, WebStack
 
 
@@ -40,6 +43,7 @@ class MeetupApp:
     routing: RoutingStack
     web: WebStack
     relays: dict[str, RelayStack] = field(default_factory=dict)
+    turn: dict[str, TurnStack] = field(default_factory=dict)
 
 
 def build(app: cdk.App, nag: bool | None = None) -> MeetupApp:
@@ -58,6 +62,7 @@ def build(app: cdk.App, nag: bool | None = None) -> MeetupApp:
     api = ApiStack(app, f"{prefix}-Api", config=config, env=env(primary), description="meetup-edge API")
     api.add_stack_dependency(data)
     relays = {}
+    turn = {}
     for region in config.regions:
         stack = RelayStack(
             app, f"{prefix}-Relays-{region}", config=config, region=region, env=env(region),
@@ -66,6 +71,12 @@ def build(app: cdk.App, nag: bool | None = None) -> MeetupApp:
         stack.add_stack_dependency(data)  # the registry replica exists in this region
         stack.add_stack_dependency(api)  # the join public key (secret replica) exists in this region
         relays[region] = stack
+        turn[region] = TurnStack(
+            app, f"{prefix}-Turn-{region}", config=config, region=region, env=env(region),
+            cluster=stack.cluster, alarm_topic=stack.alarm_topic.topic,
+            description=f"meetup-edge TURN in {region}",
+        )  # fmt: skip
+        turn[region].add_stack_dependency(api)  # the TURN secret (replica) exists in this region
     routing = RoutingStack(
         app, f"{prefix}-Routing", config=config, env=env(primary), description="meetup-edge DNS"
     )
@@ -82,7 +93,9 @@ def build(app: cdk.App, nag: bool | None = None) -> MeetupApp:
         cdk.Validations.of(app).add_plugins(
             AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
         )
-    return MeetupApp(app=app, config=config, data=data, api=api, routing=routing, web=web, relays=relays)
+    return MeetupApp(
+        app=app, config=config, data=data, api=api, routing=routing, web=web, relays=relays, turn=turn
+    )
 
 
 def main(context: dict[str, Any] | None = None) -> None:

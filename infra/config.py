@@ -65,7 +65,7 @@ class _Context(Protocol):
     def try_get_context(self, key: str) -> Any: ...
 
 
-_GROUPS = {"api", "lambda", "relay", "backup"}
+_GROUPS = {"api", "lambda", "relay", "backup", "turn"}
 
 
 def _key(name: str) -> str:
@@ -139,6 +139,19 @@ class InfraConfig:
     )
     #: Pinned: ``:latest`` would change the scaling metric's producer under a running service.
     relay_metrics_agent_image: str = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:1.300062.0b1304"
+    #: TURN (coturn) beside the relays in every region: see infra/README.md, "TURN".
+    turn_min_tasks: int = 1
+    turn_max_tasks: int = 4
+    #: coturn is multi-threaded but light: relaying a stream costs a fraction of the relay's forwarding.
+    turn_cpu: int = 512
+    turn_memory_mib: int = 1024
+    turn_target_cpu_percent: int = 60
+    #: TURN over UDP and TCP (clients reach it through the regional TURN NLB; TLS arrives on 443).
+    turn_port: int = 3478
+    #: UDP ports of relayed transport addresses on each task's public IP (coturn min-port/max-port).
+    turn_relay_ports: str = "50000-59999"
+    #: Days between rotations of the TURN shared secret (rotated without cutting anyone off).
+    turn_rotation_days: int = 30
     backup_daily_retention_days: int = 35
     backup_monthly_retention_days: int = 365
     #: Change to mint a new join-token key pair (then restart relays: see infra/README.md).
@@ -171,6 +184,28 @@ class InfraConfig:
         """What the API offers with join tokens (``MEETUP_RELAYS``): one entry per region, the same
         names the routing stack points at. The relay registry adds live entries on top of these."""
         return [{"url": self.relay_url(region), "region": region} for region in self.regions]
+
+    def turn_regional_domain(self, region: str) -> str:
+        return f"turn-{region}.{self.domain}"
+
+    def turn_urls(self, region: str) -> list[str]:
+        """A region's TURN server as clients try it: UDP, TCP (both on ``turn_port``), TLS on 443."""
+        host = self.turn_regional_domain(region)
+        return [
+            f"turn:{host}:{self.turn_port}?transport=udp",
+            f"turn:{host}:{self.turn_port}?transport=tcp",
+            f"turns:{host}:443?transport=tcp",
+        ]
+
+    def turn_endpoints(self) -> str:
+        """``MEETUP_TURN_URLS`` for the API: every region's URLs as ``region=url`` (the API puts the
+        region of the client's relay first: functions/services/turn.py)."""
+        return ",".join(f"{region}={url}" for region in self.regions for url in self.turn_urls(region))
+
+    @property
+    def turn_relay_port_range(self) -> tuple[int, int]:
+        low, _, high = self.turn_relay_ports.partition("-")
+        return int(low), int(high)
 
     @property
     def media_ports(self) -> tuple[int, int]:
@@ -238,6 +273,20 @@ class InfraConfig:
             problems.append(
                 f"meetup:relay:mediaPorts must be 'LOW-HIGH' above 1023: {self.relay_media_ports!r}"
             )
+        low, high = self.turn_relay_port_range
+        if not 1024 <= low < high <= 65535 or low <= self.turn_port <= high:
+            problems.append(
+                f"meetup:turn:relayPorts must be 'LOW-HIGH' above 1023, without meetup:turn:port: "
+                f"{self.turn_relay_ports!r}"
+            )
+        if not 1 <= self.turn_min_tasks <= self.turn_max_tasks:
+            problems.append("need 1 <= meetup:turn:minTasks <= meetup:turn:maxTasks")
+        if self.turn_cpu not in FARGATE_MEMORY or self.turn_memory_mib not in FARGATE_MEMORY[self.turn_cpu]:
+            problems.append(
+                f"meetup:turn:cpu/memoryMib: not a Fargate size: {self.turn_cpu}/{self.turn_memory_mib}"
+            )
+        if not 1 <= self.turn_rotation_days <= 365:
+            problems.append("meetup:turn:rotationDays must be within [1, 365]")
         if self.relay_stop_timeout_s > FARGATE_MAX_STOP_TIMEOUT_S:
             problems.append(
                 f"meetup:relay:drainGraceS={self.relay_drain_grace_s} leaves no time to shut down before "

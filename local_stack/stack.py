@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import mimetypes
 import os
 import secrets
 import threading
@@ -19,6 +21,16 @@ from meetup_protocol.tokens import generate_join_keypair
 #: The browser client (plain files, no build step), served by the local API at ``WEB_PATH``.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 WEB_PATH = "/app"
+#: Files of npm packages served with the client (web/vendor.json: URL path -> folder, from the repo root).
+WEB_VENDOR = WEB_DIR / "vendor.json"
+
+
+def web_vendor() -> dict[str, Path]:
+    """The npm folders the client loads (MediaPipe's model and wasm), by the path they are served at."""
+    if not WEB_VENDOR.is_file():
+        return {}
+    entries = json.loads(WEB_VENDOR.read_text())
+    return {path: WEB_DIR.parent / folder for path, folder in entries.items() if not path.startswith("//")}
 
 
 #: Test suites and benchmarks make every account, and every deliberate wrong password, from one loopback
@@ -151,6 +163,10 @@ class LocalStack:
         self.api_url = f"http://{self.host}:{self.api_port}"
         app = create_app()
         if WEB_DIR.is_dir():  # the Lambda apps stay API-only: the cloud serves web/ from CloudFront
+            mimetypes.add_type("application/wasm", ".wasm")  # streaming compilation wants this type
+            for path, folder in web_vendor().items():  # before web/ itself: the longer prefix wins
+                if folder.is_dir():
+                    app.mount(f"{WEB_PATH}/{path}", StaticFiles(directory=folder), name=path)
             app.mount(WEB_PATH, StaticFiles(directory=WEB_DIR, html=True), name="web")
         # proxy_headers off: uvicorn would take X-Forwarded-For from any client on 127.0.0.1 (every local
         # client); the API decides the caller's address itself (functions/core/client_address.py).

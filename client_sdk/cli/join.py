@@ -26,6 +26,7 @@ from client_sdk.media.devices import open_source
 from client_sdk.media.recorder import MeetingRecorder
 from client_sdk.media.sources import read_stamp
 from client_sdk.meeting import Meeting, MeetingEvent
+from meetup_protocol.turn import PATH_ORDER
 
 
 @dataclass
@@ -86,6 +87,9 @@ class Observer:
             self._say(user_text(f"hands up, in order: {', '.join(names) or 'none'}", "dim"))
         elif event.type in ("role_changed", "muted_by_host", "error"):
             self._say(user_text(f"{event.type.replace('_', ' ')}: {event.data}", "dim"))
+        elif event.type == "media_path_changed":
+            data = event.data
+            self._say(user_text(f"media path: {data['previous']} -> {data['path']} (via {data['relay']})"))
         elif event.type in ("participant_joined", "participant_left", "reconnecting", "reconnected", "ended"):
             who = event.data.get("participant", {}).get("name") or event.data.get("participant_id") or ""
             self._say(
@@ -159,6 +163,12 @@ def _local_tracks(publish: str, audio: str | None, screen: str | None) -> dict[s
     return tracks
 
 
+def _media_path(value: str | None) -> str | None:
+    if value is not None and value not in PATH_ORDER:
+        raise typer.BadParameter(f"{value!r} is no media path (choose from {', '.join(PATH_ORDER)})")
+    return value
+
+
 def join(
     meeting_id: MeetingId,
     passcode: Annotated[str | None, typer.Option(help="Needed the first time (not by the host).")] = None,
@@ -180,6 +190,13 @@ def join(
         bool, typer.Option(help="Only use relays of --region (the others reach you by cascade).")
     ] = False,
     hand: Annotated[bool, typer.Option(help="Raise your hand once in (hands are shown in order).")] = False,
+    path: Annotated[
+        str | None,
+        typer.Option(
+            callback=_media_path,
+            help="Use only this media path: direct, turn/udp, turn/tcp or turn/tls (default: each in turn).",
+        ),
+    ] = None,
     api: ApiOption = None,
 ) -> None:
     """Join a meeting, show what arrives live, leave after --duration (or when the host ends it)."""
@@ -193,11 +210,12 @@ def join(
                 publish=_local_tracks(publish, audio, screen),
                 region=region,
                 pin_region=pin_region,
+                path=path,
             )
-            path = meeting.media_path or "not yet (nothing to receive or send)"
+            via = meeting.media_path or "not yet (nothing to receive or send)"
             took = f" in {meeting.connect_time_s:.1f} s" if meeting.connect_time_s is not None else ""
             console.print(
-                user_text(f"joined via {meeting.relay_url} as {meeting.role}; media path: {path}{took}")
+                user_text(f"joined via {meeting.relay_url} as {meeting.role}; media path: {via}{took}")
             )
             if hand:
                 await meeting.raise_hand()

@@ -30,6 +30,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from client_sdk.errors import MeetupError
 from client_sdk.rtc import seams
 from client_sdk.rtc.paths import PathPlan
+from client_sdk.rtc.watchdog import wait_for_silence
 from meetup_protocol import signalling as p
 from meetup_protocol.signalling import MAX_MESSAGE_BYTES, ProtocolError, TrackInfo
 
@@ -107,6 +108,9 @@ class RelayConnection:
         self.expects_media = False
         self._media_state: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.answered = asyncio.Event()  # the first answer went out: ICE runs from here
+        #: Watches a connected path for silence (client_sdk/rtc/watchdog.py); when it fails, a
+        #: ``media_lost`` event (``{"path", "reason"}``) goes on ``events``, the signalling stays up.
+        self._watchdog: asyncio.Task[None] | None = None
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -248,8 +252,27 @@ class RelayConnection:
         state = self.pc.connectionState
         if state == "connected" and self.connected_at is None:
             self.connected_at = time.monotonic()
+            self._watchdog = asyncio.ensure_future(self._watch_path())
         if state in ("connected", "failed", "closed") and not self._media_state.done():
             self._media_state.set_result(state)
+
+    async def _watch_path(self) -> None:
+        reason = await wait_for_silence(self.pc, lambda: bool(self.remote_tracks))
+        if not self.closed.is_set():
+            log.info("media path lost", extra={"path": self.path.path, "reason": reason})
+            await self.events.put(Event("media_lost", {"path": self.path.path, "reason": reason}))
+
+    async def signalling_alive(self, timeout_s: float = 2.0) -> bool:
+        """Whether the relay still answers a WebSocket ping within ``timeout_s``: after the media path
+        failed, it tells a broken path (try the paths to this relay again) from a lost relay."""
+        if self._ws is None or self.closed.is_set():
+            return False
+        try:
+            pong = await self._ws.ping()
+            await asyncio.wait_for(pong, timeout_s)
+        except (TimeoutError, websockets.ConnectionClosed, RuntimeError):
+            return False
+        return True
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._pending.append(track)
@@ -307,6 +330,8 @@ class RelayConnection:
         await self._send(msg)
 
     async def close(self, leave: bool = True) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._ws is not None:
             if leave:
                 with contextlib.suppress(Exception):

@@ -72,6 +72,19 @@ def plan_paths(ice_servers: list[IceServer]) -> list[PathPlan]:
     return [*plans[:-1], replace(plans[-1], fallback=False)]
 
 
+def force_path(plans: list[PathPlan], path: str) -> list[PathPlan]:
+    """Only ``path``'s plan, with nothing to fall back to: for a user who knows which path their network
+    allows, a test of one path, or the TURN benchmark (bench/turn_paths.py). ValueError when ``path`` is
+    no media path, or the join offered no such path (no TURN server for that transport)."""
+    if path not in PATH_ORDER:
+        raise ValueError(f"no such media path: {path!r} (choose from {', '.join(PATH_ORDER)})")
+    chosen = [replace(plan, fallback=False) for plan in plans if plan.path == path]
+    if not chosen:
+        offered = ", ".join(plan.path for plan in plans)
+        raise ValueError(f"media path {path} was not offered by this join (offered: {offered})")
+    return chosen
+
+
 def _address(url: str) -> tuple[str, int]:
     match = _HOST_PORT.match(url)
     if match is None:

@@ -12,7 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from edge_relay.ops import estimates
 from edge_relay.sfu.forwarder import STATS
+from edge_relay.sfu.ice_guard import DROPPED, REASONS
 from edge_relay.sfu.transport import CONNECTED, NEVER_CONNECTED
 
 if TYPE_CHECKING:
@@ -111,6 +113,13 @@ def render(
         ),
         ("relay_sender_reports_total", "Sender reports rewritten for subscribers.", s.sender_reports_sent),
         ("relay_rtp_blocked_total", "Packets of tracks a host muted (not forwarded).", s.packets_blocked),
+        ("relay_layer_switches_total", "Simulcast layer switches made for subscribers.", s.layer_switches),
+        ("relay_unknown_rid_total", "Simulcast packets of no negotiated layer (dropped).", s.unknown_rid),
+        (
+            "relay_malformed_vp8_total",
+            "Simulcast packets with a broken VP8 descriptor (dropped).",
+            s.malformed_vp8,
+        ),
         ("relay_joins_total", "Participants admitted.", COUNTERS.joins),
         ("relay_connections_total", "WebSocket connections accepted.", COUNTERS.connections),
     ):
@@ -139,6 +148,14 @@ def render(
             NEVER_CONNECTED[peer],
             f'{{peer="{peer}"}}',
         )
+    for reason in REASONS:
+        metric(
+            "relay_ice_datagrams_dropped_total",
+            "counter",
+            "Datagrams refused at the ICE sockets (edge_relay/sfu/ice_guard.py), by reason.",
+            DROPPED[reason],
+            f'{{reason="{reason}"}}',
+        )
     metric(
         "relay_codec_instances_total",
         "counter",
@@ -156,6 +173,7 @@ def render(
         "Event loop wake-up lag, worst so far.",
         round(lag.max_s, 6),
     )
+    lines.extend(estimates.render())
     if coordinator is not None:
         _cluster(metric, rooms, coordinator)
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from aiortc.sdp import SessionDescription
 
 from edge_relay.rooms.signals import Offers, OfferSlot
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
+from edge_relay.sfu.simulcast import offer_simulcast
 from edge_relay.sfu.transport import PeerTransport
 from meetup_protocol.signalling import TrackInfo
 
@@ -35,6 +36,7 @@ class EgressSlot:
     track: PublishedTrack
     info: TrackInfo
     subscription: Subscription | None = None
+    quality: str = "high"  # the best the peer wants of it (a simulcast source; kept until bound)
 
 
 @dataclass
@@ -77,6 +79,10 @@ class OfferingPeer(ABC):
     @abstractmethod
     def publish_slot(self, key: str) -> OfferSlot:
         """What the offer says of the m-line where ``key`` is published."""
+
+    def simulcast_keys(self) -> set[str]:
+        """Keys of what the peer is asked to publish as simulcast layers (none unless overridden)."""
+        return set()
 
     @abstractmethod
     def published_id(self, key: str) -> tuple[str, str]:
@@ -128,6 +134,12 @@ class OfferingPeer(ABC):
         sdp = await self.transport.create_offer()
         if sdp is None:
             return  # nothing to negotiate yet: the first offer waits for a first m-line
+        layered = {
+            str(self.publish_slots[k].transceiver.mid)
+            for k in self.simulcast_keys() & set(self.publish_slots)
+        }
+        if layered:
+            sdp = offer_simulcast(sdp, layered)
         self.negotiation += 1
         self.awaiting_answer = self.negotiation
         tracks: dict[str, OfferSlot] = {}
@@ -172,14 +184,14 @@ class OfferingPeer(ABC):
             raise ValueError(f"no offer {negotiation} is waiting for an answer")
         answer = await self.transport.apply_answer(sdp)
         self.awaiting_answer = None
-        published = self._bind_publish_slots(answer)
+        published = self._bind_publish_slots(answer, sdp)
         self._bind_receive_slots()
         if published:
             await self.published([self.track_info(key, track) for key, track in published])
         if self._dirty:
             await self.negotiate()
 
-    def _bind_publish_slots(self, answer: SessionDescription) -> list[tuple[str, PublishedTrack]]:
+    def _bind_publish_slots(self, answer: SessionDescription, sdp: str) -> list[tuple[str, PublishedTrack]]:
         published = []
         for key, slot in self.publish_slots.items():
             if slot.track is not None or slot.transceiver.mid is None:
@@ -189,6 +201,8 @@ class OfferingPeer(ABC):
                 continue  # the peer did not attach a track to this m-line (yet)
             track_id, kind = self.published_id(key)
             slot.track = self.transport.receive(slot.transceiver, track_id, kind, media)
+            if key in self.simulcast_keys():
+                self.transport.receive_layers(slot.transceiver, slot.track, sdp)
             published.append((key, slot.track))
         return published
 
@@ -198,6 +212,8 @@ class OfferingPeer(ABC):
                 slot.subscription = self.transport.send(slot.transceiver, slot.track)
                 if slot.subscription is None:
                     log.warning("codec refused", extra={"track": slot.track.track_id})
+                elif slot.subscription.switch is not None:
+                    slot.subscription.switch.policy.quality = slot.quality
 
     def unpublish(self, key: str) -> PublishedTrack | None:
         """Stop receiving what the peer published as ``key`` (its m-line goes inactive)."""

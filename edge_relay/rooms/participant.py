@@ -53,12 +53,14 @@ class Participant(OfferingPeer):
         self.room = room
         self.signals = signals
         self.id = participant_id
+        transport.bandwidth.label = participant_id
         self.generation = generation  # of the join token it joined with (see Rooms.revoke)
         self.user_id = user_id
         self.name = name
         self.role = role
         self.wanted_sources: set[str] = set()
         self.video_codecs: dict[str, str] = {}  # source -> the codec the publisher asked for
+        self.simulcast = False  # the client sends its camera as simulcast layers when offered
         self.muted: dict[str, bool] = {}
         #: Sources a host muted -> whether this participant may unmute them itself: the relay forwards
         #: none of their packets meanwhile (edge_relay/rooms/moderation.py).
@@ -91,8 +93,10 @@ class Participant(OfferingPeer):
 
     # --- what it publishes: sources ----------------------------------------------------------------------
 
-    def want(self, source: str, video_codec: str | None) -> None:
+    def want(self, source: str, video_codec: str | None, simulcast: bool = False) -> None:
         self.wanted_sources.add(source)
+        if source == "camera":
+            self.simulcast = simulcast
         if video_codec and SOURCE_KIND[source] == "video":
             self.video_codecs[source] = video_codec
 
@@ -108,6 +112,12 @@ class Participant(OfferingPeer):
         mimes = (self.video_codecs[key],) if key in self.video_codecs else PUBLISH_MIME_TYPES[kind]
         return kind, [c for mime in mimes for c in bindings.capabilities(kind, mime)]
 
+    def simulcast_keys(self) -> set[str]:
+        """The camera, when the client asked for simulcast with VP8 (the codec whose layers the relay
+        switches: edge_relay/sfu/vp8.py). A screen share stays one stream: small text must stay sharp."""
+        vp8 = self.video_codecs.get("camera", "").lower() == "video/vp8"
+        return {"camera"} if self.simulcast and vp8 else set()
+
     def publish_slot(self, key: str) -> OfferSlot:
         return PublishSlot(publish=key)  # type: ignore[arg-type]
 
@@ -115,6 +125,16 @@ class Participant(OfferingPeer):
         return f"{self.id}/{key}", SOURCE_KIND[key]
 
     # --- the room --------------------------------------------------------------------------------------
+
+    async def set_quality(self, track_id: str, quality: str) -> bool:
+        """The best quality wanted of a track received (False: no such track is received)."""
+        slot = self.receive_slots.get(track_id)
+        if slot is None:
+            return False
+        slot.quality = quality
+        if slot.subscription is not None:
+            await slot.subscription.set_quality(quality)
+        return True
 
     def wanted_receive(self) -> list[tuple[PublishedTrack, TrackInfo]]:
         return self.room.tracks_for(self)

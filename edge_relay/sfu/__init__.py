@@ -8,6 +8,11 @@ is tested (and fuzzed) in isolation:
 - :mod:`.history`   ring buffer of recent packets, to answer subscribers' NACKs.
 - :mod:`.sequence`  upstream loss/jitter tracking for one incoming stream, NACK generation, RR blocks.
 - :mod:`.rtcp`      RTCP builders (PLI, NACK, REMB, RR, SR) and the sender-report timestamp mapping.
+- :mod:`.vp8`       the VP8 payload descriptor: parse, key-frame size, PictureID/TL0PICIDX munging.
+- :mod:`.simulcast` simulcast asked for in the relay's offer, read from the answer, layers told by rid.
+- :mod:`.layers`    one simulcast layer's state, and the per-subscriber layer policy (REMB, quality).
+- :mod:`.switching` one subscriber's seamless switch between layers (seq, timestamp, VP8 counters).
+- :mod:`.layered`   the simulcast half of a published track (per-layer hot path, layer selection).
 
 The aiortc glue (taps, sends, RTCP interception) is kept apart from them.
 """

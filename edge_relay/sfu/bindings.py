@@ -31,6 +31,7 @@ from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import STATS, PublishedTrack, Subscription
 from edge_relay.sfu.rtcp import build_nack, build_remb, build_rr
 from edge_relay.sfu.rtp import EXT_MID, ExtensionMap, MalformedPacket, parse_header
+from edge_relay.sfu.simulcast import SimulcastSource
 
 log = logging.getLogger("edge_relay.bindings")
 
@@ -61,8 +62,12 @@ class PeerUpstream:
     async def report(self, track: PublishedTrack) -> None:
         """Receiver report and bandwidth estimate (REMB) upstream: the relay's receiver never runs, so
         without these the sender sees no loss figures and its encoder stays at its start bitrate."""
-        rr = build_rr(self.rtcp_ssrc, [track.receive_stats.receiver_info(time.monotonic())])
-        await self._send(rr + build_remb(self.rtcp_ssrc, track.target_bitrate(), [track.ssrc]))
+        now = time.monotonic()
+        reports = [stats.receiver_info(now) for stats in track.receive_reports()]
+        ssrcs = [report.ssrc for report in reports] or [track.ssrc]
+        await self._send(
+            build_rr(self.rtcp_ssrc, reports) + build_remb(self.rtcp_ssrc, track.target_bitrate(), ssrcs)
+        )
 
     async def _send(self, rtcp: bytes) -> None:
         with contextlib.suppress(ConnectionError):
@@ -88,10 +93,20 @@ def published_track(
 
     async def on_sender_report(packet: Any) -> None:
         if isinstance(packet, RtcpSrPacket):
-            track.on_sender_report(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+            info = packet.sender_info
+            track.on_sender_report(info.ntp_timestamp, info.rtp_timestamp, packet.ssrc)
 
     seams.on_receiver_rtcp(receiver, on_sender_report)
     return track
+
+
+def receive_simulcast(
+    pc: RTCPeerConnection, transceiver: RTCRtpTransceiver, track: PublishedTrack, source: SimulcastSource
+) -> None:
+    """``track`` arrives as simulcast layers: route them, and the publisher's SRs for each layer's SSRC
+    (announced nowhere in the SDP, so aiortc's RTCP router would drop them) to its receiver."""
+    track.simulcast = source
+    source.on_ssrc = lambda ssrc: seams.route_sender_reports(pc, ssrc, transceiver.receiver)
 
 
 def subscription(
@@ -110,7 +125,12 @@ def subscription(
         seams.bundled_transport(pc),
         codec.payloadType,
         seams.sender_ssrc(sender),
-        ExtensionMap(track.extensions, seams.negotiated_extensions(transceiver), transceiver.mid.encode()),
+        ExtensionMap(
+            track.extensions,
+            seams.negotiated_extensions(transceiver),
+            transceiver.mid.encode(),
+            stamp_send_time=True,
+        ),
     )
     sub.fallback_rtcp = seams.on_sender_rtcp(sender, _feedback_handler(sub))
     seams.rewrite_sender_reports(sender, sub.sender_reports)
@@ -125,7 +145,7 @@ def _feedback_handler(sub: Subscription) -> Callable[[Any], Awaitable[None]]:
     async def handle(packet: Any) -> None:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             STATS.keyframe_requests_received += 1
-            await sub.track.request_keyframe()
+            await sub.request_keyframe()
         elif isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             await sub.on_nack(packet.lost)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
@@ -149,7 +169,7 @@ def rtp_tap(demux: Demuxer[PublishedTrack]) -> Callable[[bytes, int], Awaitable[
         if track is None:
             STATS.unknown_ssrc += 1
             return
-        if track.ssrc != header.ssrc:
+        if track.ssrc != header.ssrc and track.simulcast is None:
             track.ssrc = header.ssrc  # learnt from the MID extension
         await track.on_packet(data, header, arrival_time_ms)
 

@@ -18,6 +18,7 @@ one ``%`` format instead of walking and rebuilding the block (0.2 us instead of 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Mapping
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -112,12 +113,16 @@ def rewrite_packet(
     timestamp: int,
     ssrc: int,
     extension: bytes,
+    payload_head: bytes | bytearray = b"",
+    replaced: int = 0,
 ) -> bytes:
     """Return ``data`` with a new fixed header and extension block, payload and padding untouched.
 
     V=2; P, CC, the CSRC list and the marker are kept; X is set iff ``extension`` is non-empty
     (it must be a complete block as returned by :meth:`ExtensionMap.rewrite`). ``seq`` and
     ``timestamp`` are reduced modulo 2**16 and 2**32 so callers may pass ``seq_in + offset``.
+    ``payload_head`` replaces the first ``replaced`` bytes of the payload (a rewritten VP8
+    descriptor: edge_relay/sfu/vp8.py), in the same copy.
     """
     b0 = data[0]
     cc = b0 & 0x0F
@@ -129,8 +134,9 @@ def rewrite_packet(
         ssrc,
     )
     if cc:
-        return b"".join((hdr, data[12 : 12 + 4 * cc], extension, data[header.header_len :]))
-    return b"".join((hdr, extension, data[header.header_len :]))
+        csrcs = data[12 : 12 + 4 * cc]
+        return b"".join((hdr, csrcs, extension, payload_head, data[header.header_len + replaced :]))
+    return b"".join((hdr, extension, payload_head, data[header.header_len + replaced :]))
 
 
 def find_extension(data: bytes, header: RtpHeader, ext_id: int) -> bytes | None:
@@ -173,7 +179,12 @@ def _no_signature(data: Any) -> None:
 
 # A cached layout: (profile, ext_start, ext_end, signature getter, signature, values getter or
 # None, %b-format of the output if values else the constant output block)
-_Layout = tuple[int | None, int, int, Callable[[Any], Any], Any, Callable[[Any], Any] | None, bytes]
+_Layout = tuple[int | None, int, int, Callable[[Any], Any], Any, Callable[[Any], Any] | None, bytes, int]
+
+
+def abs_send_time_now() -> bytes:
+    """This machine's time as the abs-send-time extension writes it: 6.18 fixed-point seconds, 24 bits."""
+    return ((time.monotonic_ns() << 18) // 1_000_000_000 & 0xFFFFFF).to_bytes(3, "big")
 
 
 class ExtensionMap:
@@ -192,7 +203,7 @@ class ExtensionMap:
     that overruns the block (or at id 15 in the one-byte form) and what was parsed is kept.
     """
 
-    __slots__ = ("_ids", "_layouts", "_mid", "_no_ext")
+    __slots__ = ("_ast_id", "_ids", "_layouts", "_mid", "_no_ext")
 
     #: Layouts remembered, most recent first: a stream whose layout alternates (an extension sent
     #: only on the last packet of a frame, MID only on early packets) stays on the cached path.
@@ -204,6 +215,7 @@ class ExtensionMap:
         outgoing: Mapping[str, int],
         mid_value: bytes | None = None,
         keep: frozenset[str] = FORWARDED_EXTENSIONS,
+        stamp_send_time: bool = False,
     ) -> None:
         for uri, out_id in outgoing.items():
             if not 1 <= out_id <= 255:
@@ -218,6 +230,10 @@ class ExtensionMap:
             if not 1 <= len(mid_value) <= 255:
                 raise ValueError("MID value must be 1..255 bytes")
             self._mid = (outgoing[EXT_MID], bytes(mid_value))
+        #: With ``stamp_send_time``, abs-send-time carries the relay's send time, not the publisher's: a
+        #: subscriber's receive-side estimator (REMB) assumes one sender clock for all the streams of its
+        #: connection, and sees the relay's queueing, not the publisher's pacing, as the path it judges.
+        self._ast_id = outgoing.get(EXT_ABS_SEND_TIME) if stamp_send_time else None
         self._no_ext: bytes = self._build([])[0]
         self._layouts: list[_Layout] = []
 
@@ -229,13 +245,19 @@ class ExtensionMap:
         start, end = header.ext_start, header.ext_end
         for t in self._layouts:
             if t[1] == start and t[2] == end and t[0] == profile and t[3](data) == t[4]:
-                return t[6] if t[5] is None else t[6] % t[5](data)
-        new = self._walk(data, start, end, profile)
-        if new is None:  # unknown profile: nothing we can translate
-            return self._no_ext
-        self._layouts.insert(0, new)
-        del self._layouts[self.MAX_LAYOUTS :]
-        return new[6] if new[5] is None else new[6] % new[5](data)
+                break
+        else:
+            new = self._walk(data, start, end, profile)
+            if new is None:  # unknown profile: nothing we can translate
+                return self._no_ext
+            self._layouts.insert(0, new)
+            del self._layouts[self.MAX_LAYOUTS :]
+            t = new
+        block = t[6] if t[5] is None else t[6] % t[5](data)
+        at = t[7]
+        if at < 0:
+            return block
+        return block[:at] + abs_send_time_now() + block[at + 3 :]
 
     def _walk(self, data: bytes, i: int, end: int, profile: int) -> _Layout | None:
         """Walk the element list once and build the output template for this layout."""
@@ -276,12 +298,12 @@ class ExtensionMap:
                 i += 2 + ln
         else:
             return None
-        block, fmt = self._build([(oid, ln) for oid, _, ln in kept])
+        block, fmt, ast_at = self._build([(oid, ln) for oid, _, ln in kept])
         sig_get = itemgetter(*visited) if visited else _no_signature
         values = itemgetter(*(slice(off, off + ln) for _, off, ln in kept)) if kept else None
-        return (profile, start, end, sig_get, sig_get(data), values, fmt if kept else block)
+        return (profile, start, end, sig_get, sig_get(data), values, fmt if kept else block, ast_at)
 
-    def _build(self, kept: list[tuple[int, int]]) -> tuple[bytes, bytes]:
+    def _build(self, kept: list[tuple[int, int]]) -> tuple[bytes, bytes, int]:
         """Output for a layout keeping ``kept`` = [(subscriber id, value length)], plus the MID.
 
         Returns (the block itself if ``kept`` is empty, a ``%b`` format with one slot per kept
@@ -291,7 +313,7 @@ class ExtensionMap:
         if self._mid is not None:
             elems.append((self._mid[0], len(self._mid[1])))
         if not elems:
-            return b"", b""
+            return b"", b"", -1
         one_byte = all(oid <= 14 and 1 <= ln <= 16 for oid, ln in elems)
         heads = [bytes(((oid << 4) | (ln - 1),) if one_byte else (oid, ln)) for oid, ln in elems]
         body_len = sum(len(h) + ln for h, (_, ln) in zip(heads, elems, strict=True))
@@ -302,4 +324,10 @@ class ExtensionMap:
         # constant pieces around the kept values: prefix+head0, head1, ..., headN-1, mid+padding
         pieces = [prefix + heads[0], *heads[1:], mid + padding] if heads else [prefix + mid + padding]
         fmt = b"%b".join(p.replace(b"%", b"%%") for p in pieces)
-        return (pieces[0] if not kept else b""), fmt
+        ast_at, at = -1, len(prefix)
+        for head, (oid, ln) in zip(heads, kept, strict=False):  # where the abs-send-time value lands
+            at += len(head)
+            if oid == self._ast_id and ln == 3:
+                ast_at = at
+            at += ln
+        return (pieces[0] if not kept else b""), fmt, ast_at

@@ -6,6 +6,8 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
 * ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)``: decrypted RTP, before aiortc parses and
   routes it. Replacing it per transport taps every m-line of a BUNDLEd connection, and nothing reaches a
   receiver, so no jitter buffer or decoder ever runs.
+* ``RTCDtlsTransport._handle_rtcp_data(data)``: decrypted compound RTCP, before aiortc parses it (which
+  misreads transport-cc feedback, RTPFB FMT 15, as a NACK) and routes it by SSRC.
 * ``RTCDtlsTransport._send_rtp(data)``: protects RTP or RTCP with the connection's SRTP session and sends
   it; accepts any SSRC and repeated sequence numbers (forwarded packets, retransmissions, our RTCP).
 * ``RTCRtpSender._handle_rtcp_packet(packet)``: a subscriber's PLI/FIR/NACK/RR, routed by media SSRC.
@@ -13,11 +15,16 @@ The relay forwards RTP without decoding, which aiortc's public API cannot do. Th
   rewritten from the publisher's SR), SDES and BYE.
 * ``RTCRtpReceiver._handle_rtcp_packet(packet)``: a publisher's SR (its NTP <-> RTP mapping).
 * ``RTCRtpReceiver._send_rtcp_pli(media_ssrc)``: a keyframe request upstream.
+* ``RTCDtlsTransport._rtp_router.ssrc_table``: which receiver gets the RTCP SRs of an SSRC (a simulcast
+  layer's SSRC is learnt from its packets, not from the SDP).
 * ``RTCRtpSender._ssrc``, ``RTCRtpTransceiver._codecs`` / ``._headerExtensions``: what was negotiated.
 * ``aioice.ice.Connection._nominated``: the candidate pair ICE chose (whether the peer came through TURN).
 * ``aioice.ice.get_host_addresses``: which local addresses ICE offers (loopback for the local stack).
 * ``aioice.ice.server_reflexive_candidate(protocol, stun_server)``: the srflx candidate; replaced by one
   made from the public address the relay learnt once (no STUN query per connection).
+* ``aioice.ice.StunProtocol.datagram_received(data, addr)``: every datagram at an ICE socket; aioice
+  hands whatever is not STUN to DTLS, from any address. ``.receiver._check_list`` (pairs with
+  ``.protocol``, ``.remote_addr``): the peer addresses a socket has candidate pairs with.
 """
 
 from __future__ import annotations
@@ -94,6 +101,19 @@ def tap_rtp(transport: RTCDtlsTransport, handler: RtpHandler) -> None:
     transport._handle_rtp_data = handle  # type: ignore[method-assign]
 
 
+def tap_rtcp(transport: RTCDtlsTransport, handler: Callable[[bytes], bytes]) -> None:
+    """Pass every decrypted compound RTCP packet arriving on ``transport`` through ``handler`` first;
+    aiortc handles what it returns (nothing when it returns b"")."""
+    original = transport._handle_rtcp_data
+
+    async def handle(data: bytes) -> None:
+        rest = handler(data)
+        if rest:
+            await original(rest)
+
+    transport._handle_rtcp_data = handle  # type: ignore[method-assign]
+
+
 def remote_candidate_type(pc: RTCPeerConnection) -> str | None:
     """The type of the peer's candidate in the pair ICE nominated (``host``, ``srflx``, ``prflx``, or
     ``relay`` when the peer comes through a TURN server); None before ICE has nominated one."""
@@ -133,6 +153,12 @@ def on_receiver_rtcp(receiver: RTCRtpReceiver, handler: RtcpHandler) -> None:
         await original(packet)
 
     receiver._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def route_sender_reports(pc: RTCPeerConnection, ssrc: int, receiver: RTCRtpReceiver) -> None:
+    """Hand the publisher's RTCP SRs for ``ssrc`` to ``receiver`` (aiortc's RTCP router finds receivers
+    by the SSRCs of the remote SDP; a simulcast layer's SSRC is in no SDP)."""
+    bundled_transport(pc)._rtp_router.ssrc_table[ssrc] = receiver
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -193,3 +219,29 @@ class CodecCensus:
 
         receiver_module.get_decoder = counting_decoder  # type: ignore[assignment]
         sender_module.get_encoder = counting_encoder  # type: ignore[assignment]
+
+
+DatagramFilter = Callable[[Any, bytes, tuple[Any, ...]], bool]
+
+
+def filter_ice_datagrams(accept: DatagramFilter) -> Callable[[], None]:
+    """Pass every datagram that reaches one of this process's ICE sockets through ``accept(protocol,
+    data, addr)`` first; it is dropped where that says False. Process-wide, installed once at start;
+    returns what undoes it (for tests that share a process with other ICE users)."""
+    original = aioice.ice.StunProtocol.datagram_received
+
+    def undo() -> None:
+        aioice.ice.StunProtocol.datagram_received = original  # type: ignore[method-assign]
+
+    def datagram_received(self: aioice.ice.StunProtocol, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if accept(self, data, addr):  # type: ignore[arg-type]
+            original(self, data, addr)
+
+    aioice.ice.StunProtocol.datagram_received = datagram_received  # type: ignore[method-assign]
+    return undo
+
+
+def ice_peer_addresses(protocol: Any) -> set[tuple[str, int]]:
+    """The remote addresses ``protocol`` (an ICE socket) has candidate pairs with."""
+    pairs = protocol.receiver._check_list
+    return {(str(p.remote_addr[0]), int(p.remote_addr[1])) for p in pairs if p.protocol is protocol}

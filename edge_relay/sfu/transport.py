@@ -23,7 +23,8 @@ from aiortc import (
 )
 from aiortc.sdp import MediaDescription, SessionDescription
 
-from edge_relay.sfu import bindings, seams
+from edge_relay.sfu import bindings, bwe, seams, simulcast, twcc
+from edge_relay.sfu.bwe import SubscriberBandwidth
 from edge_relay.sfu.demux import Demuxer
 from edge_relay.sfu.forwarder import PublishedTrack, Subscription
 
@@ -52,6 +53,9 @@ class PeerTransport:
         #: Called once the connection failed or closed by itself (not by :meth:`close`).
         self.on_lost: Callable[[], Awaitable[None]] | None = None
         self._subscriptions: list[Subscription] = []
+        #: The peer's downlink (transport-cc where its answer kept it, else its REMB), RTT and loss.
+        self.bandwidth = SubscriberBandwidth()
+        self._twcc_id: int | None = None  # the id our offers give transport-cc (fixed once chosen)
         self._tapped = False
         self._counted = False
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -63,11 +67,21 @@ class PeerTransport:
         if not self.pc.getTransceivers():
             return None
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return str(self.pc.localDescription.sdp)
+        sdp = str(self.pc.localDescription.sdp)
+        if self._twcc_id is None:
+            self._twcc_id = twcc.free_extension_id(sdp)
+        return sdp if self._twcc_id is None else twcc.offer_transport_cc(sdp, self._twcc_id)
 
     async def apply_answer(self, sdp: str) -> SessionDescription:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         self._tap()
+        ext_id = twcc.answered_transport_cc(sdp)
+        if (
+            ext_id is not None and ext_id == self._twcc_id and self.bandwidth.ext_id is None
+        ):  # the id we offered
+            self.bandwidth.enable(ext_id)
+            for sub in self._subscriptions:
+                sub.stamp = self.bandwidth.stamp
         return SessionDescription.parse(sdp)
 
     async def apply_offer(self, sdp: str) -> SessionDescription:
@@ -86,6 +100,7 @@ class PeerTransport:
         """Take the connection's decrypted RTP before aiortc's router (once its transport exists)."""
         if not self._tapped:
             seams.tap_rtp(seams.bundled_transport(self.pc), bindings.rtp_tap(self.demux))
+            seams.tap_rtcp(seams.bundled_transport(self.pc), self.bandwidth.on_rtcp)
             self._tapped = True
 
     # --- media coming in -------------------------------------------------------------------------------
@@ -106,6 +121,17 @@ class PeerTransport:
         bindings.watch_mid_extension(self.demux, transceiver)
         self.demux.add(track, str(transceiver.mid), ssrc)
         return track
+
+    def receive_layers(self, transceiver: RTCRtpTransceiver, track: PublishedTrack, answer: str) -> bool:
+        """Receive ``track`` as simulcast layers if the peer's answer sends them on its m-line (VP8 only:
+        the relay munges VP8 descriptors at layer switches); False if it sends one stream."""
+        rids, rid_extension_id = simulcast.answered_simulcast(answer, str(transceiver.mid))
+        if not rids or rid_extension_id is None or track.mime_type.lower() != "video/vp8":
+            return False
+        source = simulcast.SimulcastSource(rids, rid_extension_id, track.clock_rate)
+        bindings.receive_simulcast(self.pc, transceiver, track, source)
+        log.info("simulcast", extra={"track": track.track_id, "rids": rids})
+        return True
 
     def stop_receiving(self, track: PublishedTrack) -> None:
         self.demux.remove(track)
@@ -130,6 +156,8 @@ class PeerTransport:
         sub = bindings.subscription(self.pc, transceiver, track, self.connected)
         if sub is not None:
             self._subscriptions.append(sub)
+            if self.bandwidth.ext_id is not None:
+                sub.stamp = self.bandwidth.stamp
         return sub
 
     def stop_sending(self, sub: Subscription | None) -> None:
@@ -165,6 +193,7 @@ class PeerTransport:
     async def close(self) -> None:
         self._count_if_never_connected("closed")
         self.closed = True
+        bwe.LIVE.discard(self.bandwidth)  # out of /metrics now, not when it is collected
         for sub in list(self._subscriptions):
             self.stop_sending(sub)
         await self.pc.close()

@@ -77,7 +77,7 @@ async def join(
         generation=claims.generation,
     )
     for source in msg.publish:
-        participant.want(source, msg.video_codec)
+        participant.want(source, msg.video_codec, msg.simulcast)
     moderation.restore(room, participant)
     await room.add(participant)
     COUNTERS.joins += 1
@@ -116,6 +116,7 @@ class ParticipantSession(Session):
             p.Unpublish: self.on_unpublish,
             p.Answer: self.on_answer,
             p.Mute: self.on_mute,
+            p.SetVideoQuality: self.on_video_quality,
             p.Reaction: self.on_reaction,
             p.Chat: self.on_chat,
             p.Hand: self.on_hand,
@@ -137,7 +138,7 @@ class ParticipantSession(Session):
         if msg.source in self.participant.wanted_sources:
             await self.wire.error("already_published", f"{msg.source} is published already")
             return
-        self.participant.want(msg.source, msg.video_codec)
+        self.participant.want(msg.source, msg.video_codec, msg.simulcast)
         await self.participant.negotiate()
 
     async def on_unpublish(self, msg: p.Unpublish) -> None:
@@ -157,6 +158,10 @@ class ParticipantSession(Session):
         track_id = f"{self.participant.id}/{msg.source}"
         event = {"type": "track_muted", "track_id": track_id, "muted": msg.muted}
         await self.room.relay_event(event, source=self.participant)
+
+    async def on_video_quality(self, msg: p.SetVideoQuality) -> None:
+        if not await self.participant.set_quality(msg.track_id, msg.quality):
+            await self.wire.error("unknown_track", f"{msg.track_id} is not a track this participant receives")
 
     async def _stored(self, token: str, kind: str) -> dict[str, object] | None:
         """The content of the API's notice of what this participant stored, or None (answered)."""

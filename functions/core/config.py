@@ -75,8 +75,12 @@ class Settings(BaseSettings):
     #: TURN servers handed to clients with each join (comma list of ``turn:H:P?transport=udp``,
     #: ``turn:H:P?transport=tcp``, ``turns:H:P``), with credentials derived from ``turn_secret`` (coturn's
     #: ``static-auth-secret``) that expire with the join token. Either unset: no TURN offered.
+    #: An entry may name its region (``us-east-1=turn:...``, as the CDK app sets it: every region's TURN
+    #: server): a join then gets one ICE server per region, its relay's region first.
     turn_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     turn_secret: SecretStr | None = None
+    #: In the cloud: the secret's ARN in Secrets Manager (rotated; read and cached a few minutes).
+    turn_secret_arn: str | None = None
 
     # Uploads (size limits are part of the API schema: meetup_protocol/schemas)
     presign_ttl_s: int = 900
@@ -118,7 +122,8 @@ class Settings(BaseSettings):
     @field_validator("turn_urls")
     @classmethod
     def _check_turn_urls(cls, value: list[str]) -> list[str]:
-        for url in value:
+        for entry in value:
+            url = _turn_url(entry)[1]
             if turn_url_path(url) is None:
                 raise ValueError(
                     f"not a TURN URL clients can use: {url!r} (turn:H:P?transport=udp|tcp or turns:H:P)"
@@ -134,6 +139,23 @@ class Settings(BaseSettings):
 
     def table_name(self, name: str) -> str:
         return f"{self.table_prefix}{name}"
+
+    def turn_urls_by_region(self) -> dict[str, list[str]]:
+        """``turn_urls`` grouped by region in the configured order ("" for entries without one)."""
+        groups: dict[str, list[str]] = {}
+        for entry in self.turn_urls:
+            region, url = _turn_url(entry)
+            groups.setdefault(region, []).append(url)
+        return groups
+
+
+def _turn_url(entry: str) -> tuple[str, str]:
+    """``region=url`` or ``url`` -> (region or "", url); a TURN URL itself never has an ``=`` before
+    its ``?transport=`` query."""
+    head, sep, url = entry.partition("=")
+    if sep and "?" not in head and ":" not in head:
+        return head.strip(), url.strip()
+    return "", entry.strip()
 
 
 @lru_cache

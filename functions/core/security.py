@@ -81,7 +81,7 @@ def normalize_passcode(raw: str) -> str:
     return raw.strip().upper()
 
 
-def _load_secret_from_arn(arn: str) -> str:
+def load_secret_from_arn(arn: str) -> str:
     from aws_lambda_powertools.utilities import parameters
 
     return str(parameters.get_secret(arn, max_age=300))
@@ -93,7 +93,7 @@ def access_token_secret() -> bytes:
     if s.jwt_secret is not None:
         return s.jwt_secret.get_secret_value().encode()
     if s.jwt_secret_arn:
-        return _load_secret_from_arn(s.jwt_secret_arn).encode()
+        return load_secret_from_arn(s.jwt_secret_arn).encode()
     raise RuntimeError("set MEETUP_JWT_SECRET or MEETUP_JWT_SECRET_ARN")
 
 
@@ -103,5 +103,5 @@ def join_signing_key() -> Ed25519PrivateKey:
     if s.join_private_key is not None:
         return load_private_key(s.join_private_key.get_secret_value())
     if s.join_private_key_arn:
-        return load_private_key(_load_secret_from_arn(s.join_private_key_arn))
+        return load_private_key(load_secret_from_arn(s.join_private_key_arn))
     raise RuntimeError("set MEETUP_JOIN_PRIVATE_KEY or MEETUP_JOIN_PRIVATE_KEY_ARN")

@@ -224,14 +224,18 @@ def join_meeting(
         max_participants=int(meeting.max_participants),
         generation=int(participant.generation or 0),
     )
+    relays = rank_relays(body.region)
     return JoinResponse(
         join_token=issue_join_token(claims, join_signing_key()),
         expires_in=settings.join_token_ttl_s,
         participant_id=participant.participant_id,
         role=claims.role,
-        relays=rank_relays(body.region),
+        relays=relays,
         meeting=meeting_out(meeting),
-        ice_servers=ice_servers(settings, participant.participant_id, expires_at),
+        # The TURN server of the region of the relay the client will most likely use first.
+        ice_servers=ice_servers(
+            settings, participant.participant_id, expires_at, relays[0].region if relays else body.region
+        ),
     )
 
 

@@ -7,6 +7,9 @@
   regional relay stack finds it locally by name, with no cross-region reference between stacks.
 * ``relay-cluster-key``: 64 random characters, replicated the same way: relays encrypt their gossip and
   credential their cascade links with it (only relays read it).
+* ``turn-auth-key``: coturn's TURN REST API secret, replicated the same way (each region's TURN tasks
+  read their replica), rotated on a schedule by infra/runtime/turn_secret_rotation.py; the meetings
+  function reads it (read only) to sign the short-lived TURN credentials of each join.
 
 The pair is minted by a custom resource (infra/runtime/join_keys.py); bump ``generation`` to rotate.
 
@@ -37,6 +40,11 @@ _NO_ROTATION = (
     "the key pair, put-secret-value plus a Lambda refresh for the JWT secret)"
 )
 
+
+#: TURN tasks copy the secret's versions into coturn every TURN_SYNC_S (infra/turn/secret_sync.py): the
+#: rotation waits two such periods plus cross-region replication before making a new secret current.
+TURN_SYNC_S = 30
+TURN_SYNC_WAIT_S = 2 * TURN_SYNC_S + 30
 
 #: What Secrets Manager takes for the random suffix of a complete secret ARN.
 _ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
@@ -86,6 +94,10 @@ def cluster_secret_name(name: str) -> str:
     return checked_secret_name(f"{name}/relay-cluster-key")
 
 
+def turn_secret_name(name: str) -> str:
+    return checked_secret_name(f"{name}/turn-auth-key")
+
+
 class PlatformSecrets(Construct):
     def __init__(
         self,
@@ -98,6 +110,7 @@ class PlatformSecrets(Construct):
         runtime: lambda_.Runtime,
         log_retention: logs.RetentionDays,
         generation: str = "1",
+        turn_rotation_days: int = 30,
     ) -> None:
         super().__init__(scope, construct_id)
         self.jwt = secretsmanager.Secret(
@@ -138,6 +151,9 @@ class PlatformSecrets(Construct):
         )
         for secret in (self.jwt, self.join_private, self.join_public, self.cluster):
             acknowledge(secret, "SMG4", _NO_ROTATION)
+        self.turn = self._turn_secret(
+            name, replica_regions, code, runtime, log_retention, Duration.days(turn_rotation_days)
+        )
 
         minter = ConcernFunction(
             self,
@@ -168,3 +184,51 @@ class PlatformSecrets(Construct):
                 "Generation": generation,
             },
         )
+
+    def _turn_secret(
+        self,
+        name: str,
+        replica_regions: list[str],
+        code: lambda_.Code,
+        runtime: lambda_.Runtime,
+        log_retention: logs.RetentionDays,
+        every: Duration,
+    ) -> secretsmanager.Secret:
+        """The TURN shared secret and its rotation: the TURN tasks accept the pending, current and previous
+        versions (they sync them every 30 s), the rotation waits for them before making the new one
+        current; see infra/runtime/turn_secret_rotation.py."""
+        secret = secretsmanager.Secret(
+            self,
+            "TurnSecret",
+            secret_name=turn_secret_name(name),
+            description="coturn's TURN REST API secret (use-auth-secret): the API signs TURN credentials "
+            "with AWSCURRENT; TURN servers accept AWSPENDING, AWSCURRENT and AWSPREVIOUS",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            replica_regions=[secretsmanager.ReplicaRegion(region=r) for r in replica_regions],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        rotator = ConcernFunction(
+            self,
+            "TurnSecretRotation",
+            function_name=f"{name}-turn-secret-rotation",
+            handler="infra.runtime.turn_secret_rotation.handler",
+            code=code,
+            runtime=runtime,
+            memory_mib=256,
+            # setSecret waits for every TURN task to sync the pending secret (two 30 s periods plus
+            # replication), well within the limit.
+            timeout=Duration.minutes(5),
+            environment={"TURN_SYNC_WAIT_S": str(TURN_SYNC_WAIT_S)},
+            log_retention=log_retention,
+            description="Rotates the TURN shared secret (Secrets Manager rotation function)",
+        )
+        secret.add_rotation_schedule("Rotation", rotation_lambda=rotator.function, automatically_after=every)
+        acknowledge(
+            rotator.role,
+            "IAM5[Resource::*]",
+            "secretsmanager:GetRandomPassword (the new secret's value) has no resource to scope it to; every "
+            "other action of the rotation function is on the TURN secret's ARN only",
+        )
+        return secret

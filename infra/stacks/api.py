@@ -49,6 +49,8 @@ class Access:
     list_prefix: bool = False
     join_key: bool = False
     relays: bool = False
+    #: Hands out TURN credentials (reads the TURN secret: read only).
+    turn: bool = False
 
 
 #: What each concern touches, read from its routes (functions/routes/*.py, functions/services, core).
@@ -69,6 +71,7 @@ ACCESS: dict[str, Access] = {
         },
         join_key=True,
         relays=True,
+        turn=True,
     ),
     # The join key signs the relay notice of each stored message (functions/services/relay_notices.py);
     # posts are rate limited per participant in the throttles table (functions/core/rate_limit.py).
@@ -138,6 +141,7 @@ class ApiStack(Stack):
             runtime=runtime,
             log_retention=retention,
             generation=config.key_generation,
+            turn_rotation_days=config.turn_rotation_days,
         )
         self.functions: dict[str, ConcernFunction] = {}
         for concern, access in ACCESS.items():
@@ -182,6 +186,10 @@ class ApiStack(Stack):
             env["MEETUP_JOIN_PRIVATE_KEY_ARN"] = self.secrets.join_private.secret_arn
         if access.relays:
             env["MEETUP_RELAYS"] = json.dumps(config.relay_endpoints(), separators=(",", ":"))
+        if access.turn:
+            # The secret's ARN, never its value: read (and cached a few minutes) at run time.
+            env["MEETUP_TURN_URLS"] = config.turn_endpoints()
+            env["MEETUP_TURN_SECRET_ARN"] = self.secrets.turn.secret_arn
         return env
 
     def table_arn(self, table: str, index: str | None = None) -> str:
@@ -217,6 +225,8 @@ class ApiStack(Stack):
         self.secrets.jwt.grant_read(fn.role)
         if access.join_key:
             self.secrets.join_private.grant_read(fn.role)
+        if access.turn:
+            self.secrets.turn.grant_read(fn.role)
 
     # --- HTTP API -----------------------------------------------------------------------------------
 

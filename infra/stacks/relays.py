@@ -75,7 +75,7 @@ class RelayStack(Stack):
             ),
             traffic_type=ec2.FlowLogTrafficType.REJECT,  # ALL would log every media flow
         )
-        cluster = ecs.Cluster(
+        self.cluster = cluster = ecs.Cluster(
             self,
             "Cluster",
             vpc=self.vpc,
@@ -204,6 +204,7 @@ class RelayStack(Stack):
         topic = AlarmTopic(
             self, "Alarms", name=f"{config.name}-{self.relay_region}", email=config.alarm_email
         )
+        self.alarm_topic = topic  # the region's TURN stack alarms to it too
         alarm = cloudwatch.Metric(
             namespace="AWS/NetworkELB",
             metric_name="HealthyHostCount",

@@ -12,6 +12,7 @@ CloudFront wants its certificate in us-east-1, so this stack lives there whateve
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import DefaultStackSynthesizer, Duration, RemovalPolicy, Stack
@@ -30,6 +31,20 @@ from infra.config import InfraConfig
 from infra.constructs.nag import acknowledge, allow, wildcard_findings
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+#: npm files served with the client (MediaPipe's model and wasm): site path -> folder (web/vendor.json).
+WEB_VENDOR = WEB_DIR / "vendor.json"
+
+
+def web_vendor() -> dict[str, Path]:
+    """The npm folders to deploy with the client; a missing one fails synth (``./dev`` runs ``npm ci``)."""
+    entries = json.loads(WEB_VENDOR.read_text()) if WEB_VENDOR.is_file() else {}
+    folders = {path: WEB_DIR.parent / folder for path, folder in entries.items() if not path.startswith("//")}
+    missing = [str(folder) for folder in folders.values() if not folder.is_dir()]
+    if missing:
+        raise FileNotFoundError(f"the web client's npm files are missing (run npm ci): {missing}")
+    return folders
+
+
 #: CloudFront only takes certificates from us-east-1.
 WEB_REGION = "us-east-1"
 
@@ -60,7 +75,9 @@ def content_security_policy(config: InfraConfig) -> str:
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self'",
+            # 'wasm-unsafe-eval': MediaPipe's segmentation (background effects) compiles WebAssembly;
+            # it allows wasm only, not eval of scripts.
+            "script-src 'self' 'wasm-unsafe-eval'",
             "style-src 'self'",
             f"img-src 'self' data: {s3_hosts}",
             "media-src 'self'",
@@ -99,6 +116,7 @@ class WebStack(Stack):
             server_access_logs_prefix="site/",
             removal_policy=RemovalPolicy.RETAIN,
         )
+        self.vendor = web_vendor()
         self.headers = self._security_headers()
         self.distribution = self._distribution()
         self._dns()
@@ -233,6 +251,7 @@ class WebStack(Stack):
             self,
             "Deploy",
             sources=[s3deploy.Source.asset(str(WEB_DIR))],
+            exclude=[f"{path}/*" for path in self.vendor],  # deployed below; pruning leaves them
             destination_bucket=self.bucket,
             distribution=self.distribution,
             distribution_paths=["/*"],
@@ -243,6 +262,20 @@ class WebStack(Stack):
             memory_limit=256,
         )
         self._acknowledge_deployment(deployment, role)
+        for index, (path, folder) in enumerate(self.vendor.items()):
+            vendor = s3deploy.BucketDeployment(
+                self,
+                f"DeployVendor{index}",
+                sources=[s3deploy.Source.asset(str(folder))],
+                destination_bucket=self.bucket,
+                destination_key_prefix=f"{path}/",
+                cache_control=[s3deploy.CacheControl.no_cache()],
+                prune=True,
+                role=role,
+                log_group=log_group,
+                memory_limit=256,
+            )
+            vendor.node.add_dependency(deployment)
         return deployment
 
     def _acknowledge_deployment(self, deployment: s3deploy.BucketDeployment, role: iam.Role) -> None:

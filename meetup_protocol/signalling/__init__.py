@@ -11,8 +11,10 @@ with an offer that holds a ``recvonly`` m-line for it (``tracks[mid].publish``) 
 m-line per remote track; the client attaches its track to that m-line and answers.
 
 Client -> relay
-    join        {token, protocol, publish, video_codec}   first message, exactly once
-    publish     {source, video_codec}        camera | microphone | screen; VP8 or H.264
+    join        {token, protocol, publish, video_codec, simulcast}   first message, exactly once
+    publish     {source, video_codec, simulcast}   camera | microphone | screen; VP8 or H.264;
+                                             simulcast: send the camera as layers if offered (VP8)
+    video_quality {track_id, quality}        low | medium | high: the best layer wanted of that track
     unpublish   {source}
     answer      {negotiation, sdp}           to the relay's offer with that number
     mute        {source, muted}
@@ -71,6 +73,7 @@ from meetup_protocol.signalling.client import (
     Ping,
     Publish,
     Reaction,
+    SetVideoQuality,
     Unpublish,
     parse_client_message,
 )
@@ -121,6 +124,7 @@ from meetup_protocol.signalling.types import (
     Source,
     TrackInfo,
     VideoCodec,
+    VideoQuality,
 )
 
 __all__ = [
@@ -173,6 +177,7 @@ __all__ = [
     "RoleChanged",
     "Sdp",
     "ServerMessage",
+    "SetVideoQuality",
     "Source",
     "SpeakerLevel",
     "SpeakersChanged",
@@ -182,6 +187,7 @@ __all__ = [
     "TrackUnpublished",
     "Unpublish",
     "VideoCodec",
+    "VideoQuality",
     "Welcome",
     "encode_cascade",
     "load_json",

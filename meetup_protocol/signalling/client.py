@@ -15,6 +15,7 @@ from meetup_protocol.signalling.types import (
     Sdp,
     Source,
     VideoCodec,
+    VideoQuality,
 )
 
 
@@ -25,17 +26,28 @@ class Join(Message):
     #: Sources to publish from the start (saves a round of negotiation).
     publish: Annotated[list[Source], Field(max_length=3)] = []
     video_codec: VideoCodec | None = None
+    #: The client sends its camera as simulcast layers if offered (a browser that can: Chromium).
+    simulcast: bool = False
 
 
 class Publish(Message):
     type: Literal["publish"]
     source: Source
     video_codec: VideoCodec | None = None
+    simulcast: bool = False
 
 
 class Unpublish(Message):
     type: Literal["unpublish"]
     source: Source
+
+
+class SetVideoQuality(Message):
+    """The best quality this subscriber wants of a track it receives (e.g. low for a thumbnail)."""
+
+    type: Literal["video_quality"]
+    track_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    quality: VideoQuality
 
 
 class Answer(Message):
@@ -88,6 +100,7 @@ ClientMessage = Annotated[
     Join
     | Publish
     | Unpublish
+    | SetVideoQuality
     | Answer
     | Mute
     | Reaction

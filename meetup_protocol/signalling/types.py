@@ -17,6 +17,8 @@ Kind = Literal["audio", "video"]
 SOURCE_KIND: dict[str, Kind] = {"camera": "video", "microphone": "audio", "screen": "video"}
 #: Video codecs a publisher may choose; the relay offers only that one on the m-line (default: both).
 VideoCodec = Literal["video/VP8", "video/H264"]
+#: The best quality a subscriber wants of a simulcast video (the relay may send less: its link decides).
+VideoQuality = Literal["low", "medium", "high"]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=MAX_MESSAGE_BYTES)]
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.browser.harness import CHROMIUM, FLAGS, WebUser, require_chromium
 
-Launch = Callable[[str], Awaitable[WebUser]]
+#: ``launch(name, extra_flags=(), executable=CHROMIUM)``: extra Chromium flags (e.g.
+#: ``--use-file-for-fake-video-capture=F``), and another Chromium command (e.g. a wrapper that starts it in
+#: a network namespace).
+Launch = Callable[..., Awaitable[WebUser]]
 
 
 @pytest.fixture
@@ -23,12 +26,14 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
         contexts = []
         profiles = itertools.count()
 
-        async def open_browser(name: str) -> WebUser:
+        async def open_browser(
+            name: str, extra_flags: Sequence[str] = (), executable: str = CHROMIUM
+        ) -> WebUser:
             context = await playwright.chromium.launch_persistent_context(
                 str(tmp_path / f"chromium-{next(profiles)}"),
-                executable_path=CHROMIUM,
+                executable_path=executable,
                 headless=True,
-                args=FLAGS,
+                args=[*FLAGS, *extra_flags],
                 viewport={"width": 1280, "height": 720},
             )
             contexts.append(context)

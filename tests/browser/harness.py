@@ -83,12 +83,15 @@ _OUTBOUND_JS = """async (source) => {
   const transceiver = window.meetup.meeting?.connection?.publishing.get(source);
   if (!transceiver) return null;
   const stats = await transceiver.sender.getStats();
-  let outbound = null;
-  stats.forEach((r) => { if (r.type === "outbound-rtp") outbound = r; });
-  return {
-    packetsSent: outbound?.packetsSent ?? 0, framesEncoded: outbound?.framesEncoded ?? 0,
-    codec: outbound?.codecId ? stats.get(outbound.codecId)?.mimeType : null,
-  };
+  // one outbound-rtp per encoding: several when the camera is sent as simulcast layers
+  const sent = { packetsSent: 0, framesEncoded: 0, codec: null };
+  stats.forEach((r) => {
+    if (r.type !== "outbound-rtp") return;
+    sent.packetsSent += r.packetsSent ?? 0;
+    sent.framesEncoded += r.framesEncoded ?? 0;
+    if (r.codecId) sent.codec = stats.get(r.codecId)?.mimeType ?? sent.codec;
+  });
+  return sent;
 }"""
 
 _SELECTED_PAIR_JS = """async () => {

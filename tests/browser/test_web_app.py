@@ -19,6 +19,23 @@ def test_the_local_stack_serves_the_client_next_to_the_api(stack) -> None:
     assert "/app" not in httpx.get(f"{stack.api_url}/openapi.json").text  # the API's contract is unchanged
 
 
+def test_the_local_stack_serves_mediapipe_from_npm_with_the_client(stack) -> None:
+    """The segmentation model and its wasm (npm, web/vendor.json) come from this origin, never a CDN,
+    with the type streaming compilation needs."""
+    base = f"{stack.web_url}vendor/selfie_segmentation/"
+    wasm = httpx.get(f"{base}selfie_segmentation_solution_simd_wasm_bin.wasm")
+    assert wasm.status_code == 200 and wasm.headers["content-type"] == "application/wasm"
+    assert wasm.content[:4] == b"\0asm"
+    for name in (
+        "selfie_segmentation.js",
+        "selfie_segmentation_landscape.tflite",
+        "selfie_segmentation.binarypb",
+    ):
+        assert httpx.get(f"{base}{name}").status_code == 200, name
+    assert httpx.get(f"{base}../../vendor.json").status_code == 200  # the list itself, harmless
+    assert httpx.get(f"{base}..%2F..%2F..%2Fpackage.json").status_code == 404  # nothing outside the folder
+
+
 async def test_account_settings_photo_and_a_refused_join(stack, launch: Launch) -> None:
     ann = await launch("Ann")
     page = ann.page

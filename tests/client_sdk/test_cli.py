@@ -15,6 +15,7 @@ from typing import Any
 
 import av
 import httpx
+import pytest
 
 from local_stack.aws import free_port
 
@@ -227,3 +228,18 @@ def test_local_up_serves_until_interrupted_and_cleans_up() -> None:
             raise AssertionError(f"{url} still answers after Ctrl-C")
         except httpx.TransportError:
             pass
+
+
+async def test_meet_join_prints_a_media_path_change(capsys: pytest.CaptureFixture[str]) -> None:
+    """What ``meet join`` shows when the meeting reports a move (the event itself: test_turn_failover)."""
+    from client_sdk.cli.join import Observer
+    from client_sdk.client import Client
+    from client_sdk.meeting import Meeting, MeetingEvent
+
+    client = Client("http://127.0.0.1:9")  # never called: nothing here talks to the API
+    meeting = Meeting(client, "m", {}, None, "video/VP8")
+    Observer(meeting, None)
+    change = {"path": "turn/tls", "previous": "turn/tcp", "relay": "ws://r/ws [bold]x[/]"}
+    await meeting._emit(MeetingEvent("media_path_changed", change))
+    await client.aclose()
+    assert "media path: turn/tcp -> turn/tls (via ws://r/ws [bold]x[/])" in capsys.readouterr().out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -33,6 +34,7 @@ class Watcher:
         self.events: list[MeetingEvent] = []
         self.frames: dict[tuple[str, str], int] = {}  # (participant_id, source) -> decoded frames
         self.sizes: dict[tuple[str, str], tuple[int, int]] = {}
+        self.last: dict[tuple[str, str], Any] = {}  # the last decoded video frame (av.VideoFrame)
         self._tasks: list[asyncio.Task[None]] = []
         meeting.on("*", self._on_event)
 
@@ -52,6 +54,7 @@ class Watcher:
             self.frames[key] = self.frames.get(key, 0) + 1
             if event.track.info.kind == "video":
                 self.sizes[key] = (frame.width, frame.height)
+                self.last[key] = frame
 
     def of(self, kind: str) -> list[MeetingEvent]:
         return [e for e in self.events if e.type == kind]

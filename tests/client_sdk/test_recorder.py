@@ -196,6 +196,16 @@ async def test_chosen_mode_rules(tmp_path: Path) -> None:
     assert not (tmp_path / "x.mp4").exists()
 
 
+async def record_frames(recorder: MeetingRecorder, tracks: list, seconds: float) -> dict[str, int]:
+    """Record ``tracks`` for ``seconds``; the frames decoded per stream kind of the file."""
+    for track in tracks:
+        recorder.add_track(track)
+    await recorder.start()
+    await asyncio.sleep(seconds)
+    await recorder.stop()
+    return stream_frames(recorder.path)
+
+
 def stream_frames(path: Path) -> dict[str, int]:
     """Frames decoded per stream kind (a stream that is missing from the file counts as absent)."""
     with av.open(str(path)) as container:
@@ -211,39 +221,23 @@ def stream_frames(path: Path) -> dict[str, int]:
 async def test_a_late_first_video_frame_still_makes_a_video_stream(tmp_path: Path, suffix: str) -> None:
     # The audio's first packets are ready before the video's first frame: aiortc's MediaRecorder
     # muxed them at once and the file lost its video stream without an error (seen in a demo run).
-    path = tmp_path / f"late.{suffix}"
-    recorder = MeetingRecorder(path)
-    recorder.add_track(SolidVideoTrack(RED, fps=15, delay_s=0.5))
-    recorder.add_track(ConstAudioTrack(1000))
-    await recorder.start()
-    await asyncio.sleep(1.5)
-    await recorder.stop()
-    counts = stream_frames(path)
+    late = SolidVideoTrack(RED, fps=15, delay_s=0.5)
+    counts = await record_frames(
+        MeetingRecorder(tmp_path / f"late.{suffix}"), [late, ConstAudioTrack(1000)], 1.5
+    )
     assert counts.get("video", 0) >= 8, counts
     assert counts.get("audio", 0) >= 40, counts
 
 
 async def test_a_video_track_that_never_delivers_leaves_a_valid_file_with_the_audio(tmp_path: Path) -> None:
-    path = tmp_path / "silent.mp4"
-    recorder = MeetingRecorder(path)
-    recorder.add_track(SilentTrack("video"))
-    recorder.add_track(ConstAudioTrack(1000))
-    await recorder.start()
-    await asyncio.sleep(1.0)
-    await recorder.stop()
-    counts = stream_frames(path)
+    tracks = [SilentTrack("video"), ConstAudioTrack(1000)]
+    counts = await record_frames(MeetingRecorder(tmp_path / "silent.mp4"), tracks, 1.0)
     # MP4 has no empty tracks: the video stream is one black frame
     assert counts == {"video": 1, "audio": counts["audio"]} and counts["audio"] >= 30, counts
 
 
 async def test_a_grid_recording_has_video_even_when_its_first_frame_is_slow(tmp_path: Path) -> None:
     # The grid's size is known up front, so the file starts with the mixer's first packet.
-    path = tmp_path / "grid.mp4"
-    recorder = MeetingRecorder(path, grid=True, size=(320, 240), fps=10)
-    recorder.add_track(SilentTrack("video"))
-    recorder.add_track(ConstAudioTrack(1000))
-    await recorder.start()
-    await asyncio.sleep(1.0)
-    await recorder.stop()
-    counts = stream_frames(path)
+    recorder = MeetingRecorder(tmp_path / "grid.mp4", grid=True, size=(320, 240), fps=10)
+    counts = await record_frames(recorder, [SilentTrack("video"), ConstAudioTrack(1000)], 1.0)
     assert counts.get("video", 0) >= 5 and counts.get("audio", 0) >= 30, counts

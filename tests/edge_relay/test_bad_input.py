@@ -11,6 +11,7 @@ import json
 import os
 import re
 import socket
+import struct
 import time
 
 import httpx
@@ -244,3 +245,33 @@ async def test_vanished_participant_is_removed_within_five_seconds(api: Api, sta
     finally:
         await stayer.close()
         await leaver.close(leave=False)
+
+
+async def test_garbage_transport_feedback_is_dropped_and_counted(stack, canary) -> None:
+    """A subscriber sends the relay transport-cc feedback that lies (counts past the packet, reserved
+    symbols, truncation, random bodies), over its real SRTCP: the relay counts it, never misreads it as a
+    NACK (aiortc would: RTPFB FMT 15), and the canary keeps flowing."""
+    from edge_relay.sfu.seams import bundled_transport, send_rtp
+
+    viewer, _ = canary
+
+    def feedback(body: bytes) -> bytes:  # a consistent RTCP header around a lying body
+        return struct.pack("!BBH", 0x8F, 205, (len(body) + 8) // 4) + struct.pack("!II", 1, 2) + body
+
+    lies = [
+        feedback(struct.pack("!HHI", 0, 0xFFFF, 0) + struct.pack("!H", 0x3FFF) + b"\x00" * 6),  # 8191 deltas
+        feedback(struct.pack("!HHI", 0, 3, 0) + struct.pack("!H", 0x6003) + b"\x00" * 6),  # reserved symbol
+        feedback(
+            struct.pack("!HHI", 0, 40, 0) + struct.pack("!HH", 0x2004, 0x0000) + b"\x04" * 4
+        ),  # empty run
+    ]
+    before = relay_metrics(stack)
+    transport = bundled_transport(viewer.conn.pc)
+    for i in range(600):
+        body = lies[i % 3] if i % 4 else lies[0][:8] + os.urandom(12)  # random: a length that lies too
+        await send_rtp(transport, body)
+        if i % 100 == 0:
+            await asyncio.sleep(0.05)
+    keys = ("relay_transport_feedback_malformed_total", "relay_subscriber_rtcp_malformed_total")
+    assert await wait_until(lambda: all(relay_metrics(stack)[k] >= before[k] + 140 for k in keys), 10)
+    assert relay_metrics(stack)["relay_retransmissions_total"] - before["relay_retransmissions_total"] < 50

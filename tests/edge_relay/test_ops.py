@@ -46,12 +46,13 @@ def test_health_and_metrics_format(stack) -> None:
     for line in metrics.text.splitlines():
         if line.startswith("# TYPE"):
             _, _, name, kind = line.split()
-            assert kind in ("counter", "gauge")
+            assert kind in ("counter", "gauge", "histogram")
             declared.add(name)
         elif line and not line.startswith("#"):
             name_and_labels, value = line.rsplit(" ", 1)
             float(value)
-            assert name_and_labels.split("{")[0] in declared
+            name = name_and_labels.split("{")[0]
+            assert name in declared or name.rsplit("_", 1)[0] in declared  # histogram: _bucket/_sum/_count
     assert declared >= REQUIRED_METRICS
 
 

@@ -37,6 +37,9 @@ def test_dtls_transport_seams() -> None:
     )
     assert params(RTCDtlsTransport._send_rtp) == ["self", "data"]
     assert inspect.iscoroutinefunction(RTCDtlsTransport._send_rtp)
+    # seams.tap_rtcp: decrypted compound RTCP goes through this method, looked up on the instance.
+    assert params(RTCDtlsTransport._handle_rtcp_data) == ["self", "data"]
+    assert "await self._handle_rtcp_data(data)" in inspect.getsource(RTCDtlsTransport._recv_next)
 
 
 def test_the_nominated_pair_is_where_the_relay_reads_the_media_path() -> None:
@@ -77,6 +80,22 @@ async def test_negotiated_state_is_where_the_relay_reads_it() -> None:
         await pc.close()
 
 
+async def test_a_simulcast_layers_sender_reports_reach_the_receiver() -> None:
+    """seams.route_sender_reports: aiortc's RTCP router hands an SR to the receiver of its SSRC."""
+    from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        seams.route_sender_reports(pc, 0xC0FFEE, transceiver.receiver)
+        info = RtcpSenderInfo(ntp_timestamp=1, rtp_timestamp=2, packet_count=3, octet_count=4)
+        router = seams.bundled_transport(pc)._rtp_router
+        assert router.route_rtcp(RtcpSrPacket(ssrc=0xC0FFEE, sender_info=info)) == {transceiver.receiver}
+    finally:
+        await pc.close()
+
+
 def test_codec_factories_are_module_level_names() -> None:
     """CodecCensus counts decoders/encoders by wrapping these names."""
     assert callable(aiortc.rtcrtpreceiver.get_decoder)
@@ -98,3 +117,17 @@ def test_a_wrong_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiortc, "__version__", "9.9.9")
     with pytest.raises(RuntimeError, match=r"1\.16\.0"):
         seams.check_aiortc_version()
+
+
+def test_ice_datagrams_pass_through_stun_protocol_and_pairs_name_their_socket() -> None:
+    assert params(aioice.ice.StunProtocol.datagram_received) == ["self", "data", "addr"]
+    assert {"protocol", "remote_candidate"} <= set(params(aioice.ice.CandidatePair.__init__))
+    assert isinstance(inspect.getattr_static(aioice.ice.CandidatePair, "remote_addr"), property)
+    assert "_check_list" in inspect.getsource(aioice.ice.Connection.__init__)
+    undo = seams.filter_ice_datagrams(lambda protocol, data, addr: False)
+    try:
+        assert aioice.ice.StunProtocol.datagram_received.__name__ == "datagram_received"
+        assert aioice.ice.StunProtocol.datagram_received.__module__ == seams.__name__
+    finally:
+        undo()
+    assert aioice.ice.StunProtocol.datagram_received.__module__ == "aioice.ice"

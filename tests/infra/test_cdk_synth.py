@@ -74,11 +74,12 @@ def test_every_stack_is_synthesised_for_every_region(assembly: Path) -> None:
         if artifact["type"] == "aws:cloudformation:stack"
     }
     expected = {"MeetupEdge-Data", "MeetupEdge-Api", "MeetupEdge-Routing", "MeetupEdge-Web"} | {
-        f"MeetupEdge-Relays-{r}" for r in REGIONS
+        f"MeetupEdge-{kind}-{r}" for r in REGIONS for kind in ("Relays", "Turn")
     }
     assert set(stacks) == expected
     for region in REGIONS:
         assert stacks[f"MeetupEdge-Relays-{region}"].endswith(f"/{region}")
+        assert stacks[f"MeetupEdge-Turn-{region}"].endswith(f"/{region}")
     data = json.loads((assembly / "MeetupEdge-Data.template.json").read_text())
     replicas = {
         r["Region"]

@@ -158,3 +158,34 @@ def test_pinned_agent_images_pass() -> None:
     digest = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent@sha256:" + "a" * 64
     assert config(**{"meetup:relay:metricsAgentImage": digest}).relay_metrics_agent_image == digest
     assert not config().relay_metrics_agent_image.endswith(":latest")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("meetup:turn:relayPorts", "3000-4000", "meetup:turn:relayPorts"),  # holds the TURN port itself
+        ("meetup:turn:relayPorts", "80-90", "meetup:turn:relayPorts"),
+        ("meetup:turn:relayPorts", "60000-50000", "meetup:turn:relayPorts"),
+        ("meetup:turn:minTasks", "0", "meetup:turn:minTasks"),
+        ("meetup:turn:cpu", "768", "not a Fargate size"),
+        ("meetup:turn:rotationDays", "0", "meetup:turn:rotationDays"),
+    ],
+)
+def test_turn_settings_that_would_not_deploy_are_refused(key: str, value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(**{key: value, "meetup:account": PLACEHOLDER_ACCOUNT})
+
+
+def test_turn_urls_are_every_regions_name_with_udp_tcp_and_tls_on_443() -> None:
+    turn = config(**{"meetup:regions": "us-east-1,eu-west-1", "meetup:account": PLACEHOLDER_ACCOUNT})
+    assert _key("turn_relay_ports") == "meetup:turn:relayPorts"
+    entries = turn.turn_endpoints().split(",")
+    assert entries[:3] == [
+        "us-east-1=turn:turn-us-east-1.meetup.example.com:3478?transport=udp",
+        "us-east-1=turn:turn-us-east-1.meetup.example.com:3478?transport=tcp",
+        "us-east-1=turns:turn-us-east-1.meetup.example.com:443?transport=tcp",
+    ]
+    assert len(entries) == 6
+    assert Settings(turn_urls=turn.turn_endpoints()).turn_urls_by_region()["eu-west-1"] == turn.turn_urls(  # type: ignore[arg-type]
+        "eu-west-1"
+    )

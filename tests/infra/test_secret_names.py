@@ -62,7 +62,7 @@ def test_every_secret_of_the_app_and_every_relay_reference_is_safe(synth: Synth)
         s["Properties"]["Name"]
         for s in synth.resources(synth.meetup.api, "AWS::SecretsManager::Secret").values()
     ]
-    assert len(names) == 4 and not [n for n in names if secret_name_problem(n)]
+    assert len(names) == 5 and not [n for n in names if secret_name_problem(n)]
     for stack in synth.meetup.relays.values():
         (task,) = synth.resources(stack, "AWS::ECS::TaskDefinition").values()
         for container in task["Properties"]["ContainerDefinitions"]:

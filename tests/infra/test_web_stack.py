@@ -116,7 +116,9 @@ def test_security_headers_on_every_answer(synth: Synth) -> None:
     assert security["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
     directives = security["ContentSecurityPolicy"]["ContentSecurityPolicy"].split("; ")
     csp = dict(directive.split(" ", 1) for directive in directives)
-    assert csp["default-src"] == csp["script-src"] == csp["style-src"] == "'self'"
+    assert csp["default-src"] == csp["style-src"] == "'self'"
+    # Scripts from this origin only; WebAssembly may compile (MediaPipe's segmentation), eval may not.
+    assert csp["script-src"] == "'self' 'wasm-unsafe-eval'"
     assert csp["frame-ancestors"] == "'none'" and csp["object-src"] == "'none'"
     assert f"wss://*.{config.domain}" in csp["connect-src"]  # the relays' signalling
     assert f"https://{config.bucket_name}.s3.amazonaws.com" in csp["connect-src"]  # presigned uploads
@@ -174,15 +176,23 @@ def test_the_client_calls_its_own_origin(synth: Synth) -> None:
 
 def test_web_folder_is_deployed_and_cloudfront_invalidated(synth: Synth) -> None:
     web = synth.meetup.web
-    (deployment,) = synth.resources(web, "Custom::CDKBucketDeployment").values()
+    deployments = list(synth.resources(web, "Custom::CDKBucketDeployment").values())
+    (deployment,) = [d for d in deployments if "DestinationBucketKeyPrefix" not in d["Properties"]]
     props = deployment["Properties"]
     assert props["DestinationBucketName"] == {"Ref": _site_bucket_id(synth)}
     assert props["DistributionPaths"] == ["/*"]
     assert props["Prune"] is True
     assert props["SystemMetadata"] == {"cache-control": "no-cache"}
+    # MediaPipe's model and wasm (npm) go with it, under vendor/, and its pruning leaves them alone.
+    (vendor,) = [d["Properties"] for d in deployments if "DestinationBucketKeyPrefix" in d["Properties"]]
+    assert vendor["DestinationBucketKeyPrefix"] == "vendor/selfie_segmentation/"
+    assert vendor["DestinationBucketName"] == {"Ref": _site_bucket_id(synth)}
+    assert props["Exclude"] == ["vendor/selfie_segmentation/*"]
     assets = json.loads((synth.outdir / f"{web.artifact_id}.assets.json").read_text())
     staged = [a["source"]["path"] for a in assets["files"].values() if a["source"].get("packaging") == "zip"]
     assert any((synth.outdir / path / "index.html").exists() for path in staged)
+    wasm = "selfie_segmentation_solution_simd_wasm_bin.wasm"
+    assert any((synth.outdir / path / wasm).exists() for path in staged)
     # Its Lambda logs to its own group with retention; no AWS managed policy on its role.
     roles = synth.resources(web, "AWS::IAM::Role").values()
     assert all("ManagedPolicyArns" not in r["Properties"] for r in roles)

@@ -27,6 +27,7 @@ CLIENT_MESSAGES: dict[str, type[p.Message]] = {
         p.Join,
         p.Publish,
         p.Unpublish,
+        p.SetVideoQuality,
         p.Answer,
         p.Mute,
         p.Reaction,

@@ -9,7 +9,8 @@ on stdout every ``--interval-s``, and after every command::
      "video_delay_ms": {participant_id: median capture-to-decode delay of the last 30 frames} (only for
      senders at least 512 pixels wide: the pattern's time stamp needs them),
      "chats": [{"message_id", "text", "from", "name"}...] (received, in order), "sent": [{"message_id",
-     "text"}...], "ended": reason or null, "events": [types, in order], "reconnects": n, "errors": [...],
+     "text"}...], "ended": reason or null, "events": [types, in order], "reconnects": n,
+     "reconnect_reasons": [why, for each], "errors": [...],
      "media_path": "direct" | "turn/udp" | "turn/tcp" | "turn/tls" | null, "connect_s": seconds from
      asking to join to media flowing, "path_errors": {path: why it failed}}
 
@@ -63,6 +64,7 @@ class Agent:
         self.errors: list[str] = []
         self.relays = [meeting.relay_url]
         self.reconnects = 0
+        self.reconnect_reasons: list[str] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Any) -> None:
@@ -86,6 +88,7 @@ class Agent:
             "ended": m.end_reason if m.ended.is_set() else None,
             "events": self.events,
             "reconnects": self.reconnects,
+            "reconnect_reasons": self.reconnect_reasons,
             "errors": self.errors,
             "media_path": m.media_path,
             "connect_s": m.connect_time_s,
@@ -117,6 +120,8 @@ class Agent:
                     "name": data.get("name") or data.get("sender_name"),
                 }
             )
+        elif event.type == "reconnecting":
+            self.reconnect_reasons.append(str(event.data.get("reason", "")))
         elif event.type == "reconnected":
             self.reconnects += 1
             self.relays.append(self.meeting.relay_url)

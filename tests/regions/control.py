@@ -23,8 +23,10 @@ from tests.regions.netns import REPO, Wan
 class ControlPlane:
     """``with ControlPlane(wan) as cp: cp.add_relay(1, "r1"); api = cp.api()``."""
 
-    def __init__(self, wan: Wan, timeout_s: float = 60.0) -> None:
+    def __init__(self, wan: Wan, timeout_s: float = 60.0, turn_tls_port: int = 0) -> None:
         self.wan = wan
+        #: coturn's TLS port (0: a free one); 443, as deployed, where a test needs it.
+        self.turn_tls_port = turn_tls_port
         self.timeout_s = timeout_s
         self.info: dict[str, Any] = {}
         self.relays: list[Any] = []  # local_stack.relays.RelayProcess
@@ -41,6 +43,7 @@ class ControlPlane:
 
     def start(self) -> ControlPlane:
         argv = [sys.executable, "-m", "tests.regions.control", "--host", self.wan.site_ip(0)]
+        argv += ["--turn-tls-port", str(self.turn_tls_port)]
         self.proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # the stack starts in a few seconds, or the child exits
@@ -125,10 +128,16 @@ def wait_registered(url: str, timeout_s: float = 20.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="The local stack (API, moto) for multi-region tests.")
     parser.add_argument("--host", required=True)
+    parser.add_argument("--turn-tls-port", type=int, default=0, help="coturn's TLS port (0: a free one)")
     args = parser.parse_args()
     from local_stack.stack import MANY_USERS_FROM_ONE_ADDRESS, LocalStack
 
-    stack = LocalStack(host=args.host, relay_regions=[], settings=MANY_USERS_FROM_ONE_ADDRESS).start()
+    stack = LocalStack(
+        host=args.host,
+        relay_regions=[],
+        settings=MANY_USERS_FROM_ONE_ADDRESS,
+        turn_tls_port=args.turn_tls_port,
+    ).start()
     try:
         aws_env = {k: v for k, v in stack.env.items() if k.startswith("AWS_")}
         info = {"api_url": stack.api_url, "aws_url": stack.aws_url, "join_public_key": stack.join_public_key}

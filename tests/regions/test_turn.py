@@ -2,100 +2,32 @@
 control plane's coturn and sees and hears a participant who is connected directly, and is seen and heard
 by them: over TCP, and, with TCP to the TURN port dropped too (only TLS open), over TLS. An expired and a
 forged TURN credential are refused by coturn and the SDK says so (TurnRefused) within its bound.
+A client that may send TCP to port 443 only gets through over TLS on 443.
 
-Sites (tests/regions/netns.py; 2 ms one way between any two): 0 the control plane (API, moto, coturn on
-the site's address, started by the local stack), 1 the relay and the direct participant, 2 and 3 the
-clients behind UDP-dropping firewalls. Each agent reports its media path and its time to connect (from
-asking the API to join to media flowing); the test prints them.
+The sites are tests/regions/turn_world.py's. Each agent reports its media path and its time to connect
+(from asking the API to join to media flowing); the test prints them.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 
 from client_sdk.rtc.paths import DIRECT_TIMEOUT_S, PROBE_TIMEOUT_S
-from meetup_protocol.metrics import parse as parse_metrics
 from meetup_protocol.turn import turn_credentials
-from tests.conftest import Api
-from tests.regions.agents import Agent
-from tests.regions.control import ControlPlane
-from tests.regions.netns import Wan
-from tests.regions.world import needs_namespaces, receiving, start_agent
+from tests.regions.turn_world import TurnWorld, needs_turn_world, spawn, world
+from tests.regions.world import receiving
 
-pytestmark = [
-    needs_namespaces,
-    pytest.mark.skipif(
-        shutil.which("iptables") is None, reason="no iptables (Debian: apt-get install iptables)"
-    ),
-    pytest.mark.skipif(
-        shutil.which("turnserver") is None, reason="no turnserver (Debian: apt-get install coturn)"
-    ),
-]
+pytestmark = needs_turn_world
+__all__ = ["world"]  # the module's fixture
 
 #: A refused credential is reported once direct has failed (its bound) and the TURN checks answered;
 #: the join itself (API, relay probe, signalling) and a loaded 2-core machine get the rest.
 REFUSED_BOUND_S = DIRECT_TIMEOUT_S + PROBE_TIMEOUT_S + 5
-
-
-@dataclass
-class TurnWorld:
-    wan: Wan
-    control: ControlPlane
-    api: Api
-    turn: dict[str, Any]
-    relay: Any
-
-    def relay_metrics(self) -> dict[str, float]:
-        return parse_metrics(httpx.get(f"{self.relay.http_url}/metrics", timeout=5).text)
-
-
-@pytest.fixture(scope="module")
-def world() -> Iterator[TurnWorld]:
-    with ExitStack() as stack:
-        wan = stack.enter_context(Wan(sites=3, delay_ms=2))
-        control = stack.enter_context(ControlPlane(wan))
-        assert control.turn is not None, "the local stack started no coturn"
-        relay = control.add_relay(1, "r1")
-        api = control.api()
-        stack.callback(api.close)
-        # Sites 2 and 3 drop every UDP packet they send (DNS, STUN, RTP, TURN over UDP alike).
-        for site in (2, 3):
-            firewall(wan, site, "-A", "OUTPUT", "-p", "udp", "-j", "DROP")
-        # Site 3 also drops TCP to the TURN port: only TURN over TLS is left to it.
-        turn_port = control.turn["urls"][1].split(":")[2].split("?")[0]
-        firewall(wan, 3, "-A", "OUTPUT", "-p", "tcp", "--dport", turn_port, "-j", "DROP")
-        yield TurnWorld(wan, control, api, control.turn, relay)
-
-
-def firewall(wan: Wan, site: int, *rule: str) -> None:
-    done = subprocess.run(wan.command_in(site, ["iptables", *rule]), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def spawn(
-    world: TurnWorld,
-    stack: ExitStack,
-    site: int,
-    meeting: dict,
-    user: Any,
-    name: str,
-    args: tuple[str, ...] = (),
-    **env: str,
-) -> Agent:
-    """A participant in ``site`` (no region hint), not waited for: a refused one never gets admitted."""
-    # aiortc verifies turns: with the default context: the stack's self-signed certificate.
-    env = {"SSL_CERT_FILE": world.turn["cert_path"], **env}
-    return start_agent(world, stack, site, user, meeting, name, args=args, env=env)
 
 
 def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(world: TurnWorld) -> None:
@@ -140,6 +72,23 @@ def test_udp_blocked_clients_join_through_turn_tcp_and_tls_and_exchange_media(wo
         assert grew('relay_media_connected_total{peer="participant",path="turn"}') == 2, after
         assert grew('relay_media_connected_total{peer="participant",path="direct"}') == 1, after
         assert grew('relay_media_never_connected_total{peer="participant"}') >= 2, after
+
+
+def test_only_tcp_443_open_media_goes_through_turn_over_tls_on_443(world: TurnWorld) -> None:
+    tls_url = world.turn["urls"][2]
+    assert tls_url.startswith("turns:") and ":443?" in tls_url, world.turn["urls"]
+    host = world.api.new_user("Direct")
+    meeting = world.api.new_meeting(host)
+    with ExitStack() as stack:
+        direct = spawn(world, stack, 1, meeting, host, "direct")
+        direct.wait_for(lambda s: s["media_path"], 30)
+        narrow = spawn(world, stack, 4, meeting, world.api.new_user("Narrow"), "narrow")
+        status = narrow.wait_for(lambda s: s["media_path"], 40)
+        print(f"only 443: {status['media_path']} in {status['connect_s']:.2f} s; {status['path_errors']}")
+        assert status["media_path"] == "turn/tls", status
+        assert list(status["path_errors"]) == ["direct", "turn/udp", "turn/tcp"], status
+        narrow.wait_for(receiving(narrow, [direct]), 40)
+        direct.wait_for(receiving(direct, [narrow]), 40)
 
 
 @pytest.mark.parametrize("kind", ["expired", "forged"])

@@ -6,6 +6,8 @@
  *   relay-select.js  nearest relay by measured round-trip time
  *   outbox.js        chat and reactions stored exactly once
  *   meeting.js       a joined meeting: local media, relay connection, reconnection, chat
+ *   background.js    background blur / replace on the camera (MediaPipe, served from vendor/)
+ *   recording*.js    record the meeting in the browser, keep it in IndexedDB, upload it (resumable)
  *   ui/*.js          the views: sign-in, home (join, create, settings), meeting (grid, controls, chat)
  *
  * The API's address comes from config.json ("" = this origin: the local stack serves this folder at
@@ -14,9 +16,10 @@
 import { Api } from "./api.js";
 import { Meeting } from "./meeting.js";
 import { mountAuth } from "./ui/auth-view.js";
-import { $, showView } from "./ui/dom.js";
+import { $, showView, toast } from "./ui/dom.js";
 import { mountHome } from "./ui/home-view.js";
 import { mountMeeting } from "./ui/meeting-view.js";
+import { resumeUploads } from "./ui/recordings-panel.js";
 
 const api = await Api.fromConfig();
 /** For the browser's devtools (and the browser tests): the API client and the current meeting. */
@@ -65,6 +68,13 @@ function route() {
   renderAccount(api.user);
   showView("view-home");
   home.load();
+  // Recordings a closed tab or a dropped network left unfinished: continue where S3 stopped.
+  resumeUploads(api, {
+    onDone: (row, result) =>
+      result instanceof Error
+        ? toast(`${row.filename} is not uploaded yet: ${result.message}`, "error")
+        : toast(`Recording ${row.filename} uploaded`),
+  });
   const invited = location.hash.match(/meeting=(\d{10})/);
   if (invited) home.prefill(invited[1]);
 }

@@ -16,6 +16,7 @@
  * (client_sdk/meeting.py).
  */
 import { ApiError, normalizeMeetingId } from "./api.js";
+import { CameraEffect, storedBackground } from "./background.js";
 import { Emitter } from "./emitter.js";
 import { Outbox } from "./outbox.js";
 import { RelayConnection, RelayError } from "./relay.js";
@@ -54,6 +55,8 @@ export class Meeting extends Emitter {
     this.ended = false;
     this.endReason = "";
     this._leaving = false;
+    // Background blur/replace on the camera (background.js): the published camera is its output.
+    this.effect = new CameraEffect({ onFallback: (raw, reason) => this._cameraFallback(raw, reason) });
     this.outbox = new Outbox(
       (kind, body, key) =>
         kind === "chat" ? api.sendChat(this.meetingId, body, key) : api.react(this.meetingId, body, key),
@@ -68,6 +71,8 @@ export class Meeting extends Emitter {
   static async join(api, meetingId, passcode, options = {}) {
     const meeting = new Meeting(api, meetingId, options);
     await meeting._openDevices(options.camera ?? true, options.microphone ?? true);
+    const background = options.background ?? (await storedBackground(api));
+    await meeting.setBackground(background.mode, background.image).catch(() => {}); // noticed: joins anyway
     try {
       await meeting._connect(passcode);
     } catch (error) {
@@ -140,6 +145,46 @@ export class Meeting extends Emitter {
 
   _stopLocalTracks() {
     for (const track of this.localTracks.values()) track.stop();
+    this.effect.stop();
+  }
+
+  /**
+   * Background "none" | "blur" | "image" (image: a File/Blob or a URL), now and for the camera from now
+   * on. An effect that cannot run leaves the raw camera published and says why (a notice, and the
+   * BackgroundError for the caller); the setting is kept only if it works.
+   */
+  async setBackground(mode, image = null) {
+    try {
+      await this.effect.configure(mode, image); // a bad image changes nothing
+    } catch (error) {
+      this._notice(`Background not changed: ${error.message}.`);
+      throw error;
+    }
+    const raw = this.effect.raw ?? this.localTracks.get("camera");
+    try {
+      await this._publishCamera(await this.effect.apply(raw));
+    } catch (error) {
+      await this.effect.configure("none");
+      await this._publishCamera(raw);
+      this._notice(`Background effect unavailable: ${error.message}. Your camera is sent as it is.`);
+      throw error;
+    } finally {
+      this.emit("local_tracks", {});
+    }
+  }
+
+  /** Make `track` the camera that is shown and published (replaceTrack mid-meeting). */
+  async _publishCamera(track) {
+    if (!track || this.localTracks.get("camera") === track) return;
+    this.localTracks.set("camera", track);
+    if (this.connection?.localTracks.has("camera")) await this.connection.replaceTrack("camera", track);
+  }
+
+  async _cameraFallback(raw, reason) {
+    await this.effect.configure("none");
+    await this._publishCamera(raw);
+    this._notice(`${reason}. Your camera is sent as it is.`);
+    this.emit("local_tracks", {});
   }
 
   /** Mute or unmute the microphone: while muted nothing is sent, and the others see it. */
@@ -156,7 +201,10 @@ export class Meeting extends Emitter {
   async setCameraOn(on) {
     if (on) {
       const stream = await navigator.mediaDevices.getUserMedia({ video: CAMERA_CONSTRAINTS });
-      const track = stream.getVideoTracks()[0];
+      const track = await this.effect.apply(stream.getVideoTracks()[0]).catch((error) => {
+        this._notice(`Background effect unavailable: ${error.message}. Your camera is sent as it is.`);
+        return this.effect.raw;
+      });
       this.localTracks.set("camera", track);
       this._setMuted("camera", false);
       if (this.connection?.localTracks.has("camera")) {
@@ -169,6 +217,7 @@ export class Meeting extends Emitter {
       this._setMuted("camera", true);
       await this.connection?.setMuted("camera", true);
       this.localTracks.get("camera")?.stop();
+      this.effect.stop(); // the raw camera too: its light goes out
     }
     this.emit("local_tracks", {});
   }

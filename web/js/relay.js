@@ -17,6 +17,8 @@ export const PROTOCOL_VERSION = 1;
 /** What the relay accepts from a publisher (it offers only the one asked for on that m-line). */
 export const VIDEO_CODECS = ["video/VP8", "video/H264"];
 const GATHER_TIMEOUT_MS = 2000;
+/** Send the camera as simulcast layers (VP8) when the relay offers it: Chromium does, as answerer. */
+const SIMULCAST = /Chrome\//.test(navigator.userAgent);
 
 export class RelayError extends Error {
   constructor(code, message) {
@@ -113,6 +115,7 @@ export class RelayConnection extends Emitter {
           protocol: PROTOCOL_VERSION,
           publish: [...this.localTracks.keys()].sort(),
           video_codec: this.videoCodec,
+          simulcast: SIMULCAST,
         });
       ws.onmessage = (event) => {
         let msg;
@@ -223,7 +226,12 @@ export class RelayConnection extends Emitter {
   /** Start sending `source` (e.g. a screen share): the relay answers with an offer holding its m-line. */
   publish(source, track) {
     this.localTracks.set(source, track);
-    this._send({ type: "publish", source, video_codec: this.videoCodec });
+    this._send({ type: "publish", source, video_codec: this.videoCodec, simulcast: SIMULCAST });
+  }
+
+  /** The best quality wanted of a remote video ("low", "medium", "high"): the relay sends at most that. */
+  setVideoQuality(trackId, quality) {
+    this._send({ type: "video_quality", track_id: trackId, quality });
   }
 
   unpublish(source) {

@@ -6,7 +6,9 @@
  * matched to the relay's track announcements (the browser tests rely on it).
  */
 import { EMOJI } from "../meeting.js";
+import { mountBackgroundControl } from "./background-control.js";
 import { mountChat } from "./chat-panel.js";
+import { mountRecordings } from "./recordings-panel.js";
 import { $, describe, h, initials, toast } from "./dom.js";
 import { formatMeetingId } from "./home-view.js";
 
@@ -270,6 +272,8 @@ export function mountMeeting(meeting, { onExit }) {
   });
 
   const unmountChat = mountChat(meeting);
+  const unmountBackground = mountBackgroundControl(meeting);
+  const unmountRecordings = mountRecordings(meeting);
   const onPageHide = () => meeting.connection?.close({ leave: true });
   window.addEventListener("pagehide", onPageHide);
 
@@ -277,6 +281,8 @@ export function mountMeeting(meeting, { onExit }) {
     for (const cleanup of cleanups) cleanup();
     for (const [button, handler] of handlers) button.removeEventListener("click", handler);
     unmountChat();
+    unmountBackground();
+    unmountRecordings();
     window.removeEventListener("pagehide", onPageHide);
     for (const media of grid.querySelectorAll("video, audio")) media.srcObject = null;
     grid.replaceChildren();
