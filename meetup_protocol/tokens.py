@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
@@ -60,6 +60,9 @@ class JoinClaims:
     #: How many times the API admitted this participant (a leave and a new join make a new one): a
     #: relay refuses the tokens of a generation that was revoked by a leave.
     generation: int = 0
+    #: Sources a host muted -> whether the participant may unmute them itself: the relay it joins
+    #: blocks them from the start, so reconnecting (to any relay) escapes no mute.
+    host_muted: dict[str, bool] = field(default_factory=dict)
 
 
 NoticeKind = Literal["meeting_ended", "participant_revoked", "chat", "reaction", "muted", "role_changed"]
@@ -138,6 +141,8 @@ def issue_join_token(claims: JoinClaims, private_key: Ed25519PrivateKey) -> str:
         "maxp": claims.max_participants,
         "gen": claims.generation,
     }
+    if claims.host_muted:
+        payload["hmu"] = claims.host_muted
     return jwt.encode(payload, private_key, algorithm="EdDSA")
 
 
@@ -155,6 +160,7 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
             meeting_ends_at=int(c["mend"]),
             max_participants=int(c["maxp"]),
             generation=int(c.get("gen", 0)),
+            host_muted=_host_muted(c.get("hmu", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenError("token_invalid", "the join token lacks required claims") from exc
@@ -163,6 +169,15 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
     if meeting_id is not None and claims.meeting_id != meeting_id:
         raise TokenError("token_wrong_meeting", "the join token is for another meeting")
     return claims
+
+
+def _host_muted(value: object) -> dict[str, bool]:
+    if not isinstance(value, dict) or len(value) > 3:
+        raise TypeError("hmu")
+    muted = {str(k): v for k, v in value.items() if k in ("camera", "microphone", "screen")}
+    if len(muted) != len(value) or not all(type(v) is bool for v in muted.values()):
+        raise TypeError("hmu")
+    return muted
 
 
 def signed_issue_time(token: str, public_key: Ed25519PublicKey) -> tuple[int, str] | None:

@@ -85,10 +85,11 @@ def self_unmute_refused(room: Room, participant: Participant, source: str) -> bo
     return False
 
 
-def restore(room: Room, participant: Participant) -> None:
-    """A participant (re)joining here keeps what a host muted of it: reconnecting unmutes nothing.
-    (The mutes live with the room on this relay: a reconnect to another relay starts unmuted.)"""
-    for source, may_unmute in room.host_mutes.get(participant.id, {}).items():
+def restore(room: Room, participant: Participant, from_token: dict[str, bool]) -> None:
+    """A participant (re)joining keeps what a host muted of it, as its join token says (the API stores
+    mutes) and as this room remembers (newer than a token issued before the mute): reconnecting, here
+    or to another relay, unmutes nothing."""
+    for source, may_unmute in {**from_token, **room.host_mutes.get(participant.id, {})}.items():
         participant.host_muted[source] = may_unmute
         participant.muted[source] = True
 

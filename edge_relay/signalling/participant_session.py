@@ -78,7 +78,7 @@ async def join(
     )
     for source in msg.publish:
         participant.want(source, msg.video_codec, msg.simulcast)
-    moderation.restore(room, participant)
+    moderation.restore(room, participant, claims.host_muted)
     await room.add(participant)
     COUNTERS.joins += 1
     log.info("joined", extra={"meeting_id": room.meeting_id, "participant_id": participant.id})

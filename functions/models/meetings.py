@@ -59,3 +59,5 @@ class ParticipantModel(Model):
     generation = NumberAttribute(default=0)
     #: A host removed this participant: the API refuses its joins to this meeting from then on.
     removed = BooleanAttribute(default=False)
+    #: What a host muted of it, JSON {source: may unmute itself}: its join tokens carry it.
+    host_muted = UnicodeAttribute(null=True)

@@ -14,6 +14,7 @@ demote, or mute it) nor end the meeting; only the host hands the host role over.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pynamodb.exceptions import TransactWriteError
@@ -146,6 +147,7 @@ def mute(meeting_id: MeetingIdPath, body: MuteRequest, user_id: UserId) -> HostA
     target = "*"
     if body.participant_id is not None:
         target = _target(meeting, caller, body.participant_id).participant_id
+    _remember_mute(meeting, caller, target, body.source, body.muted)
     data = {
         "participant_id": target,
         "source": body.source,
@@ -156,6 +158,24 @@ def mute(meeting_id: MeetingIdPath, body: MuteRequest, user_id: UserId) -> HostA
     count("ParticipantsMuted")
     told = relay_notices.push("muted", meeting.meeting_id, data)
     return HostAction(meeting_id=meeting.meeting_id, participant_id=body.participant_id, relays_told=told)
+
+
+def _remember_mute(
+    meeting: MeetingModel, caller: ParticipantModel, target: str, source: str, muted: bool
+) -> None:
+    """Store the mute on the participants it hits, so their next join tokens carry it (a reconnect, to
+    any relay, escapes no mute)."""
+    allow = meeting.allow_self_unmute is not False
+    for p in ParticipantModel.query(meeting.meeting_id):
+        everyone = target == "*" and p.role not in MODERATORS and p.user_id != caller.user_id
+        if not (everyone or p.participant_id == target):
+            continue
+        current = json.loads(p.host_muted or "{}")
+        if muted:
+            current[source] = allow
+        else:
+            current.pop(source, None)
+        p.update(actions=[ParticipantModel.host_muted.set(json.dumps(current))])
 
 
 @router.post("/{meeting_id}/lock", responses=RESPONSES)

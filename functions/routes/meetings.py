@@ -8,6 +8,7 @@ for good, the host hands the role over first (``POST /meetings/{id}/host``).
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import timedelta
@@ -223,6 +224,7 @@ def join_meeting(
         meeting_ends_at=int(meeting.ends_at.timestamp()),
         max_participants=int(meeting.max_participants),
         generation=int(participant.generation or 0),
+        host_muted=json.loads(participant.host_muted or "{}"),
     )
     relays = rank_relays(body.region)
     return JoinResponse(

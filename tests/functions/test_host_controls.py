@@ -204,3 +204,21 @@ def test_waiting_room_admit_and_deny(api: Api) -> None:
     assert error_code(api.post(f"/meetings/{mid}/join", bob, json={})) == "wrong_meeting_or_passcode"
     assert api.join(meeting, bob).status_code == 202
     assert [w["display_name"] for w in api.get(f"/meetings/{mid}/waiting", host).json()] == ["Bob"]
+
+
+def test_join_tokens_carry_a_hosts_mutes(api: Api, stack) -> None:
+    meeting, host, (guest,) = api.joined_meeting(1, allow_self_unmute=False)
+    mid, pid = meeting["meeting_id"], pids(api, meeting, host)["Guest 0"]
+    key = load_public_key(stack.join_public_key)
+
+    def claims() -> dict[str, bool]:
+        return verify_join_token(api.join(meeting, guest).json()["join_token"], key, mid).host_muted
+
+    assert claims() == {}
+    api.post(f"/meetings/{mid}/mute", host, json={"participant_id": pid, "source": "camera"})
+    api.post(f"/meetings/{mid}/mute", host, json={})  # every guest's microphone
+    assert claims() == {"camera": False, "microphone": False}
+    api.post(f"/meetings/{mid}/mute", host, json={"participant_id": pid, "source": "camera", "muted": False})
+    assert claims() == {"microphone": False}
+    host_claims = verify_join_token(api.join(meeting, host).json()["join_token"], key, mid)
+    assert host_claims.host_muted == {}  # mute-all spares the host
