@@ -108,6 +108,9 @@ class ParticipantSession(Session):
         speakers = self.room.speakers.current
         if speakers.levels or speakers.dominant:  # who holds the stage, before anyone speaks again
             await self.wire.speakers_changed(list(speakers.levels), speakers.dominant)
+        for source, may_unmute in participant.host_muted.items():  # still muted by a host: say so
+            told = {"type": "muted_by_host", "source": source, "muted": True, "can_unmute": may_unmute}
+            await participant.signals.event(told)
         await participant.negotiate()
 
     def table(self) -> Mapping[type[p.Message], Handler]:

@@ -85,6 +85,8 @@ async def test_a_host_mute_is_enforced_at_the_relay_and_self_unmute_follows_the_
         # Reconnecting, even to the other relay, unmutes nothing (its new join token carries the mute).
         await a.close(leave=False)
         a = await join_on(stack, loud, meeting, "eu-west-1")
+        assert await wait_until(lambda: events(a, "muted_by_host"), 2)  # told at once
+        assert events(a, "muted_by_host")[0]["can_unmute"] is False
         await a.send_raw({"type": "mute", "source": "microphone", "muted": False})
         assert await wait_until(lambda: "not_allowed" in {e["code"] for e in events(a, "error")}, 2)
         assert await wait_until(lambda: w.frames(cam) > 0 and mic in w.received, 10)
