@@ -75,6 +75,7 @@ class Fixture:
     workers: list[Account]
     room: dict[str, Any]  # every worker has joined it: rejoin and chat target
     fresh_pairs: asyncio.Queue[tuple[Account, dict[str, Any]]]
+    host: Account | None = None  # the room's host: host controls
 
 
 async def prepare(stack: BenchStack, concurrency: int, join_requests: int) -> Fixture:
@@ -95,7 +96,7 @@ async def prepare(stack: BenchStack, concurrency: int, join_requests: int) -> Fi
     for meeting in meetings:  # meeting-major, so concurrent joins spread over meetings
         for worker in workers:
             pairs.put_nowait((worker, meeting))
-    return Fixture(workers=workers, room=room, fresh_pairs=pairs)
+    return Fixture(workers=workers, room=room, fresh_pairs=pairs, host=host)
 
 
 class PoolExhausted(Exception):
@@ -127,6 +128,14 @@ def scenarios(fx: Fixture) -> list[Scenario]:
         body = {"text": "hello from the benchmark", "idempotency_key": secrets.token_urlsafe(16)}
         return http.post(f"/meetings/{room}/chat", json=body, headers=fx.workers[w].auth)
 
+    def mute_all(http: httpx.AsyncClient, w: int) -> Awaitable[httpx.Response]:
+        assert fx.host is not None
+        return http.post(f"/meetings/{room}/mute", json={}, headers=fx.host.auth)
+
+    def lock(http: httpx.AsyncClient, w: int) -> Awaitable[httpx.Response]:
+        assert fx.host is not None
+        return http.post(f"/meetings/{room}/lock", json={"locked": w % 2 == 0}, headers=fx.host.auth)
+
     return [
         Scenario(
             BASELINE,
@@ -149,6 +158,13 @@ def scenarios(fx: Fixture) -> list[Scenario]:
             "rejoin", "POST /meetings/{id}/join, already in: 3 DynamoDB reads, EdDSA join token", 200, rejoin
         ),
         Scenario("post-chat", "POST /meetings/{id}/chat: 3 DynamoDB reads, 1 conditional put", 201, chat),
+        Scenario(
+            "mute-all",
+            "POST /meetings/{id}/mute (host, all): 2 DynamoDB reads, an EdDSA notice POSTed to each relay",
+            200,
+            mute_all,
+        ),
+        Scenario("lock", "POST /meetings/{id}/lock (host): 2 DynamoDB reads, 1 update", 200, lock),
     ]
 
 

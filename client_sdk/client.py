@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -22,12 +23,21 @@ from client_sdk.errors import (
     MeetupError,
     ServerError,
     UploadInterrupted,
+    WaitingForHost,
     error_from_response,
 )
 from meetup_protocol.schemas.auth import TokenResponse, UserOut
 from meetup_protocol.schemas.base import Page
 from meetup_protocol.schemas.chat import ChatMessageOut, ChatMessagePosted, ReactionOut, ReactionPosted
-from meetup_protocol.schemas.meetings import JoinResponse, MeetingCreated, MeetingOut, ParticipantOut
+from meetup_protocol.schemas.meetings import (
+    HostAction,
+    JoinResponse,
+    MeetingCreated,
+    MeetingOut,
+    ParticipantOut,
+    Waiting,
+    WaitingOut,
+)
 from meetup_protocol.schemas.recordings import RecordingOut, UploadPlan
 from meetup_protocol.schemas.settings import ImageUploadResponse, SettingsOut
 
@@ -199,11 +209,23 @@ class Client:
         return await self._json(MeetingOut, "GET", f"/meetings/{meeting_id}")
 
     async def join_meeting(
-        self, meeting_id: str, passcode: str | None = None, region: str | None = None
+        self, meeting_id: str, passcode: str | None = None, region: str | None = None, wait_s: float = 0
     ) -> JoinResponse:
-        """Admission to a meeting: a join token and the relays to present it to."""
+        """Admission to a meeting: a join token and the relays to present it to. In a waiting room, ask
+        again (no passcode needed) for up to ``wait_s`` seconds: WaitingForHost when no host admitted us
+        by then, DeniedByHost when one denied us."""
         body = {k: v for k, v in {"passcode": passcode, "region": region}.items() if v is not None}
-        return await self._json(JoinResponse, "POST", f"/meetings/{meeting_id}/join", json=body, retry=True)
+        deadline = time.monotonic() + wait_s
+        while True:
+            response = await self._request("POST", f"/meetings/{meeting_id}/join", json=body, retry=True)
+            if response.status_code != 202:
+                return JoinResponse.model_validate(response.json())
+            waiting = Waiting.model_validate(response.json())
+            pause = min(5.0, max(0.5, waiting.retry_after_s))
+            if time.monotonic() + pause > deadline:
+                raise WaitingForHost(waiting.participant_id)
+            await asyncio.sleep(pause)
+            body.pop("passcode", None)
 
     async def participants(self, meeting_id: str) -> list[ParticipantOut]:
         return await self._json(list[ParticipantOut], "GET", f"/meetings/{meeting_id}/participants")
@@ -213,6 +235,44 @@ class Client:
 
     async def end_meeting(self, meeting_id: str) -> MeetingOut:
         return await self._json(MeetingOut, "POST", f"/meetings/{meeting_id}/end", retry=True)
+
+    # --- host controls (host and co-hosts; others get NotAllowed) -------------------------------------
+
+    async def remove_participant(self, meeting_id: str, participant_id: str) -> HostAction:
+        """Remove a participant: the relays drop it at once and the API refuses its joins from now on."""
+        path = f"/meetings/{meeting_id}/participants/{participant_id}/remove"
+        return await self._json(HostAction, "POST", path, retry=True)
+
+    async def set_role(self, meeting_id: str, participant_id: str, role: str) -> HostAction:
+        """Promote to ``co_host`` or demote to ``guest``."""
+        path = f"/meetings/{meeting_id}/participants/{participant_id}/role"
+        return await self._json(HostAction, "POST", path, json={"role": role}, retry=True)
+
+    async def hand_over(self, meeting_id: str, participant_id: str) -> HostAction:
+        """Give the host role to another participant (the host becomes a co-host)."""
+        body = {"participant_id": participant_id}
+        return await self._json(HostAction, "POST", f"/meetings/{meeting_id}/host", json=body, retry=True)
+
+    async def mute_participant(
+        self, meeting_id: str, participant_id: str | None, source: str = "microphone", muted: bool = True
+    ) -> HostAction:
+        """Mute one participant's source, or (``participant_id=None``) every guest's; ``muted=False``
+        lets the participant unmute itself again."""
+        body = {"participant_id": participant_id, "source": source, "muted": muted}
+        return await self._json(HostAction, "POST", f"/meetings/{meeting_id}/mute", json=body, retry=True)
+
+    async def waiting(self, meeting_id: str) -> list[WaitingOut]:
+        """Who waits in the waiting room, first come first."""
+        return await self._json(list[WaitingOut], "GET", f"/meetings/{meeting_id}/waiting")
+
+    async def admit(self, meeting_id: str, participant_id: str, admit: bool = True) -> HostAction:
+        """Admit (or with ``admit=False`` deny) a guest from the waiting room."""
+        path = f"/meetings/{meeting_id}/waiting/{participant_id}/{'admit' if admit else 'deny'}"
+        return await self._json(HostAction, "POST", path, retry=True)
+
+    async def lock_meeting(self, meeting_id: str, locked: bool = True) -> MeetingOut:
+        body = {"locked": locked}
+        return await self._json(MeetingOut, "POST", f"/meetings/{meeting_id}/lock", json=body, retry=True)
 
     # --- chat and reactions -------------------------------------------------------------------------------
 

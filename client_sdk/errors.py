@@ -31,12 +31,41 @@ class WrongPasscode(Forbidden):
     pass
 
 
+class NotAllowed(Forbidden):
+    """A host control asked by someone whose role does not allow it (a guest; a co-host acting on the
+    host, or ending the meeting)."""
+
+
+class RemovedByHost(Forbidden):
+    """A host removed this user from the meeting: it cannot join again."""
+
+
+class MeetingLocked(Forbidden):
+    """The meeting is locked: nobody new is admitted, passcode or not."""
+
+
+class DeniedByHost(Forbidden):
+    """A host denied this user entry from the waiting room (joining again asks anew)."""
+
+
+class WaitingForHost(MeetupError):
+    """In the meeting's waiting room and no host admitted us (yet, or within the wait asked for)."""
+
+    def __init__(self, participant_id: str) -> None:
+        super().__init__("waiting for a host to admit you", code="waiting_for_host")
+        self.participant_id = participant_id
+
+
 class NotFound(MeetupError):
     pass
 
 
 class MeetingNotFound(NotFound):
     pass
+
+
+class ParticipantNotFound(NotFound):
+    """No participant with that id in this meeting."""
 
 
 class WrongMeetingOrPasscode(WrongPasscode, MeetingNotFound):
@@ -93,6 +122,12 @@ _BY_CODE: dict[str, type[MeetupError]] = {
     "meeting_full": MeetingFull,
     "meeting_ended": MeetingEnded,
     "recording_quota_exceeded": RecordingQuotaExceeded,
+    "not_allowed": NotAllowed,
+    "not_host": NotAllowed,
+    "removed_by_host": RemovedByHost,
+    "meeting_locked": MeetingLocked,
+    "denied_by_host": DeniedByHost,
+    "participant_not_found": ParticipantNotFound,
 }
 _BY_STATUS: dict[int, type[MeetupError]] = {
     401: AuthError,

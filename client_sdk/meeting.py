@@ -21,7 +21,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.client import Client
-from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError
+from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError, NotAllowed
+from client_sdk.host_controls import HostControls
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
@@ -150,6 +151,10 @@ class Meeting:
         #: dominant speaker, kept through pauses), as the relay detects them from the audio levels.
         self.speakers: dict[str, float] = {}
         self.dominant_speaker: str | None = None
+        #: Whether a host's mute also stops this client sending (the relay drops it either way).
+        self.stop_sending_when_muted = True
+        #: Sources a host muted -> whether we may unmute them ourselves.
+        self.host_muted: dict[str, bool] = {}
         #: Why the next reconnection happens, when it is not the signalling dropping.
         self._reconnect_reason = ""
         #: The media path last reported (``media_path_changed`` says when it moves).
@@ -170,6 +175,7 @@ class Meeting:
         background: bool = True,
         pin_region: bool = False,
         ice_servers: list[IceServer] | None = None,
+        admission_wait_s: float = 300,
         path: str | None = None,
     ) -> Meeting:
         """Join and publish. With ``background`` the user's background setting (blur, or an image) is
@@ -179,7 +185,9 @@ class Meeting:
         Media goes direct to the relay when it can, else through the TURN servers the API hands out
         (``ice_servers`` replaces them): TURN over UDP, then TCP, then TLS, each attempt bounded
         (client_sdk/rtc/paths.py). ``media_path`` says which one carries it; :class:`TurnRefused` or
-        :class:`MediaPathFailed` say why none did. ``path`` forces one path, also when reconnecting
+        :class:`MediaPathFailed` say why none did. In a meeting with a waiting room this waits up to
+        ``admission_wait_s`` for a host to admit us (WaitingForHost, DeniedByHost otherwise).
+        ``path`` forces one path, also when reconnecting
         (ValueError for a name that is no path; MediaPathFailed ``path_not_offered`` when the join
         offers no TURN server for it)."""
         if path is not None and path not in PATH_ORDER:  # before the API admits us
@@ -190,13 +198,17 @@ class Meeting:
         meeting = cls(client, meeting_id, publish, region, video_codec, pin_region)
         meeting.ice_servers = ice_servers
         meeting.forced_path = path
-        await meeting._connect(passcode)
+        await meeting._connect(passcode, wait_s=admission_wait_s)
         meeting._reported_path = meeting.media_path
         return meeting
 
-    async def _connect(self, passcode: str | None = None, avoid: str | None = None) -> None:
+    async def _connect(
+        self, passcode: str | None = None, avoid: str | None = None, wait_s: float = 0
+    ) -> None:
         started = time.monotonic()
-        admission = await self.client.join_meeting(self.meeting_id, passcode, region=self.region)
+        admission = await self.client.join_meeting(
+            self.meeting_id, passcode, region=self.region, wait_s=wait_s
+        )
         self.role = admission.role
         self.participant_id = admission.participant_id
         offered = [(r.url, r.region) for r in admission.relays]
@@ -371,8 +383,9 @@ class Meeting:
             if event.type == "meeting_ended":
                 await self._finish(event.data.get("reason", "ended"))
                 return
-            if event.type == "removed":  # left through the API (e.g. another device): do not come back
-                await self._finish("left")
+            if event.type == "removed":  # left through the API (another device), or removed: stay out
+                reason = event.data.get("reason")
+                await self._finish("removed_by_host" if reason == "removed_by_host" else "left")
                 return
             if event.type == "migrate":
                 reconnect_from = connection.url
@@ -417,10 +430,32 @@ class Meeting:
             self.speakers = {s["participant_id"]: s["level"] for s in data.get("speakers", [])}
             self.dominant_speaker = data.get("dominant")
             await self._emit(MeetingEvent(kind, data))
+        elif kind == "hand_changed":
+            await self._emit(MeetingEvent(kind, data))
+        elif kind in ("role_changed", "muted_by_host"):
+            await self._on_host_control(kind, data)
         elif kind == "chat_ack":
             self._unacked.pop(str(data.get("message_id")), None)
-        elif kind == "error":
+        elif kind == "error":  # a refused message (e.g. not_allowed): the meeting goes on
             log.warning("relay error", extra={"code": data.get("code")})
+            await self._emit(MeetingEvent(kind, data))
+
+    async def _on_host_control(self, kind: str, data: dict[str, Any]) -> None:
+        """Our role changed, or a host muted us: the relay forwards nothing of that source meanwhile
+        (whatever we send), so we stop sending it too; ``data["can_unmute"]`` says whether
+        ``mute(source, False)`` will be accepted."""
+        if kind == "role_changed" and data.get("participant_id") == self.participant_id:
+            self.role = str(data.get("role", self.role))
+        if kind == "muted_by_host":
+            if data.get("muted"):
+                self.host_muted[str(data.get("source"))] = bool(data.get("can_unmute"))
+            else:
+                self.host_muted.pop(str(data.get("source")), None)
+        if kind == "muted_by_host" and data.get("muted") and self.connection is not None:
+            source = str(data.get("source"))
+            if source in self.local_tracks and self.stop_sending_when_muted:
+                await self.connection.set_muted(source, True)
+        await self._emit(MeetingEvent(kind, data))
 
     async def _emit(self, event: MeetingEvent) -> None:
         await self._queue.put(event)
@@ -480,8 +515,39 @@ class Meeting:
         if self.connection:
             await self.connection.unpublish(source)
 
+    @property
+    def hands(self) -> list[str]:
+        """Participant ids with a raised hand (ours included), first raised first."""
+        if self.connection is None:
+            return []
+        raised = {pid: info.get("hand_raised_at") for pid, info in self.participants.items()}
+        raised[self.participant_id] = self.connection.hand_raised_at
+        return [pid for pid, at in sorted(raised.items(), key=lambda item: item[1] or 0) if at is not None]
+
+    async def raise_hand(self, raised: bool = True) -> None:
+        """Raise (or lower) our hand; everyone gets ``hand_changed``, and ``hands`` keeps raise order."""
+        if self.connection is not None:
+            await self.connection.set_hand(raised)
+
+    async def lower_hand(self, participant_id: str | None = None) -> None:
+        """Lower our hand, or (a host or co-host) another participant's: the relay answers a guest's try
+        with an ``error`` event (``not_allowed``); this client refuses it first with NotAllowed."""
+        if participant_id not in (None, self.participant_id) and self.role not in ("host", "co_host"):
+            raise NotAllowed("only hosts and co-hosts lower others' hands", code="not_allowed")
+        if self.connection is not None:
+            await self.connection.set_hand(False, participant_id)
+
+    @property
+    def host_controls(self) -> HostControls:
+        """Remove, mute others, roles, lock (host and co-hosts): client_sdk/host_controls.py."""
+        return HostControls(self.client, self.meeting_id)
+
     async def mute(self, source: str, muted: bool = True) -> None:
-        """Stop (or resume) sending ``source``'s media; the others are told it is muted."""
+        """Stop (or resume) sending ``source``'s media; the others are told it is muted. Unmuting what
+        a host muted raises NotAllowed unless the meeting lets participants unmute themselves."""
+        if not muted and self.host_muted.get(source) is False:
+            raise NotAllowed(f"a host muted your {source}: a host must allow it", code="not_allowed")
+        self.host_muted.pop(source, None)
         if self.connection is not None and source in self.local_tracks:
             await self.connection.set_muted(source, muted)
 

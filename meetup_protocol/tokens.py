@@ -5,7 +5,8 @@ Access tokens are HS256 (the API alone signs and verifies them). Join tokens are
 holds the private key, relays get the public key only, so a compromised relay cannot mint tokens.
 
 *Notices* are what else the API tells relays, signed with the same key: a meeting ended, a participant's
-tokens revoked (they left), and each chat message or reaction the API stored. A relay acts only on a
+tokens revoked (they left, or a host removed them), a host muted someone, a role changed, and each chat
+message or reaction the API stored. A relay acts only on a
 notice it verified, so what it fans out or enforces is exactly what the API accepted, whoever carries it
 (the API itself, or the sender's client).
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
@@ -27,7 +28,10 @@ ISSUER = "meetup-edge"
 CLOCK_LEEWAY_S = 60
 ACCESS_AUDIENCE = "meetup-api"
 JOIN_AUDIENCE = "meetup-relay"
-Role = Literal["host", "guest"]
+Role = Literal["host", "co_host", "guest"]
+ROLES: tuple[str, ...] = ("host", "co_host", "guest")
+#: Roles that may moderate (remove, mute others, lock): the host and its co-hosts.
+MODERATORS: tuple[str, ...] = ("host", "co_host")
 
 
 class TokenError(Exception):
@@ -56,10 +60,20 @@ class JoinClaims:
     #: How many times the API admitted this participant (a leave and a new join make a new one): a
     #: relay refuses the tokens of a generation that was revoked by a leave.
     generation: int = 0
+    #: Sources a host muted -> whether the participant may unmute them itself: the relay it joins
+    #: blocks them from the start, so reconnecting (to any relay) escapes no mute.
+    host_muted: dict[str, bool] = field(default_factory=dict)
 
 
-NoticeKind = Literal["meeting_ended", "participant_revoked", "chat", "reaction"]
-NOTICE_KINDS: tuple[str, ...] = ("meeting_ended", "participant_revoked", "chat", "reaction")
+NoticeKind = Literal["meeting_ended", "participant_revoked", "chat", "reaction", "muted", "role_changed"]
+NOTICE_KINDS: tuple[str, ...] = (
+    "meeting_ended",
+    "participant_revoked",
+    "chat",
+    "reaction",
+    "muted",
+    "role_changed",
+)
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,8 @@ def issue_join_token(claims: JoinClaims, private_key: Ed25519PrivateKey) -> str:
         "maxp": claims.max_participants,
         "gen": claims.generation,
     }
+    if claims.host_muted:
+        payload["hmu"] = claims.host_muted
     return jwt.encode(payload, private_key, algorithm="EdDSA")
 
 
@@ -144,14 +160,24 @@ def verify_join_token(token: str, public_key: Ed25519PublicKey, meeting_id: str 
             meeting_ends_at=int(c["mend"]),
             max_participants=int(c["maxp"]),
             generation=int(c.get("gen", 0)),
+            host_muted=_host_muted(c.get("hmu", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise TokenError("token_invalid", "the join token lacks required claims") from exc
-    if claims.role not in ("host", "guest"):
+    if claims.role not in ROLES:
         raise TokenError("token_invalid", "the join token has an unknown role")
     if meeting_id is not None and claims.meeting_id != meeting_id:
         raise TokenError("token_wrong_meeting", "the join token is for another meeting")
     return claims
+
+
+def _host_muted(value: object) -> dict[str, bool]:
+    if not isinstance(value, dict) or len(value) > 3:
+        raise TypeError("hmu")
+    muted = {str(k): v for k, v in value.items() if k in ("camera", "microphone", "screen")}
+    if len(muted) != len(value) or not all(type(v) is bool for v in muted.values()):
+        raise TypeError("hmu")
+    return muted
 
 
 def signed_issue_time(token: str, public_key: Ed25519PublicKey) -> tuple[int, str] | None:

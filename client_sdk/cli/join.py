@@ -82,6 +82,11 @@ class Observer:
         elif event.type == "reaction":
             self.reactions.append((event.data.get("name", "?"), event.data["emoji"]))
             self._say(user_text(f"{self.reactions[-1][0]} reacted {self.reactions[-1][1]}"))
+        elif event.type == "hand_changed":
+            names = [self.meeting.participants.get(p, {}).get("name", "you") for p in self.meeting.hands]
+            self._say(user_text(f"hands up, in order: {', '.join(names) or 'none'}", "dim"))
+        elif event.type in ("role_changed", "muted_by_host", "error"):
+            self._say(user_text(f"{event.type.replace('_', ' ')}: {event.data}", "dim"))
         elif event.type == "media_path_changed":
             data = event.data
             self._say(user_text(f"media path: {data['previous']} -> {data['path']} (via {data['relay']})"))
@@ -184,6 +189,7 @@ def join(
     pin_region: Annotated[
         bool, typer.Option(help="Only use relays of --region (the others reach you by cascade).")
     ] = False,
+    hand: Annotated[bool, typer.Option(help="Raise your hand once in (hands are shown in order).")] = False,
     path: Annotated[
         str | None,
         typer.Option(
@@ -211,6 +217,8 @@ def join(
             console.print(
                 user_text(f"joined via {meeting.relay_url} as {meeting.role}; media path: {via}{took}")
             )
+            if hand:
+                await meeting.raise_hand()
             recorder = MeetingRecorder(record, grid=True) if record else None
             observer = Observer(meeting, recorder)
             await observer.start()

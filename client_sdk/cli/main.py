@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from client_sdk.cli import account, demo, join, load_test, local, meetings
+from client_sdk.cli import account, demo, host, join, load_test, local, meetings
 
 app = typer.Typer(
     name="meet",
@@ -24,6 +24,11 @@ app.command()(meetings.chat)
 app.command()(meetings.react)
 app.command()(meetings.recordings)
 app.command()(meetings.end)
+app.command()(host.remove)
+app.command()(host.mute)
+app.command()(host.promote)
+app.command()(host.lock)
+app.command()(host.admit)
 app.add_typer(local.app, name="local")
 app.command("demo")(demo.demo)
 app.command("load-test", help=load_test.HELP)(load_test.load_test)

@@ -84,12 +84,14 @@ def create(
     passcode: Annotated[
         str | None, typer.Option(help="6-16 letters/digits; generated when left out.")
     ] = None,
+    waiting_room: Annotated[bool, typer.Option(help="Guests wait until you admit them.")] = False,
     api: ApiOption = None,
 ) -> None:
     """Create a meeting you host; prints its ID and passcode."""
 
     async def go() -> None:
         options: dict[str, object] = {"max_participants": max_participants, "max_duration_minutes": duration}
+        options["waiting_room"] = waiting_room
         if passcode:
             options["passcode"] = passcode
         async with credentials.client(api) as client:

@@ -76,6 +76,7 @@ class RelayConnection:
         self.local_tracks: dict[str, MediaStreamTrack] = dict(publish or {})
         self.video_codec = video_codec
         self.participant_id = ""
+        self.hand_raised_at: float | None = None  # our own hand (the relay's clock), None while down
         self.meeting_id = ""
         self.participants: dict[str, dict[str, Any]] = {}
         self.remote_tracks: dict[str, RemoteTrack] = {}  # track_id -> track
@@ -218,6 +219,11 @@ class RelayConnection:
                 self.participants.pop(participant_id, None)
             case p.TrackUnpublished(track_id=track_id):
                 self.remote_tracks.pop(track_id, None)
+            case p.HandChanged(participant_id=participant_id, raised_at=raised_at):
+                if participant_id == self.participant_id:
+                    self.hand_raised_at = raised_at
+                elif participant_id in self.participants:
+                    self.participants[participant_id]["hand_raised_at"] = raised_at
         await self.events.put(Event(str(data["type"]), data))
 
     async def _answer(self, offer: p.Offer) -> None:
@@ -315,6 +321,10 @@ class RelayConnection:
         if transceiver is not None:
             transceiver.sender.replaceTrack(None if muted else self._feed(source))
         await self._send(p.Mute(type="mute", source=source, muted=muted))  # type: ignore[arg-type]
+
+    async def set_hand(self, raised: bool, participant_id: str | None = None) -> None:
+        """Raise or lower our hand; a host or co-host lowers another's with ``participant_id``."""
+        await self._send(p.Hand(type="hand", raised=raised, participant_id=participant_id))
 
     async def send_message(self, msg: p.Message) -> None:
         await self._send(msg)

@@ -112,6 +112,7 @@ def render(
             s.keyframe_requests_sent,
         ),
         ("relay_sender_reports_total", "Sender reports rewritten for subscribers.", s.sender_reports_sent),
+        ("relay_rtp_blocked_total", "Packets of tracks a host muted (not forwarded).", s.packets_blocked),
         ("relay_layer_switches_total", "Simulcast layer switches made for subscribers.", s.layer_switches),
         ("relay_unknown_rid_total", "Simulcast packets of no negotiated layer (dropped).", s.unknown_rid),
         (

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from typing import Any
 
+from edge_relay.rooms.bounded import BoundedDict
 from edge_relay.rooms.room import JoinRefused, Room, RoomListener
 
 log = logging.getLogger("edge_relay.rooms")
@@ -23,19 +22,6 @@ log = logging.getLogger("edge_relay.rooms")
 #: whose fresh join tokens they would need: a join token lives minutes).
 ENDED_KEPT = 100_000
 REVOKED_KEPT = 100_000
-
-
-class BoundedDict(OrderedDict[str, Any]):
-    """A dict that forgets its oldest entries beyond ``limit``."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
 
 
 class Rooms:
@@ -91,26 +77,30 @@ class Rooms:
         return True
 
     async def revoke(
-        self, meeting_id: str, participant_id: str, generation: int, spread: bool = True
+        self, meeting_id: str, participant_id: str, generation: int, spread: bool = True, reason: str = "left"
     ) -> bool:
         """Tokens of ``participant_id`` up to ``generation`` are void: refuse them, and close the session
-        of one still connected here with such a token (told ``removed``, so its client does not
-        reconnect). False if known already."""
+        of one still connected here with such a token (told ``removed`` with ``reason``, ``left`` or
+        ``removed_by_host``, so its client does not reconnect; the others see it leave for that reason).
+        False if known already. The gossip spreads the revocation without its reason: a relay that
+        learns it only so says ``left``."""
         key = f"{meeting_id}/{participant_id}"
         if generation <= self.revoked.get(key, -1):
             return False
         self.revoked[key] = generation
         room = self.rooms.get(meeting_id)
         participant = room.participants.get(participant_id) if room else None
+        if room is not None and participant is None:
+            room.leave_reasons[participant_id] = reason  # for when its relay's link says it is gone
         if room is not None and participant is not None and participant.generation <= generation:
-            extra = {"meeting_id": meeting_id, "participant_id": participant_id}
+            extra = {"meeting_id": meeting_id, "participant_id": participant_id, "reason": reason}
             log.info("revoked session closed", extra=extra)
             try:
-                await participant.signals.removed("left")
+                await participant.signals.removed(reason)
             except Exception:  # a dead socket: closing it below is all that is left
                 log.debug("send failed", extra={"participant": participant_id})
-            await room.remove(participant, reason="left")
-            await participant.signals.disconnect("left")
+            await room.remove(participant, reason=reason)
+            await participant.signals.disconnect(reason)
         if spread and self.listener is not None:
             self.listener.revoked(meeting_id, participant_id, generation)
         return True

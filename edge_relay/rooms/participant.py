@@ -62,6 +62,16 @@ class Participant(OfferingPeer):
         self.video_codecs: dict[str, str] = {}  # source -> the codec the publisher asked for
         self.simulcast = False  # the client sends its camera as simulcast layers when offered
         self.muted: dict[str, bool] = {}
+        #: Sources a host muted -> whether this participant may unmute them itself: the relay forwards
+        #: none of their packets meanwhile (edge_relay/rooms/moderation.py).
+        self.host_muted: dict[str, bool] = {}
+        self.hand_raised_at: float | None = None  # edge_relay/rooms/hands.py
+
+    def block(self, source: str, blocked: bool) -> None:
+        """Forward (or stop forwarding) ``source``'s packets, now and for a track published later."""
+        for track, info in self.tracks:
+            if info.source == source:
+                track.blocked = blocked
 
     def info(self) -> ParticipantInfo:
         return ParticipantInfo(
@@ -69,6 +79,7 @@ class Participant(OfferingPeer):
             name=self.name,
             role=self.role,  # type: ignore[arg-type]
             tracks=[info for _, info in self.tracks],
+            hand_raised_at=self.hand_raised_at,
         )
 
     def track_info(self, key: str, track: PublishedTrack) -> TrackInfo:
@@ -129,6 +140,8 @@ class Participant(OfferingPeer):
         return self.room.tracks_for(self)
 
     async def published(self, infos: list[TrackInfo]) -> None:
+        for source in self.host_muted:
+            self.block(source, True)
         await self.room.on_tracks_changed(self, published=infos)
 
     async def _lost(self) -> None:

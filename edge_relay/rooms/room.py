@@ -26,6 +26,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
+from edge_relay.rooms import hands
+from edge_relay.rooms.bounded import BoundedDict
 from edge_relay.rooms.link import Link
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.signals import Event, ParticipantSignals
@@ -59,6 +61,10 @@ class RoomListener(Protocol):
         """One of our participants sent a chat message."""
 
 
+#: Leaves whose reason the other relays are told (a plain leave or a lost connection says ``left``).
+RELAYED_LEAVE_REASONS = ("removed_by_host",)
+LEAVE_REASONS_KEPT = 1000
+
 #: Chat message ids remembered per room, so a message arriving by two paths (a link and the gossip)
 #: reaches our participants once.
 CHAT_IDS_KEPT = 2000
@@ -78,6 +84,10 @@ class Room:
         self.listener: RoomListener | None = None
         self.speakers = SpeakerDetector()
         self._chat_seen: OrderedDict[str, None] = OrderedDict()
+        #: Why a participant of another relay left (a removal), told before its link's state drops it.
+        self.leave_reasons: BoundedDict = BoundedDict(LEAVE_REASONS_KEPT)
+        #: Participant id -> {source: may unmute itself} of host mutes, so a reconnect keeps them.
+        self.host_mutes: BoundedDict = BoundedDict(LEAVE_REASONS_KEPT)
         self._on_empty = on_empty
         self._deadline = asyncio.get_running_loop().call_at(
             asyncio.get_running_loop().time() + max(0.0, ends_at - time.time()),
@@ -120,7 +130,8 @@ class Room:
             if pid not in before:
                 await self.tell(lambda peer: peer.participant_joined(info))  # noqa: B023 (awaited at once)
         for pid in before.keys() - after.keys():
-            await self.tell(lambda peer: peer.participant_left(pid, "left"))  # noqa: B023 (awaited at once)
+            why = self.leave_reasons.pop(pid, "left")
+            await self.tell(lambda peer: peer.participant_left(pid, why))  # noqa: B023 (awaited at once)
 
     async def add(self, participant: Participant) -> None:
         self.check_admission(participant.id)
@@ -140,6 +151,9 @@ class Room:
         await participant.close()
         if notify and participant.id not in self.visible():  # not: moved to a linked relay already
             await self.tell(lambda peer: peer.participant_left(participant.id, reason))
+            if reason in RELAYED_LEAVE_REASONS:  # ahead of the state without it: the links say why
+                event = {"type": "participant_left", "participant_id": participant.id, "reason": reason}
+                await self._to_links(lambda link: link.send_relayed(event))
         if gone:
             await self._tracks_changed(participant, (), gone)
         await self.sync_links()
@@ -316,6 +330,7 @@ class Room:
         before = {**{i.participant_id: i for i in old.participants}, **others}
         after = {**{i.participant_id: i for i in new.participants}, **others}
         await self._announce(before, after)
+        await hands.announce(self, old, new)
 
     async def relay_event(self, event: Event, source: Participant | None = None) -> None:
         """An event of one of our participants: to our other participants and to every linked relay."""
@@ -331,6 +346,10 @@ class Room:
         await self.tell(lambda peer: peer.event(event), exclude=source)
         await self._to_links(lambda link: link.send_relayed(event))
 
+    async def relay_to_links(self, event: Event) -> None:
+        """Pass an event to every linked relay only (what their participants hear comes from them)."""
+        await self._to_links(lambda link: link.send_relayed(event))
+
     async def on_relayed(self, link: Link, event: Event) -> None:
         """An event from a linked relay's participant: to ours only (never relayed on)."""
         if not self.is_current(link):
@@ -341,6 +360,10 @@ class Room:
             await self.deliver_chat(event)
         elif event.get("type") in ("reaction", "track_muted"):
             await self.tell(lambda peer: peer.event(event))
+        elif event.get("type") == "hand_changed":
+            await hands.on_relayed(self, event)
+        elif event.get("type") == "participant_left":
+            self.leave_reasons[str(event.get("participant_id"))] = str(event.get("reason", "left"))
 
     async def deliver_chat(self, event: Event) -> bool:
         """A chat message of another relay's participant, by a link or by gossip: to ours, once."""

@@ -99,12 +99,18 @@ class PublishedTrack(LayeredForwarding):
         self.subscriptions: list[Subscription] = []
         self.sender_reports = SenderReportMapper(clock_rate)  # the publisher's NTP <-> RTP mapping
         self._last_keyframe_request = -1e9
+        #: A host muted it: the relay forwards nothing of it, whatever the publisher keeps sending.
+        self.blocked = False
         #: Set when the publisher sends simulcast: then each layer keeps its own history and statistics
         #: and each subscription picks a layer (edge_relay/sfu/switching.py).
         self.simulcast: SimulcastSource | None = None
 
     async def on_packet(self, data: bytes, header: RtpHeader, arrival_ms: int) -> None:
         """The hot path: store, detect loss, forward to every subscription."""
+        if self.blocked:  # a host muted it: nothing leaves, nor waits in a history for a NACK
+            STATS.packets_in += 1
+            STATS.packets_blocked += 1
+            return
         if self.simulcast is not None:
             return await self._on_layer_packet(self.simulcast, data, header, arrival_ms)
         stats = STATS

@@ -25,6 +25,7 @@ class ForwardingStats:
         self.unknown_rid = 0  # simulcast packets whose layer could not be told
         self.malformed_vp8 = 0  # simulcast packets with a broken VP8 descriptor (dropped)
         self.layer_switches = 0
+        self.packets_blocked = 0  # of tracks a host muted (not forwarded)
 
 
 STATS = ForwardingStats()

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_relay.config import RelayConfig
 from edge_relay.ops.clock import ClockCheck
 from edge_relay.ops.metrics import COUNTERS
-from edge_relay.rooms import notices
+from edge_relay.rooms import hands, moderation, notices
 from edge_relay.rooms.directory import Rooms
 from edge_relay.rooms.participant import Participant
 from edge_relay.rooms.room import JoinRefused, Room
@@ -78,6 +78,7 @@ async def join(
     )
     for source in msg.publish:
         participant.want(source, msg.video_codec, msg.simulcast)
+    moderation.restore(room, participant, claims.host_muted)
     await room.add(participant)
     COUNTERS.joins += 1
     log.info("joined", extra={"meeting_id": room.meeting_id, "participant_id": participant.id})
@@ -107,6 +108,9 @@ class ParticipantSession(Session):
         speakers = self.room.speakers.current
         if speakers.levels or speakers.dominant:  # who holds the stage, before anyone speaks again
             await self.wire.speakers_changed(list(speakers.levels), speakers.dominant)
+        for source, may_unmute in participant.host_muted.items():  # still muted by a host: say so
+            told = {"type": "muted_by_host", "source": source, "muted": True, "can_unmute": may_unmute}
+            await participant.signals.event(told)
         await participant.negotiate()
 
     def table(self) -> Mapping[type[p.Message], Handler]:
@@ -118,6 +122,7 @@ class ParticipantSession(Session):
             p.SetVideoQuality: self.on_video_quality,
             p.Reaction: self.on_reaction,
             p.Chat: self.on_chat,
+            p.Hand: self.on_hand,
             p.End: self.on_end,
             p.Leave: self.on_leave,
             p.Ping: self.on_ping,
@@ -149,6 +154,9 @@ class ParticipantSession(Session):
         await self.participant.negotiate()
 
     async def on_mute(self, msg: p.Mute) -> None:
+        if not msg.muted and moderation.self_unmute_refused(self.room, self.participant, msg.source):
+            await self.wire.error("not_allowed", f"a host muted your {msg.source}: a host must allow it")
+            return
         self.participant.muted[msg.source] = msg.muted
         track_id = f"{self.participant.id}/{msg.source}"
         event = {"type": "track_muted", "track_id": track_id, "muted": msg.muted}
@@ -188,6 +196,11 @@ class ParticipantSession(Session):
             # The sender keeps announcing it (after a reconnect) until this: confirmed chat reaches
             # everyone live even when the first announcement died with a connection.
             await self.wire.send(p.message("chat_ack", message_id=data.get("message_id")))
+
+    async def on_hand(self, msg: p.Hand) -> None:
+        refused = await hands.on_hand(self.room, self.participant, msg.participant_id, msg.raised)
+        if refused is not None:
+            await self.wire.error(*refused)
 
     async def on_end(self, _: p.End) -> None:
         if self.participant.role != "host":

@@ -1,12 +1,21 @@
-"""Meetings: create, get, join (passcode -> join token + relays), participants, leave, end."""
+"""Meetings: create, get, join (passcode -> join token + relays), participants, leave, end.
+
+The host controls (remove, mute, roles, lock) live in functions/routes/host_controls.py, on this router.
+When the host leaves, the meeting goes on without a host (co-hosts keep their powers); the host role
+stays with the host's account, which gets it back on rejoining. To leave the meeting to someone else
+for good, the host hands the role over first (``POST /meetings/{id}/host``).
+"""
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from datetime import timedelta
+from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 
 from functions.core.client_address import client_address, throttle_subject
@@ -27,7 +36,9 @@ from functions.core.security import (
 from functions.core.throttle import Attempt, Bucket, count_meeting_failure, meeting_failures
 from functions.models import MeetingModel, ParticipantModel
 from functions.models.base import transaction, utcnow
-from functions.services import relay_notices
+from functions.routes import host_controls
+from functions.routes.meetings_router import router
+from functions.services import relay_notices, waiting_room
 from functions.services.meetings import (
     find_meeting,
     find_participant,
@@ -46,10 +57,11 @@ from meetup_protocol.schemas.meetings import (
     MeetingCreated,
     MeetingOut,
     ParticipantOut,
+    Waiting,
 )
-from meetup_protocol.tokens import JoinClaims, issue_join_token
+from meetup_protocol.tokens import MODERATORS, JoinClaims, issue_join_token
 
-router = APIRouter(prefix="/meetings", tags=["meetings"], responses=error_responses(400, 401, 404, 422))
+__all__ = ["host_controls", "router"]  # host_controls: its routes are on this router too
 
 
 @router.post("", status_code=201)
@@ -65,6 +77,8 @@ def create_meeting(body: MeetingCreate, user: CurrentUser) -> MeetingCreated:
         max_duration_minutes=body.max_duration_minutes,
         created_at=now,
         ends_at=now + timedelta(minutes=body.max_duration_minutes),
+        allow_self_unmute=body.allow_self_unmute,
+        waiting_room=body.waiting_room,
     )
     for _ in range(5):  # ids are random; a collision is rare and simply retried
         meeting.meeting_id = new_meeting_id()
@@ -148,24 +162,45 @@ def _admit(meeting: MeetingModel, participant: ParticipantModel) -> None:
         raise ApiError(409, "join_conflict", "the meeting changed during the join; try again") from exc
 
 
-@router.post("/{meeting_id}/join", responses=error_responses(403, 409, 410, 429))
+_WAITING: dict[int | str, dict[str, Any]] = {
+    202: {"model": Waiting, "description": "in the waiting room: ask again after retry_after_s"}
+}
+
+
+@router.post("/{meeting_id}/join", responses={**error_responses(403, 409, 410, 429), **_WAITING})
 def join_meeting(
     meeting_id: MeetingIdPath, body: JoinRequest, user: CurrentUser, request: Request
 ) -> JoinResponse:
-    """Join with the passcode (the host and returning participants need none) and get a join token."""
+    """Join with the passcode (the host and returning participants need none) and get a join token. In a
+    meeting with a waiting room a new guest gets 202 until a host admits it (it asks again without the
+    passcode), or 403 ``denied_by_host`` once."""
     settings = get_settings()
     meeting_id = normalize_meeting_id(meeting_id)
     meeting = find_meeting(meeting_id)
     participant = find_participant(meeting_id, user.user_id)  # asked for a missing meeting too: same cost
-    if meeting is None or participant is None:
+    knocked = waiting_room.entries(meeting).get(user.user_id) if meeting and participant is None else None
+    if meeting is None or (participant is None and knocked is None):
         # Guessing meeting ids costs attempts like guessing passcodes does, and is answered the same.
         meeting = _check_passcode(meeting_id, meeting, body.passcode, user.user_id, client_address(request))
     require_active(meeting)
+    if participant is not None and participant.removed:
+        raise ApiError(403, "removed_by_host", "a host removed you from this meeting")
+    present = participant is not None and (participant.active or participant.role in MODERATORS)
+    if meeting.locked and not (present or (knocked or {}).get("state") == "admitted"):
+        raise ApiError(403, "meeting_locked", "the meeting is locked: nobody new is admitted")
+    participant_id = f"p_{secrets.token_hex(8)}"
+    if participant is None and meeting.waiting_room:
+        state, participant_id = waiting_room.knock(meeting, user.user_id, user.display_name)
+        if state == "waiting":
+            waiting = Waiting(participant_id=participant_id)
+            return JSONResponse(waiting.model_dump(), status_code=202)  # type: ignore[return-value]
+        if state == "denied":
+            raise ApiError(403, "denied_by_host", "a host denied you entry; join again to ask anew")
     if participant is None:
         participant = ParticipantModel(
             meeting.meeting_id,
             user.user_id,
-            participant_id=f"p_{secrets.token_hex(8)}",
+            participant_id=participant_id,
             role="guest",
             display_name=user.display_name,
             joined_at=utcnow(),
@@ -189,6 +224,7 @@ def join_meeting(
         meeting_ends_at=int(meeting.ends_at.timestamp()),
         max_participants=int(meeting.max_participants),
         generation=int(participant.generation or 0),
+        host_muted=json.loads(participant.host_muted or "{}"),
     )
     relays = rank_relays(body.region)
     return JoinResponse(

@@ -82,5 +82,8 @@ def meeting_out(meeting: MeetingModel, failed_join_attempts: int | None = None) 
         ended_at=meeting.ended_at,
         end_reason=meeting.end_reason,
         participant_count=int(meeting.active_count),
+        locked=bool(meeting.locked),
+        allow_self_unmute=meeting.allow_self_unmute is not False,
+        waiting_room=bool(meeting.waiting_room),
         failed_join_attempts=failed_join_attempts,
     )

@@ -15,6 +15,7 @@ Title = Annotated[
 ]
 CustomPasscode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{6,16}$")]
 Passcode = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+Role = Literal["host", "co_host", "guest"]
 RegionHint = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,32}$")]
 
 
@@ -23,6 +24,10 @@ class MeetingCreate(StrictRequest):
     max_participants: int = Field(default=100, ge=2, le=300)
     max_duration_minutes: int = Field(default=60, ge=1, le=1440)
     passcode: CustomPasscode | None = Field(default=None, description="leave out to get a generated one")
+    allow_self_unmute: bool = Field(
+        default=True, description="whether a participant a host muted may unmute itself"
+    )
+    waiting_room: bool = Field(default=False, description="guests wait for a host's admission")
 
 
 class MeetingOut(BaseModel):
@@ -37,6 +42,9 @@ class MeetingOut(BaseModel):
     ended_at: datetime | None
     end_reason: str | None
     participant_count: int
+    locked: bool = Field(default=False, description="a locked meeting admits nobody new")
+    allow_self_unmute: bool = True
+    waiting_room: bool = False
     failed_join_attempts: int | None = Field(
         default=None,
         description="host only: wrong passcodes tried against this meeting so far (none refuse anyone)",
@@ -71,7 +79,7 @@ class JoinResponse(BaseModel):
     join_token: str
     expires_in: int
     participant_id: str
-    role: Literal["host", "guest"]
+    role: Role
     relays: list[RelayOut]
     meeting: MeetingOut
     ice_servers: list[IceServer] = Field(
@@ -85,7 +93,58 @@ class ParticipantOut(BaseModel):
     user_id: str
     participant_id: str
     display_name: str
-    role: Literal["host", "guest"]
+    role: Role
     active: bool
     joined_at: datetime
     left_at: datetime | None
+
+
+#: A participant id as the API makes them (``p_`` and 16 hex digits).
+ParticipantId = Annotated[str, StringConstraints(pattern=r"^p_[0-9a-f]{16}$")]
+
+
+class RoleChange(StrictRequest):
+    """Promote a participant to co-host or demote one to guest (the host only)."""
+
+    role: Literal["co_host", "guest"]
+
+
+class HostHandover(StrictRequest):
+    """Hand the host role to another participant; the old host becomes a co-host."""
+
+    participant_id: ParticipantId
+
+
+class MuteRequest(StrictRequest):
+    """Mute one participant's source, or (no ``participant_id``) every guest's; ``muted=False`` lifts a
+    host's mute (the participant then unmutes itself)."""
+
+    participant_id: ParticipantId | None = None
+    source: Literal["camera", "microphone", "screen"] = "microphone"
+    muted: bool = True
+
+
+class LockRequest(StrictRequest):
+    locked: bool
+
+
+class HostAction(BaseModel):
+    """What a host control did, as it was sent to the relays."""
+
+    meeting_id: str
+    participant_id: str | None = None
+    relays_told: int = Field(description="relays that accepted the notice (gossip carries it further)")
+
+
+class Waiting(BaseModel):
+    """``POST /join`` in a meeting with a waiting room: wait, then ask again (no passcode needed)."""
+
+    status: Literal["waiting"] = "waiting"
+    participant_id: str = Field(description="the id it will have once a host admits it")
+    retry_after_s: float = 2.0
+
+
+class WaitingOut(BaseModel):
+    participant_id: str
+    display_name: str
+    since: float = Field(description="Unix seconds")

@@ -20,6 +20,7 @@ Client -> relay
     mute        {source, muted}
     reaction    {notice}                     the API's signed notice of the stored reaction; fanned out
     chat        {notice}                     the API's signed notice of the stored message; fanned out
+    hand        {raised, participant_id?}    raise/lower one's hand; hosts and co-hosts lower others'
     end         {}                           host only: the meeting ends for everyone
     leave       {}
     ping        {}
@@ -27,7 +28,8 @@ Client -> relay
 Relay <-> relay (cascade; the joining relay is the client, the other makes the offers)
     cascade_join   {token, state}    state: LinkState, this relay's participants and tracks (with codecs)
     cascade_update {state}           either way, whenever a side's own participants or tracks change
-    relayed        {event}           either way: chat, reaction, track_muted, meeting_ended of its people
+    relayed        {event}           either way: chat, reaction, track_muted, meeting_ended of its people,
+                                     participant_left (why one of them left, e.g. removed_by_host)
     offer tracks: mid -> {publish_track: track_id} for the joining relay's tracks
 
 Relay -> client
@@ -39,6 +41,9 @@ Relay -> client
     meeting_ended {reason}                   then the relay closes the connection
     removed     {reason}                     this participant left (through the API): do not reconnect
     chat_ack    {message_id}                 the relay has this participant's chat notice: no resend
+    role_changed {participant_id, role}      host | co_host | guest (a host promoted, demoted, handed over)
+    muted_by_host {source, muted, can_unmute} to the muted participant: the relay forwards none of it
+    hand_changed {participant_id, raised, raised_at, by}  hands in raise order (raised_at)
     error       {code, message}              a bad message is answered and otherwise ignored
     pong        {}
 """
@@ -61,6 +66,7 @@ from meetup_protocol.signalling.client import (
     Chat,
     ClientMessage,
     End,
+    Hand,
     Join,
     Leave,
     Mute,
@@ -83,8 +89,10 @@ from meetup_protocol.signalling.relay import (
     ChatAck,
     ChatEvent,
     Error,
+    HandChanged,
     MeetingEnded,
     Migrate,
+    MutedByHost,
     Offer,
     ParticipantJoined,
     ParticipantLeft,
@@ -92,6 +100,7 @@ from meetup_protocol.signalling.relay import (
     ReactionEvent,
     RelayMessage,
     Removed,
+    RoleChanged,
     ServerMessage,
     SpeakerLevel,
     SpeakersChanged,
@@ -134,6 +143,8 @@ __all__ = [
     "CodecInfo",
     "End",
     "Error",
+    "Hand",
+    "HandChanged",
     "Join",
     "Kind",
     "Leave",
@@ -146,6 +157,7 @@ __all__ = [
     "Message",
     "Migrate",
     "Mute",
+    "MutedByHost",
     "Notice",
     "Offer",
     "ParticipantInfo",
@@ -162,6 +174,7 @@ __all__ = [
     "RelayMessage",
     "Relayed",
     "Removed",
+    "RoleChanged",
     "Sdp",
     "ServerMessage",
     "SetVideoQuality",

@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, field_validator
 
 from meetup_protocol.signalling.json_text import ProtocolError, parse_message
-from meetup_protocol.signalling.relay import ChatEvent, MeetingEnded, ReactionEvent, TrackMuted
+from meetup_protocol.signalling.relay import (
+    ChatEvent,
+    HandChanged,
+    MeetingEnded,
+    ParticipantLeft,
+    ReactionEvent,
+    TrackMuted,
+)
 from meetup_protocol.signalling.types import CodecInfo, Message, ParticipantInfo, Sdp, TrackInfo
 
 
@@ -40,7 +47,12 @@ class CascadeUpdate(Message):
 
 
 #: What one relay passes on to another for its participants: events the relay -> client protocol defines.
-RelayedEvent = Annotated[ChatEvent | ReactionEvent | TrackMuted | MeetingEnded, Field(discriminator="type")]
+#: ``hand_changed`` (lowered): a host or co-host there lowers the hand of one of ours.
+#: ``participant_left`` carries why (e.g. ``removed_by_host``) ahead of the state that drops them.
+RelayedEvent = Annotated[
+    ChatEvent | ReactionEvent | TrackMuted | MeetingEnded | ParticipantLeft | HandChanged,
+    Field(discriminator="type"),
+]
 _relayed_events: TypeAdapter[Any] = TypeAdapter(RelayedEvent)
 
 

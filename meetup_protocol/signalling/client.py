@@ -76,6 +76,14 @@ class Chat(Message):
     notice: Notice
 
 
+class Hand(Message):
+    """Raise or lower one's own hand; a host or co-host may lower another's (``participant_id``)."""
+
+    type: Literal["hand"]
+    raised: bool
+    participant_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
 class End(Message):
     type: Literal["end"]
 
@@ -97,6 +105,7 @@ ClientMessage = Annotated[
     | Mute
     | Reaction
     | Chat
+    | Hand
     | End
     | Leave
     | Ping

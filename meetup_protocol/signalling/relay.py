@@ -28,7 +28,7 @@ class Welcome(RelayMessage):
     type: Literal["welcome"] = "welcome"
     participant_id: str
     meeting_id: str
-    role: Literal["host", "guest"]
+    role: Literal["host", "co_host", "guest"]
     #: Everyone else in the meeting (on this relay and on linked ones), with their tracks.
     participants: list[ParticipantInfo]
 
@@ -50,8 +50,38 @@ class ParticipantJoined(RelayMessage):
 class ParticipantLeft(RelayMessage):
     type: Literal["participant_left"] = "participant_left"
     participant_id: str
-    #: ``left``, ``timeout``, ``replaced`` (the same participant joined again) ...
+    #: ``left``, ``timeout``, ``replaced`` (the same participant joined again), ``removed_by_host`` ...
     reason: str
+
+
+class RoleChanged(RelayMessage):
+    """A participant's role changed (a host promoted, demoted or handed over the host role)."""
+
+    type: Literal["role_changed"] = "role_changed"
+    participant_id: str
+    role: Literal["host", "co_host", "guest"]
+
+
+class HandChanged(RelayMessage):
+    """A hand went up or down (``by``: who lowered it, when not its owner). Order hands by
+    ``raised_at``; a joiner finds the raised ones in its welcome (``hand_raised_at``)."""
+
+    type: Literal["hand_changed"] = "hand_changed"
+    participant_id: str
+    raised: bool
+    raised_at: float | None = None
+    by: str | None = None
+
+
+class MutedByHost(RelayMessage):
+    """To the muted participant only: a host muted ``source``; the relay forwards none of it until it
+    is unmuted. ``can_unmute``: the meeting lets participants unmute themselves (else only after a host
+    allows it again with ``muted=False``). Everyone else sees ``track_muted``."""
+
+    type: Literal["muted_by_host"] = "muted_by_host"
+    source: Literal["camera", "microphone", "screen"]
+    muted: bool = True
+    can_unmute: bool = True
 
 
 class TrackPublished(RelayMessage):
@@ -167,7 +197,10 @@ ServerMessage = Annotated[
     | Migrate
     | Error
     | Pong
-    | SpeakersChanged,
+    | SpeakersChanged
+    | RoleChanged
+    | MutedByHost
+    | HandChanged,
     Field(discriminator="type"),
 ]
 #: Every relay -> client message, by type.

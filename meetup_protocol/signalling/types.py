@@ -39,8 +39,11 @@ class PublishSlot(BaseModel):
 class ParticipantInfo(BaseModel):
     participant_id: str
     name: str
-    role: Literal["host", "guest"]
+    role: Literal["host", "co_host", "guest"]
     tracks: list[TrackInfo] = []
+    #: When its hand went up (the relay's clock, Unix seconds), None while down: hands are shown in
+    #: raise order, across relays too (their link states carry it).
+    hand_raised_at: float | None = None
 
 
 class CodecInfo(BaseModel):

@@ -17,6 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CONCERNS = ("auth", "settings", "meetings", "chat", "recordings")
+#: A concern's other route modules, as functions/routes/__init__.py's PARTS says (checked below).
+PARTS = {"meetings": ("meetings_router", "host_controls")}
 
 _INIT = """
 import gc, json, sys
@@ -80,7 +82,13 @@ def test_the_garbage_collector_is_back_on_after_init(inits) -> None:
 @pytest.mark.parametrize("concern", CONCERNS)
 def test_a_handler_imports_only_its_own_routes(inits, concern: str) -> None:
     routes = {m for m in _loaded(inits, concern) if m.startswith("functions.routes.")}
-    assert routes == {f"functions.routes.{concern}"}
+    assert routes == {f"functions.routes.{m}" for m in (concern, *PARTS.get(concern, ()))}
+
+
+def test_the_parts_listed_here_are_the_routes_packages() -> None:
+    from functions.routes import PARTS as declared
+
+    assert declared == PARTS
 
 
 def _present(inits, concern: str, *prefixes: str) -> list[str]:

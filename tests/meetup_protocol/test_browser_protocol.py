@@ -32,14 +32,15 @@ CLIENT_MESSAGES: dict[str, type[p.Message]] = {
         p.Mute,
         p.Reaction,
         p.Chat,
+        p.Hand,
         p.End,
         p.Leave,
         p.Ping,
     )
 }
-#: Events relay.js makes itself (not relay messages): a remote track bound to its m-line, the socket
-#: closed, the media connection changing state.
-LOCAL_EVENTS = {"track": set(), "closed": set(), "media_state": set()}
+#: Events relay.js makes itself (not relay messages): a remote track bound to its m-line, one in a codec
+#: this browser cannot decode, the socket closed, the media connection changing state.
+LOCAL_EVENTS = {"track": set(), "track_undecodable": set(), "closed": set(), "media_state": set()}
 #: Relay messages the browser may ignore: keepalive answers (it sends no ping), and track announcements
 #: (it learns each remote track from the offer's m-line, as the SDK does).
 NOT_NEEDED = {"pong", "track_published"}

@@ -29,6 +29,9 @@ def test_every_relay_message_round_trips() -> None:
         "error": dict(code="not_host", message="only the host can end the meeting"),
         "pong": {},
         "speakers_changed": dict(speakers=[{"participant_id": "a", "level": 0.25}], dominant="a"),
+        "role_changed": dict(participant_id="a", role="co_host"),
+        "muted_by_host": dict(source="microphone", muted=True, can_unmute=False),
+        "hand_changed": dict(participant_id="a", raised=True, raised_at=1.5, by=None),
     }
     assert set(samples) == set(p.RELAY_MESSAGES)
     for type_, fields in samples.items():
@@ -59,6 +62,8 @@ def test_an_offer_keeps_each_slot_kind() -> None:
         ("pong", {"extra": 1}, "unknown fields"),
         ("chat_ack", {}, "Field required"),
         ("speakers_changed", {"speakers": [{"participant_id": "a", "level": 2}]}, "less than or equal"),
+        ("role_changed", {"participant_id": "a", "role": "owner"}, "Input should be"),
+        ("muted_by_host", {"source": "keyboard"}, "Input should be"),
         ("track_muted", {"track_id": "t", "muted": "yes please"}, "bool"),
     ],
 )

@@ -9,7 +9,9 @@
  *   track_undecodable {info, codec} (sent in a codec this browser cannot decode: it never plays),
  *   chat {message_id, sender_name, text, created_at, own, participant_id?},
  *   reaction {participant_id, name, emoji}, local_tracks {}, reconnecting {}, reconnected {},
- *   notice {message}, ended {reason}.
+ *   hands_changed {hands} (ids in raise order), role_changed {participant_id, role},
+ *   muted_by_host {source, muted, can_unmute} (a host muted us),
+ *   notice {message}, ended {reason} (removed_by_host: a host removed us).
  *
  * Chat and reactions go to the API first (stored once, idempotency key, retried from an outbox), then
  * live through the relay; receivers drop duplicates by message id. The same flow as the Python SDK
@@ -38,6 +40,8 @@ export class Meeting extends Emitter {
     this.region = region;
     this.info = null; // the API's MeetingOut
     this.role = "guest";
+    /** Raised hands: participant id -> raised_at (the relay's clock), shown in raise order. */
+    this.hands = new Map();
     this.participantId = "";
     this.connection = null;
     this.relayUrl = "";
@@ -129,6 +133,16 @@ export class Meeting extends Emitter {
       }
     }
     this._notice("No camera or microphone available: you join to watch and listen.");
+  }
+
+  /** Participant ids with a raised hand, first raised first. */
+  raisedHands() {
+    return [...this.hands.entries()].sort((a, b) => a[1] - b[1]).map(([id]) => id);
+  }
+
+  /** Raise or lower one's own hand; a host or co-host may lower another's (`participantId`). */
+  setHand(raised, participantId = null) {
+    this.connection?.setHand(raised, participantId);
   }
 
   _notice(message) {
@@ -295,7 +309,9 @@ export class Meeting extends Emitter {
     this.participants = new Map(
       [...connection.participants.values()].map((p) => [p.participant_id, participantInfo(p)]),
     );
+    this.hands = new Map();
     for (const participant of this.participants.values()) {
+      if (participant.hand_raised_at != null) this.hands.set(participant.participant_id, participant.hand_raised_at);
       this.emit("participant_joined", { participant });
     }
     connection.on("track", ({ info, track }) => {
@@ -316,6 +332,7 @@ export class Meeting extends Emitter {
     });
     connection.on("participant_left", (msg) => {
       this.participants.delete(msg.participant_id);
+      this.hands.delete(msg.participant_id);
       this._dropTracks((info) => info.participant_id === msg.participant_id);
       this.emit("participant_left", msg);
     });
@@ -343,10 +360,35 @@ export class Meeting extends Emitter {
       this.dominantSpeaker = dominant ?? null;
       this.emit("speakers_changed", { speakers: this.speakers, dominant: this.dominantSpeaker });
     });
+    connection.on("role_changed", ({ participant_id, role }) => {
+      const info = this.participants.get(participant_id);
+      if (info) info.role = role;
+      if (participant_id === this.participantId) {
+        this.role = role;
+        this._notice(`You are now ${role === "co_host" ? "a co-host" : `the ${role}`}.`);
+      }
+      this.emit("role_changed", { participant_id, role });
+    });
+    connection.on("hand_changed", ({ participant_id, raised, raised_at }) => {
+      const info = this.participants.get(participant_id);
+      if (info) info.hand_raised_at = raised ? raised_at : null;
+      if (raised) this.hands.set(participant_id, raised_at);
+      else this.hands.delete(participant_id);
+      this.emit("hands_changed", { hands: this.raisedHands() });
+    });
+    connection.on("muted_by_host", ({ source, muted, can_unmute }) => {
+      // The relay forwards nothing of it meanwhile; stop sending too, and say whether we may unmute.
+      if (muted && source === "microphone") this.setMicrophoneMuted(true);
+      else if (muted && source === "camera") this.setCameraOn(false);
+      const may = can_unmute ? "you can unmute yourself" : "a host must allow you to unmute";
+      this._notice(muted ? `A host muted your ${source}: ${may}.` : `A host lets you unmute your ${source}.`);
+      this.emit("muted_by_host", { source, muted, can_unmute });
+    });
     connection.on("chat_ack", ({ message_id }) => this.unacked.delete(message_id));
     connection.on("error", (msg) => console.warn("relay error", msg));
     connection.on("meeting_ended", (msg) => this._finish(msg.reason ?? "ended"));
-    connection.on("removed", () => this._finish("left")); // left through the API elsewhere: stay out
+    // Left through the API elsewhere, or removed by a host: stay out either way.
+    connection.on("removed", ({ reason }) => this._finish(reason === "removed_by_host" ? reason : "left"));
     connection.on("media_state", ({ state, path, reason }) => {
       if (this.connection === connection) this.emit("media_state", { state, path, reason });
     });
@@ -471,5 +513,10 @@ export class Meeting extends Emitter {
 }
 
 function participantInfo(participant) {
-  return { participant_id: participant.participant_id, name: participant.name, role: participant.role };
+  return {
+    participant_id: participant.participant_id,
+    name: participant.name,
+    role: participant.role,
+    hand_raised_at: participant.hand_raised_at ?? null,
+  };
 }

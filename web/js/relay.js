@@ -295,6 +295,10 @@ export class RelayConnection extends Emitter {
   }
 
   /** Stop sending `source` (nothing leaves the browser) or resume; the others are told. */
+  setHand(raised, participantId = null) {
+    this._send(participantId ? { type: "hand", raised, participant_id: participantId } : { type: "hand", raised });
+  }
+
   async setMuted(source, muted) {
     if (muted) this.muted.add(source);
     else this.muted.delete(source);

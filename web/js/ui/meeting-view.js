@@ -280,6 +280,7 @@ export function mountMeeting(meeting, { onExit }) {
       left: "You left the meeting",
       host_ended: meeting.isHost ? "You ended the meeting for everyone" : "The host ended the meeting",
       ended: "The meeting has ended",
+      removed_by_host: "A host removed you from the meeting",
     };
     toast(messages[reason] ?? `The meeting ended (${reason})`);
     unmount();
