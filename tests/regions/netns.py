@@ -39,11 +39,14 @@ def wan_available() -> tuple[bool, str]:
 
 
 def free_prefix() -> str:
-    """A ``10.X`` /16 no route of this machine covers yet, so parallel runs do not collide."""
+    """A ``10.X`` /16 no route of this machine covers yet, so parallel runs do not collide. Each pytest-xdist
+    worker searches its own range (two workers checking at the same moment would pick the same one)."""
     routes = subprocess.run([IP, "-4", "route", "show", "table", "all"], capture_output=True, text=True)
     addrs = subprocess.run([IP, "-4", "-o", "addr"], capture_output=True, text=True)
     used = set(re.findall(r"\b10\.(\d+)\.", routes.stdout + addrs.stdout))
-    for second in [77, *range(78, 127)]:
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    start = 77 + 12 * (worker % 4)
+    for second in [*range(start, 127), *range(77, start)]:
         if str(second) not in used:
             return f"10.{second}"
     raise RuntimeError("no free 10.X.0.0/16 for the WAN")
