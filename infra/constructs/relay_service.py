@@ -23,7 +23,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import InfraConfig
-from infra.constructs import relay_metrics
+from infra.constructs import fargate, relay_metrics
 from infra.constructs.nag import acknowledge, allow
 from infra.constructs.tables import table_specs
 
@@ -59,17 +59,8 @@ class RelayService(Construct):
         low, high = config.media_ports
         retention = config.log_retention
 
-        self.task = ecs.FargateTaskDefinition(
-            self,
-            "Task",
-            cpu=config.relay_cpu,
-            memory_limit_mib=config.relay_memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64
-                if config.relay_arm64
-                else ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+        self.task = fargate.task_definition(
+            self, cpu=config.relay_cpu, memory_mib=config.relay_memory_mib, arm64=config.relay_arm64
         )
         relay_logs = logs.LogGroup(self, "Logs", retention=retention)
         self.container = self.task.add_container(

@@ -25,7 +25,6 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
@@ -36,6 +35,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.config import InfraConfig
+from infra.constructs import fargate
 from infra.constructs.buckets import log_bucket
 from infra.constructs.lambda_bundle import REPO
 from infra.constructs.nag import acknowledge, allow
@@ -67,28 +67,10 @@ class TurnService(Construct):
         port = config.turn_port
         secret = secretsmanager.Secret.from_secret_name_v2(self, "Secret", turn_secret_name(config.name))
 
-        self.task = ecs.FargateTaskDefinition(
-            self,
-            "Task",
-            cpu=config.turn_cpu,
-            memory_limit_mib=config.turn_memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.ARM64
-                if config.relay_arm64
-                else ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
+        self.task = fargate.task_definition(
+            self, cpu=config.turn_cpu, memory_mib=config.turn_memory_mib, arm64=config.relay_arm64
         )
-        image = ecs.ContainerImage.from_docker_image_asset(
-            ecr_assets.DockerImageAsset(
-                self,
-                "Image",
-                directory=str(IMAGE_DIR),
-                platform=ecr_assets.Platform.LINUX_ARM64
-                if config.relay_arm64
-                else ecr_assets.Platform.LINUX_AMD64,
-            )
-        )
+        image = fargate.image(self, IMAGE_DIR, arm64=config.relay_arm64)
         self.log_group = logs.LogGroup(self, "Logs", retention=config.log_retention)
         self.container = self.task.add_container(
             "turn",

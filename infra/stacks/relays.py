@@ -13,7 +13,6 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
@@ -23,7 +22,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import InfraConfig
-from infra.constructs import relay_metrics
+from infra.constructs import fargate, relay_metrics
 from infra.constructs.alarm_topic import AlarmTopic
 from infra.constructs.buckets import log_bucket
 from infra.constructs.lambda_bundle import REPO
@@ -82,17 +81,7 @@ class RelayStack(Stack):
             cluster_name=f"{config.name}-relays",
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
-        image = ecs.ContainerImage.from_docker_image_asset(
-            ecr_assets.DockerImageAsset(
-                self,
-                "Image",
-                directory=str(REPO),
-                file="edge_relay/Dockerfile",
-                platform=ecr_assets.Platform.LINUX_ARM64
-                if config.relay_arm64
-                else ecr_assets.Platform.LINUX_AMD64,
-            )
-        )
+        image = fargate.image(self, REPO, arm64=config.relay_arm64, file="edge_relay/Dockerfile")
         join_public_key = secretsmanager.Secret.from_secret_name_v2(
             self, "JoinPublicKey", join_public_key_secret_name(config.name)
         )
