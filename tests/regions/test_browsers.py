@@ -4,7 +4,9 @@ from the local stack on the control site. Each of the three decodes the two othe
 in each browser's getStats for every remote track; frames counted by the SDK), directly, through TURN
 over TCP from a site that drops all outbound UDP (and TLS to coturn), and through TURN over TLS from a
 site that drops UDP and TCP to the TURN port; from a site where TURN is blocked entirely, ICE fails and
-the page says "Media failed", never "Connected". Chromium publishing H.264 next to Firefox is its own test.
+the page says "Media failed", never "Connected". Chromium publishing H.264 next to Firefox is in
+test_browsers_h264.py, in a world of its own (here, after the others, Firefox's first page load in it
+timed out, every time, yet it passes after any two of them: a fresh world keeps it independent).
 
 Sites (2 ms one way between any two): 0 the control plane (API serving web/, moto, coturn), 1 the relay
 and the SDK participant (tests/regions/agent.py), 2 browsers on an open network, 3 browsers whose outbound
@@ -249,43 +251,3 @@ async def test_failed_ice_shows_as_failed_never_connected(world: BrowserWorld, t
             fox, chrome = users[0][0], users[1][0]
             assert all("ICE failed" in e for e in fox.errors), fox.errors
             assert not chrome.errors, chrome.errors
-
-
-async def test_chromium_in_h264_with_firefox_and_the_sdk(world: BrowserWorld, tmp_path: Path) -> None:
-    """Chromium publishes H.264 (constrained baseline, packetization-mode 1: what aiortc accepts). The
-    relay forwards it as is (never transcodes): the SDK decodes it; Firefox decodes it where it offers
-    H.264, and where it does not (here: no OpenH264) it rejects that m-line, the page says which codec it
-    cannot play, and every other track still flows both ways (the relay once dropped the whole answer)."""
-    host = world.api.new_user("Sdk")
-    meeting = world.api.new_meeting(host)
-    with ExitStack() as stack:
-        sdk = start_agent(world, stack, 1, host, meeting, "sdk")
-        sdk_id = sdk.wait_for(lambda s: s["participant_id"], 30)["participant_id"]
-        async with world.browsers(tmp_path) as browsers:
-            chrome = await browsers.open("chromium", OPEN, "Chrome")
-            if not await chrome.offers_h264():
-                pytest.skip("this Chromium sends no H.264 that aiortc accepts (42e01f, packetization-mode 1)")
-            await chrome.register(browsers.web_url)
-            chrome_id = await chrome.join(meeting["meeting_id"], meeting["passcode"], "video/H264")
-            fox, fox_id = await enter(browsers, "firefox", OPEN, meeting)
-            assert (await chrome.outbound("camera"))["codec"] == "video/H264"
-            sdk.wait_for(decoded_from([chrome_id, fox_id], video=20, audio=25), 30)
-            played = await video_plays(chrome, fox_id, timeout_s=30)
-            assert played["codec"] == "video/VP8"
-            await video_plays(fox, sdk_id, timeout_s=30)
-            if await fox.offers_h264():  # a Firefox with OpenH264
-                assert (await video_plays(fox, chrome_id, timeout_s=30))["codec"] == "video/H264"
-                await all_tracks_flow(fox, expected=4)
-            else:
-                notices = await fox.page.evaluate("window.meetup.meeting.notices")
-                assert "Chrome's camera is sent in H264, which this browser cannot play." in notices, notices
-                tile = f'figure[data-participant-id="{chrome_id}"][data-source="camera"]'
-                assert (
-                    await fox.page.evaluate(f"document.querySelector('{tile}').dataset.undecodable") == "H264"
-                )
-                # Chromium's microphone (negotiated in the same answer) and the SDK's tracks flow.
-                flowing = await all_tracks_flow(fox, expected=4, skip={f"{chrome_id}/camera"})
-                assert flowing[f"{chrome_id}/camera"]["packetsReceived"] == 0
-            for user in (fox, chrome):
-                assert await shown(user) == ["connected", "direct", "Connected"]
-                assert not user.errors, user.errors
