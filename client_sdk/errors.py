@@ -184,3 +184,21 @@ class EffectsNotInstalled(MeetupError, ImportError):
             + (f"; missing: {missing}" if missing else ""),
             code="effects_not_installed",
         )
+
+
+class NoRelayReachable(MeetupError):
+    """None of the relays the API offered could be reached."""
+
+
+class MediaPathFailed(NoRelayReachable):
+    """A relay answered, but no media path to it worked: not direct, nor any TURN path offered.
+    ``attempts`` maps each path tried to why it failed."""
+
+    def __init__(self, message: str, *, code: str, attempts: dict[str, str]) -> None:
+        super().__init__(message, code=code)
+        self.attempts = attempts
+
+
+class TurnRefused(MediaPathFailed):
+    """Direct media failed and the TURN server refused this join's credential (401: wrong or expired);
+    ``attempts`` says how each path failed."""

@@ -21,27 +21,42 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from client_sdk.client import Client
-from client_sdk.errors import MeetingEnded, MeetingFull, MeetupError, NotAllowed
+from client_sdk.errors import (  # MediaPathFailed, NoRelayReachable, TurnRefused: also importable from here
+    MediaPathFailed,
+    MeetingEnded,
+    MeetupError,
+    NoRelayReachable,
+    NotAllowed,
+    TurnRefused,
+)
 from client_sdk.host_controls import HostControls
 from client_sdk.outbox import Outbox, OutboxItem
 from client_sdk.relay_select import rank_relays
 from client_sdk.rtc.connection import Event, RelayConnection, RelayError, RemoteTrack
+from client_sdk.rtc.path_walk import PathWalk
 from client_sdk.rtc.paths import (
     DIRECT_TIMEOUT_S,
-    PROBE_DELAY_S,
     PROBE_TIMEOUT_S,
     TURN_TIMEOUT_S,
     PathPlan,
     force_path,
     plan_paths,
-    probe_turn,
-    refused,
 )
 from client_sdk.rtc.watchdog import MEDIA_SILENCE_S
 from meetup_protocol import signalling as p
 from meetup_protocol.schemas.chat import ChatMessagePosted, ReactionPosted
 from meetup_protocol.schemas.meetings import IceServer
 from meetup_protocol.turn import PATH_ORDER
+
+__all__ = [
+    "PATH_SWITCH_BOUND_S",
+    "MediaPathFailed",
+    "Meeting",
+    "MeetingEvent",
+    "NoRelayReachable",
+    "TurnRefused",
+    "apply_background_setting",
+]
 
 log = logging.getLogger("client_sdk.meeting")
 
@@ -68,24 +83,6 @@ async def apply_background_setting(client: Client, camera: MediaStreamTrack) -> 
     if settings.background.mode == "image" and settings.background_image_url:
         image = await client.fetch(settings.background_image_url)
     return BackgroundTrack(camera, BackgroundProcessor(settings.background.mode, image))  # type: ignore[arg-type]
-
-
-class NoRelayReachable(MeetupError):
-    """None of the relays the API offered could be reached."""
-
-
-class MediaPathFailed(NoRelayReachable):
-    """A relay answered, but no media path to it worked: not direct, nor any TURN path offered.
-    ``attempts`` maps each path tried to why it failed."""
-
-    def __init__(self, message: str, *, code: str, attempts: dict[str, str]) -> None:
-        super().__init__(message, code=code)
-        self.attempts = attempts
-
-
-class TurnRefused(MediaPathFailed):
-    """Direct media failed and the TURN server refused this join's credential (401: wrong or expired);
-    ``attempts`` says how each path failed."""
 
 
 @dataclass
@@ -226,92 +223,19 @@ class Meeting:
                 raise MediaPathFailed(
                     str(exc), code="path_not_offered", attempts={self.forced_path: str(exc)}
                 ) from exc
-        # Once direct has not connected within PROBE_DELAY_S (where it works it mostly has), the TURN
-        # servers are asked for an allocation while direct goes on (as a browser gathers relay
-        # candidates): a path whose server refuses or does not answer is skipped, and a refused
-        # credential is known when direct fails, not after another wait.
-        probes: dict[str, asyncio.Task[str | None]] = {}
 
-        def start_probes() -> None:
-            for plan in plans:
-                if plan.relay_only and plan.path not in probes:
-                    probes[plan.path] = self._probe(plan)
+        def open_connection(url: str, plan: PathPlan) -> RelayConnection:
+            token, codec = admission.join_token, self.video_codec
+            return RelayConnection(url, token, self.local_tracks, codec, media_relay=self._feeds, path=plan)
 
-        timer = asyncio.get_running_loop().call_later(PROBE_DELAY_S, start_probes)
-        try:
-            await self._try_paths(urls, plans, admission, probes, start_probes, started)
-        finally:
-            timer.cancel()
-
-    async def _try_paths(
-        self,
-        urls: list[str],
-        plans: list[PathPlan],
-        admission: Any,
-        probes: dict[str, asyncio.Task[str | None]],
-        start_probes: Callable[[], None],
-        started: float,
-    ) -> None:
-        errors: list[str] = []
-        turn_refused: set[str] = set()
         self.path_errors = {}
-        for url in urls:
-            for plan in plans:
-                if plan.relay_only:
-                    start_probes()
-                if plan.relay_only and (reason := await probes[plan.path]) is not None:
-                    self.path_errors[plan.path] = f"{plan.url}: {reason}"
-                    if refused(reason):
-                        turn_refused.add(plan.path)
-                    continue
-                connection = RelayConnection(
-                    url,
-                    admission.join_token,
-                    self.local_tracks,
-                    self.video_codec,
-                    media_relay=self._feeds,
-                    path=plan,
-                )
-                try:
-                    await connection.connect()
-                    if connection.expects_media:
-                        await connection.wait_media(plan.timeout_s)
-                except (RelayError, TimeoutError) as exc:
-                    await connection.close(leave=False)
-                    if isinstance(exc, RelayError) and exc.code == "meeting_ended":
-                        raise MeetingEnded(str(exc), code=exc.code) from exc
-                    if isinstance(exc, RelayError) and exc.code == "meeting_full":
-                        raise MeetingFull(str(exc), code=exc.code) from exc
-                    if isinstance(exc, RelayError) and exc.code in ("media_timeout", "media_failed"):
-                        log.info("media path failed", extra={"path": plan.path, "error": str(exc)})
-                        self.path_errors[plan.path] = str(exc)
-                        continue  # the next path to this relay
-                    errors.append(f"{url}: {exc}")
-                    break  # the relay itself is unreachable: the next relay
-                self.connection, self.relay_url = connection, url
-                self.connect_time_s = time.monotonic() - started if connection.expects_media else None
-                self._pump = asyncio.ensure_future(self._pump_events(connection))
-                if not connection.expects_media:
-                    self._watch = asyncio.ensure_future(self._watch_first_media(connection))
-                return
-        if self.path_errors:
-            turn = [p.path for p in plans if p.relay_only]
-            tried = "; ".join(f"{path}: {why}" for path, why in self.path_errors.items())
-            if turn_refused:  # the credential is what failed: no other TURN path would take it either
-                raise TurnRefused(
-                    f"no direct media path, and the TURN servers refused the credential: {tried}",
-                    code="turn_refused",
-                    attempts=dict(self.path_errors),
-                )
-            raise MediaPathFailed(
-                f"no media path worked ({', '.join(self.path_errors)}): {tried}"
-                + ("" if turn else " (the API offered no TURN server)"),
-                code="media_path_failed",
-                attempts=dict(self.path_errors),
-            )
-        raise NoRelayReachable(
-            "no relay could be reached: " + ("; ".join(errors) or "none offered"), code="no_relay_reachable"
-        )
+        walk = PathWalk(plans, open_connection, self.path_errors, self._probes)
+        connection, url = await walk.connect(urls)
+        self.connection, self.relay_url = connection, url
+        self.connect_time_s = time.monotonic() - started if connection.expects_media else None
+        self._pump = asyncio.ensure_future(self._pump_events(connection))
+        if not connection.expects_media:
+            self._watch = asyncio.ensure_future(self._watch_first_media(connection))
 
     async def _watch_first_media(self, connection: RelayConnection) -> None:
         """Joined before there was media to connect (nobody published): the path was not tried then.
@@ -333,13 +257,6 @@ class Meeting:
                 log.info("media path failed after joining", extra={"error": str(exc)})
                 self.path_errors = {connection.path.path: str(exc)}
                 await connection.close(leave=False)  # the pump sees it closed: reconnect
-
-    def _probe(self, plan: PathPlan) -> asyncio.Task[str | None]:
-        """A TURN allocation check that runs on by itself (and is released) whether awaited or not."""
-        task = asyncio.ensure_future(probe_turn(plan))
-        self._probes.add(task)
-        task.add_done_callback(self._probes.discard)
-        return task
 
     async def _reconnect(self, avoid: str | None) -> None:
         reason, self._reconnect_reason = self._reconnect_reason or "signalling closed", ""
