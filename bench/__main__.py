@@ -220,6 +220,33 @@ async def run(plan: Plan, console: Console, skip_load: bool, skip_cold: bool) ->
     return report
 
 
+def media_main(console: Console, packets: int) -> None:
+    """Per-packet CPU of simulcast forwarding and of transport-cc, against single-stream forwarding and
+    the plain per-subscriber rewrite measured in the same run (in process: SRTP and sendto left out)."""
+    from bench import simulcast_forwarding, twcc_cost
+
+    simulcast = asyncio.run(simulcast_forwarding.measure())
+    twcc = twcc_cost.measure(packets)
+    table = Table(title="Adaptive media: relay CPU per packet (us), against its baseline in the same run")
+    for col in ("what", "baseline", "with it", "x baseline"):
+        table.add_column(col, justify="left" if col == "what" else "right")
+    table.add_row(
+        "simulcast forwarding (8 subscribers)",
+        f"{simulcast['single_stream_us_per_forwarded_packet']:.2f}",
+        f"{simulcast['simulcast_us_per_forwarded_packet']:.2f}",
+        f"{simulcast['simulcast_x_single_stream']:.2f}",
+    )
+    base, ratios = f"{twcc['baseline_us']:.2f}", twcc["ratios"]
+    stamp, feedback = f"{twcc['stamp_us']:.2f}", f"{twcc['feedback_us_per_packet']:.2f}"
+    table.add_row("rewrite + transport-cc stamp", base, stamp, f"{ratios['stamp_vs_baseline']:.2f}")
+    table.add_row(
+        "transport-cc feedback + estimator", base, feedback, f"{ratios['feedback_vs_baseline']:.2f}"
+    )
+    console.print(table)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "media.json").write_text(json.dumps({"simulcast": simulcast, "twcc": twcc}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -239,6 +266,11 @@ def main(argv: list[str] | None = None) -> None:
         "--turn-out", type=Path, help="where to write the TURN JSON (default bench/results/turn-paths.json)"
     )
     parser.add_argument("--compare", type=Path, help="with --turn: an earlier run's JSON to set beside")
+    parser.add_argument(
+        "--media",
+        action="store_true",
+        help="only the adaptive-media costs (simulcast forwarding, transport-cc), each x its baseline",
+    )
     parser.add_argument(
         "--concurrency", help="comma-separated client counts, e.g. 1,8 (default: 1,8; quick: 8)"
     )
@@ -262,6 +294,9 @@ def main(argv: list[str] | None = None) -> None:
 
         cluster_gossip.main(["--sizes", "3,10"] if args.quick else [])
         relay_cascade.main(["--quick"] if args.quick else [])
+        return
+    if args.media:
+        media_main(console, 20_000 if args.quick else 200_000)
         return
     if args.turn:
         from bench import turn_paths

@@ -10,8 +10,10 @@ A stream is injected through the publisher connection's ``RTCDtlsTransport._send
 relay itself uses). It answers the relay's PLI by restarting the clip at its key frame on the next
 frame (as an encoder forces one), NACKs from a small history, and its sender's periodic SRs are
 rewritten with a real NTP <-> RTP mapping (aiortc's are all zero for a track that never yields). Video
-packets carry abs-send-time, stamped at the moment of sending: the relay forwards that extension
-untouched, so a subscriber measures one-way delay per packet without trusting any other clock.
+packets carry abs-send-time, stamped at the moment of sending. The relay writes its own send time there
+toward each subscriber (for the subscriber's bandwidth estimate), on the same monotonic clock as
+:func:`abs_send_time`: so what a sink measures is the delay from the relay's send of that copy, not from
+the publisher (the relay's fan-out queueing before it is left out; the sink only sees RTP headers).
 """
 
 from __future__ import annotations
@@ -48,8 +50,9 @@ ABS_UNITS_PER_S = 1 << 18  # abs-send-time: 6.18 fixed-point seconds, 24 bits (w
 
 
 def abs_send_time(ns: int | None = None) -> int:
-    """Wall clock as abs-send-time (3.8 us resolution); senders and sinks share this one clock."""
-    return (((time.time_ns() if ns is None else ns) << 18) // 1_000_000_000) & 0xFFFFFF
+    """This machine's monotonic clock as abs-send-time (3.8 us resolution): the clock the relay stamps
+    with too (edge_relay.sfu.rtp.abs_send_time_now), so senders, relay and sinks share one clock."""
+    return (((time.monotonic_ns() if ns is None else ns) << 18) // 1_000_000_000) & 0xFFFFFF
 
 
 def abs_delay_ms(sent: int, arrived: int) -> float:

@@ -16,8 +16,9 @@ path, so the TURN hop measured is relay -> coturn -> subscriber.
 2. **Per stream, steady state**: N subscribers on one path receive the stream for a window; counted are
    the CPU time (``/proc``; coturn's per thread in ns, ``threads_cpu_seconds``: it spends too little for
    10 ms ticks) of the relay, of coturn and of this process (publisher and subscribers: the
-   client side), and each packet's one-way delay (the publisher stamps abs-send-time as it sends, the
-   subscriber reads it as the datagram arrives, one clock). Subscribers count RTP without decrypting or
+   client side), and each packet's one-way delay (abs-send-time, which the relay stamps as it sends each
+   copy, read by the subscriber as the datagram arrives, one clock: the delay from the relay on).
+   Subscribers count RTP without decrypting or
    decoding (``bench.rtp_sink``), so the client CPU is the transport's (ICE, TURN framing, TCP, TLS) plus
    a fixed publisher share, alike for every path. Windows also take turns per round.
 
